@@ -1,0 +1,86 @@
+//! Undoing a run, written once for the pipeline and for `recover`: both work from the
+//! journal's records, so a crash can never make them disagree about what to undo.
+
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use futures::FutureExt;
+use time::OffsetDateTime;
+
+use crate::error::Result;
+use crate::event::{Event, Events};
+use crate::journal::{JournalStore, Record};
+use crate::report::UndoResult;
+use crate::rollback::{Compensation, Rollback};
+
+/// The undos a journal still owes, newest first: every intent's undo except those
+/// already recorded as done. An undo whose outcome is missing (crash mid-undo) is
+/// owed again; undos are idempotent.
+pub(crate) fn owed_undos(records: &[Record]) -> Vec<(u32, Compensation)> {
+    let mut owed: Vec<(u32, Compensation)> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Intent {
+                seq,
+                undo: Some(undo),
+                ..
+            } => Some((*seq, undo.clone())),
+            _ => None,
+        })
+        .filter(|(seq, _)| {
+            !records
+                .iter()
+                .any(|r| matches!(r, Record::UndoOutcome { seq: s, error: None, .. } if s == seq))
+        })
+        .collect();
+    owed.reverse();
+    owed
+}
+
+/// Runs every owed undo, newest first, journaling each; keeps going past failures
+/// so every failure is reported. Fails only if the journal cannot be written.
+pub(crate) async fn undo_owed(
+    journal: &dyn JournalStore,
+    rollback: &dyn Rollback,
+    events: &Events,
+    timeout: Duration,
+) -> Result<Vec<UndoResult>> {
+    let owed = owed_undos(&journal.records()?);
+    let mut results = Vec::new();
+    for (seq, undo) in owed {
+        let what = undo.describe();
+        journal.append(&Record::UndoIntent {
+            seq,
+            at: OffsetDateTime::now_utc(),
+        })?;
+        events.emit(Event::Compensating { undo: what.clone() });
+        let attempt = AssertUnwindSafe(rollback.compensate(&undo)).catch_unwind();
+        let error = match tokio::time::timeout(timeout, attempt).await {
+            Ok(Ok(Ok(()))) => None,
+            Ok(Ok(Err(e))) => Some(e.to_string()),
+            Ok(Err(panic)) => Some(format!("the undo panicked: {}", panic_message(&panic))),
+            Err(_) => Some(format!("the undo did not finish within {timeout:?}")),
+        };
+        journal.append(&Record::UndoOutcome {
+            seq,
+            error: error.clone(),
+            at: OffsetDateTime::now_utc(),
+        })?;
+        events.emit(Event::Compensated {
+            undo: what.clone(),
+            ok: error.is_none(),
+            error: error.clone(),
+        });
+        results.push(UndoResult { undo: what, error });
+    }
+    Ok(results)
+}
+
+/// The text of a caught panic, if it carried one.
+pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
+}

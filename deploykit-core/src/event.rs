@@ -1,0 +1,147 @@
+//! The typed event stream a run emits; sinks (terminal, JSON, tests) consume it.
+//! Core has no terminal code: rendering is the sinks' business.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::health::HealthStatus;
+use crate::journal::Outcome;
+use crate::phase::Phase;
+
+/// Something that happened during a run, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// A run began.
+    RunStarted {
+        /// The run's id (its journal's name).
+        run_id: String,
+        /// Environment being deployed.
+        env: String,
+        /// Release being deployed.
+        release: String,
+        /// Release live before the run, if any.
+        previous: Option<String>,
+    },
+    /// A phase began.
+    PhaseStarted {
+        /// Which phase.
+        phase: Phase,
+    },
+    /// A phase ended.
+    PhaseFinished {
+        /// Which phase.
+        phase: Phase,
+        /// How long it took.
+        elapsed_ms: u64,
+        /// Whether it succeeded.
+        ok: bool,
+        /// One line of detail (error or summary), redacted.
+        detail: String,
+    },
+    /// A line of output from a step (command output tail).
+    StepOutput {
+        /// Which phase produced it.
+        phase: Phase,
+        /// The line, redacted.
+        line: String,
+    },
+    /// One probe attempt during verification.
+    HealthAttempt {
+        /// The probe's name.
+        probe: String,
+        /// Round number, from 1.
+        attempt: u32,
+        /// What it found.
+        status: HealthStatus,
+        /// How long it took.
+        latency_ms: u64,
+        /// Its explanation.
+        detail: String,
+    },
+    /// An undo is about to run.
+    Compensating {
+        /// The undo, described for humans.
+        undo: String,
+    },
+    /// An undo ran.
+    Compensated {
+        /// The undo, described for humans.
+        undo: String,
+        /// Whether it worked.
+        ok: bool,
+        /// The error, if it did not.
+        error: Option<String>,
+    },
+    /// Something a human should know that did not stop the run.
+    Warning {
+        /// What.
+        message: String,
+    },
+    /// The run ended.
+    RunFinished {
+        /// How.
+        outcome: Outcome,
+        /// What a human must do next, if anything.
+        next: Option<String>,
+    },
+}
+
+/// Consumes events. Called inline by the run, so keep it quick and never panic.
+pub trait EventSink: Send + Sync {
+    /// Handles one event.
+    fn emit(&self, event: &Event);
+}
+
+/// A fan-out to any number of sinks; cheap to clone into concurrent phases.
+#[derive(Clone, Default)]
+pub struct Events {
+    sinks: Vec<Arc<dyn EventSink>>,
+}
+
+impl Events {
+    /// No sinks: events are dropped.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Adds a sink.
+    pub fn with(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.sinks.push(sink);
+        self
+    }
+
+    /// Sends an event to every sink.
+    pub fn emit(&self, event: Event) {
+        for sink in &self.sinks {
+            sink.emit(&event);
+        }
+    }
+}
+
+/// A sink that keeps every event, for tests and summaries.
+#[derive(Default)]
+pub struct CollectingSink {
+    events: std::sync::Mutex<Vec<Event>>,
+}
+
+impl CollectingSink {
+    /// Everything emitted so far.
+    pub fn events(&self) -> Vec<Event> {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl EventSink for CollectingSink {
+    fn emit(&self, event: &Event) {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(event.clone());
+    }
+}

@@ -1,0 +1,380 @@
+//! The run journal: an append-only record of intents and outcomes, written before
+//! and after every side effect, so a later process knows exactly what was done.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+use crate::phase::Phase;
+use crate::release::{Commit, ReleaseId};
+use crate::rollback::Compensation;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The new release is live and healthy.
+    Succeeded,
+    /// The run failed and everything it did was undone; the old release is healthy.
+    RolledBack,
+    /// The run failed and the undo did not complete: a human is needed.
+    RollbackFailed,
+    /// The run stopped mid-way (journal unwritable, process killed): run `recover`.
+    Interrupted,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::RolledBack => "rolled_back",
+            Outcome::RollbackFailed => "rollback_failed",
+            Outcome::Interrupted => "interrupted",
+        })
+    }
+}
+
+/// One line of the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+pub enum Record {
+    /// The run began (always the first record).
+    RunStarted {
+        /// The run's id.
+        run_id: String,
+        /// Environment.
+        env: String,
+        /// Release being deployed.
+        release: ReleaseId,
+        /// Its commit.
+        commit: Commit,
+        /// Its branch, if known.
+        branch: Option<String>,
+        /// The release live before the run.
+        previous: Option<ReleaseId>,
+        /// Who started it.
+        who: String,
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+    /// A protected environment's gate approved the run.
+    Approved {
+        /// Who approved.
+        approver: String,
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+    /// A step is about to change the world; `undo` reverses it even if it stops half-way.
+    Intent {
+        /// The step's sequence number in this run (its key for later records).
+        seq: u32,
+        /// The phase it belongs to.
+        phase: Phase,
+        /// How to undo it, if it needs undoing.
+        undo: Option<Compensation>,
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+    /// A step finished (`error` is set if it failed).
+    Outcome {
+        /// The intent's sequence number.
+        seq: u32,
+        /// The phase.
+        phase: Phase,
+        /// Its error, redacted, if it failed.
+        error: Option<String>,
+        /// A short result summary (artifact path, migrations applied…).
+        detail: Option<String>,
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+    /// An undo is about to run for the intent `seq`.
+    UndoIntent {
+        /// The intent being undone.
+        seq: u32,
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+    /// An undo finished (`error` is set if it failed).
+    UndoOutcome {
+        /// The intent undone.
+        seq: u32,
+        /// Its error, if it failed.
+        error: Option<String>,
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+    /// The run ended (always the last record of a finished run).
+    RunFinished {
+        /// How.
+        outcome: Outcome,
+        /// The step that failed, if any.
+        failed_phase: Option<Phase>,
+        /// Its error, redacted.
+        error: Option<String>,
+        /// What a human must do next.
+        next: Option<String>,
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
+}
+
+/// Where a run's records go. The file journal is the real one; the testing twin can
+/// stop accepting records at any point to simulate a crash there.
+pub trait JournalStore: Send + Sync {
+    /// Appends one record durably before returning.
+    fn append(&self, record: &Record) -> Result<()>;
+    /// Every record so far, in order.
+    fn records(&self) -> Result<Vec<Record>>;
+}
+
+/// A JSON-lines journal file, fsynced after every record.
+pub struct FileJournal {
+    path: PathBuf,
+    file: Mutex<Option<File>>,
+}
+
+impl FileJournal {
+    /// Opens (creating if needed) the journal at `path` for appending.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
+        let path = path.into();
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io("create journal directory", dir, e))?;
+        }
+        Ok(Self {
+            path,
+            file: Mutex::new(None),
+        })
+    }
+
+    /// The journal's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn journal_error(&self, message: impl Into<String>) -> Error {
+        Error::Journal {
+            path: self.path.clone(),
+            message: message.into(),
+        }
+    }
+}
+
+impl JournalStore for FileJournal {
+    fn append(&self, record: &Record) -> Result<()> {
+        let mut guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.is_none() {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+                .map_err(|e| self.journal_error(format!("cannot open for append: {e}")))?;
+            // A torn last line from a crash would swallow our record: start on a fresh line.
+            let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+            let mut file = file;
+            if len > 0 && !ends_with_newline(&self.path) {
+                file.write_all(b"\n")
+                    .map_err(|e| self.journal_error(e.to_string()))?;
+            }
+            *guard = Some(file);
+        }
+        let file = guard.as_mut().expect("opened above");
+        let mut line = serde_json::to_vec(record).expect("journal records serialise");
+        line.push(b'\n');
+        file.write_all(&line)
+            .and_then(|_| file.sync_data())
+            .map_err(|e| self.journal_error(format!("cannot write: {e}")))
+    }
+
+    fn records(&self) -> Result<Vec<Record>> {
+        read_records(&self.path)
+    }
+}
+
+fn ends_with_newline(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = File::open(path) else {
+        return true;
+    };
+    if f.seek(SeekFrom::End(-1)).is_err() {
+        return true;
+    }
+    let mut b = [0u8; 1];
+    f.read_exact(&mut b).map(|_| b[0] == b'\n').unwrap_or(true)
+}
+
+/// Reads a journal file. A torn line (a crash mid-write) is skipped: the record it
+/// held was never acknowledged, so nothing relied on it. Any other unreadable line
+/// is an error, because silently dropping a record could lose an undo.
+pub fn read_records(path: &Path) -> Result<Vec<Record>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Journal {
+        path: path.to_path_buf(),
+        message: format!("cannot read: {e}"),
+    })?;
+    let lines: Vec<&str> = text.split('\n').collect();
+    let mut records = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Record>(line) {
+            Ok(r) => records.push(r),
+            // A torn record is one without its newline: the last line, or one a later
+            // append started a fresh line after.
+            Err(_) if i + 1 == lines.len() || !line.ends_with('}') => continue,
+            Err(e) => {
+                return Err(Error::Journal {
+                    path: path.to_path_buf(),
+                    message: format!("line {} is not a journal record: {e}", i + 1),
+                })
+            }
+        }
+    }
+    Ok(records)
+}
+
+/// A directory of run journals, one `<run_id>.jsonl` per run.
+#[derive(Debug, Clone)]
+pub struct JournalDir {
+    dir: PathBuf,
+}
+
+impl JournalDir {
+    /// Journals under `dir` (e.g. `<state>/journal/<env>`).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The journal file of `run_id`.
+    pub fn path_of(&self, run_id: &str) -> PathBuf {
+        self.dir.join(format!("{run_id}.jsonl"))
+    }
+
+    /// Opens a new run's journal for writing.
+    pub fn create(&self, run_id: &str) -> Result<FileJournal> {
+        FileJournal::open(self.path_of(run_id))
+    }
+
+    /// Every run's journal path, oldest first (run ids sort by time).
+    pub fn runs(&self) -> Result<Vec<PathBuf>> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("list journals", &self.dir, e)),
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .collect();
+        paths.sort();
+        Ok(paths)
+    }
+
+    /// Journals whose run never recorded an end: candidates for `recover`.
+    pub fn unfinished(&self) -> Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        for path in self.runs()? {
+            let records = read_records(&path)?;
+            if !records
+                .iter()
+                .any(|r| matches!(r, Record::RunFinished { .. }))
+            {
+                out.push(path);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started() -> Record {
+        Record::RunStarted {
+            run_id: "r1".into(),
+            env: "staging".into(),
+            release: ReleaseId::parse("rel-1").unwrap(),
+            commit: Commit::parse("abc1234").unwrap(),
+            branch: None,
+            previous: None,
+            who: "ci".into(),
+            at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn intent(seq: u32) -> Record {
+        Record::Intent {
+            seq,
+            phase: Phase::Prepare,
+            undo: None,
+            at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_through_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = FileJournal::open(dir.path().join("r1.jsonl")).unwrap();
+        j.append(&started()).unwrap();
+        j.append(&intent(1)).unwrap();
+        assert_eq!(j.records().unwrap(), vec![started(), intent(1)]);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_tolerated_and_later_appends_start_a_fresh_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r1.jsonl");
+        let j = FileJournal::open(&path).unwrap();
+        j.append(&started()).unwrap();
+        drop(j);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"record":"intent","seq":1,"pha"#).unwrap();
+        drop(f);
+        assert_eq!(read_records(&path).unwrap(), vec![started()]);
+        let j = FileJournal::open(&path).unwrap();
+        j.append(&intent(2)).unwrap();
+        assert_eq!(read_records(&path).unwrap(), vec![started(), intent(2)]);
+    }
+
+    #[test]
+    fn a_corrupt_complete_line_is_an_error_not_silently_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r1.jsonl");
+        std::fs::write(&path, "{\"record\":\"bogus\"}\n{\"record\":\"bogus\"}\n").unwrap();
+        let err = read_records(&path).unwrap_err();
+        assert!(err.to_string().contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn unfinished_lists_runs_without_an_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let jd = JournalDir::new(dir.path());
+        jd.create("a").unwrap().append(&started()).unwrap();
+        let b = jd.create("b").unwrap();
+        b.append(&started()).unwrap();
+        b.append(&Record::RunFinished {
+            outcome: Outcome::Succeeded,
+            failed_phase: None,
+            error: None,
+            next: None,
+            at: OffsetDateTime::UNIX_EPOCH,
+        })
+        .unwrap();
+        assert_eq!(jd.unfinished().unwrap(), vec![jd.path_of("a")]);
+        assert_eq!(jd.runs().unwrap().len(), 2);
+    }
+}

@@ -1,0 +1,95 @@
+//! deploykit-core: the traits and the transactional pipeline behind deploykit.
+//!
+//! A deploy backs up the database, applies migrations, ships the new release to a
+//! target and verifies its health. Every step that changes the world first writes to
+//! the run's [journal](journal) *how to undo itself* (a [`Compensation`]), so on any
+//! failure — or after the deploying process is killed, via [`Pipeline::recover`] —
+//! the steps already done are undone newest first, and the environment ends either
+//! fully on the new release or fully back on the old one.
+//!
+//! # Why these traits
+//!
+//! Each part is a small object-safe trait ([`Backup`], [`Migrator`], [`Target`],
+//! [`HealthProbe`], [`Rollback`]) so adapters (PM2 over SSH, Docker Compose,
+//! PostgreSQL) stay independent, and so in-memory twins (feature `testing`) can
+//! prove the pipeline's guarantees at every failure point without servers.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use std::sync::Arc;
+//! use deploykit_core::{Pipeline, Outcome, testing::{World, MemoryJournal}};
+//!
+//! let world = World::new();
+//! let pipeline = Pipeline::new("staging")
+//!     .target(Arc::new(world.target()))
+//!     .migrator(Arc::new(world.migrator()))
+//!     .backup(Arc::new(world.backup()))
+//!     .probe(Arc::new(world.probe()));
+//! world.add_migration("0001", "create_users", true);
+//! let report = pipeline.run(&world.spec("v1"), &MemoryJournal::default()).await.unwrap();
+//! assert_eq!(report.outcome, Outcome::Succeeded);
+//! assert_eq!(world.snapshot().live.unwrap().as_str(), "v1");
+//! # }
+//! ```
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod backup;
+mod compensate;
+pub mod duration_ms;
+pub mod error;
+pub mod event;
+pub mod gate;
+pub mod health;
+pub mod health_driver;
+pub mod history;
+pub mod journal;
+pub mod lock;
+pub mod migrate;
+pub mod phase;
+pub mod pipeline;
+pub mod policy;
+pub mod release;
+pub mod report;
+pub mod rollback;
+pub mod secret;
+pub mod target;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use backup::{Backup, BackupArtifact, BackupExt, BackupRequest, ConfirmDestructive};
+pub use error::{Error, Result};
+pub use event::{CollectingSink, Event, EventSink, Events};
+pub use gate::{ApprovalGate, ApprovalRequest, PreApproved};
+pub use health::{HealthProbe, HealthReport, HealthStatus};
+pub use health_driver::{HealthDriver, HealthPolicy, HealthVerdict};
+pub use history::{History, RunSummary};
+pub use journal::{FileJournal, JournalDir, JournalStore, Outcome, Record};
+pub use lock::{DeployLock, FileLock, LockHolder};
+pub use migrate::{
+    AppliedSet, LintFinding, MigrationId, MigrationPlan, MigrationStatus, Migrator,
+    PlannedMigration,
+};
+pub use phase::Phase;
+pub use pipeline::Pipeline;
+pub use policy::{MigrationFailurePolicy, Policy};
+pub use release::{Commit, ReleaseId, ReleaseSpec};
+pub use report::{RunReport, UndoResult};
+pub use rollback::{Compensation, PartsRollback, Rollback};
+pub use secret::{redact, Secret};
+pub use target::{Target, TargetExt};
+
+/// Compile-time proof that every part stays usable as `Arc<dyn …>`.
+#[allow(dead_code)]
+fn _object_safe(
+    _: Box<dyn Backup>,
+    _: Box<dyn Migrator>,
+    _: Box<dyn Target>,
+    _: Box<dyn HealthProbe>,
+    _: Box<dyn Rollback>,
+    _: Box<dyn DeployLock>,
+    _: Box<dyn JournalStore>,
+    _: Box<dyn ApprovalGate>,
+    _: Box<dyn EventSink>,
+) {
+}

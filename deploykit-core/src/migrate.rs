@@ -1,0 +1,111 @@
+//! The `Migrator` trait: schema changes that can be planned, applied and undone.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+
+/// One migration, named as its file or tool names it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct MigrationId {
+    /// The sortable version, e.g. `20251102140530`.
+    pub version: String,
+    /// The human part of the name, e.g. `add_bookings`.
+    pub name: String,
+}
+
+impl std::fmt::Display for MigrationId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}_{}", self.version, self.name)
+    }
+}
+
+/// Where the database stands against the migrations on disk.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrationStatus {
+    /// Applied and present on disk with the same content.
+    pub applied: Vec<MigrationId>,
+    /// On disk, not applied yet.
+    pub pending: Vec<MigrationId>,
+    /// Recorded as applied but no longer on disk.
+    pub missing: Vec<MigrationId>,
+    /// Applied, but the file changed since (checksum drift).
+    pub drifted: Vec<MigrationId>,
+}
+
+/// A lint finding on a planned migration, e.g. `DROP COLUMN`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LintFinding {
+    /// Short rule name, e.g. `drop-column`.
+    pub rule: String,
+    /// What was found and why it is risky.
+    pub message: String,
+}
+
+/// One migration the plan would apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedMigration {
+    /// Which migration.
+    pub id: MigrationId,
+    /// It has a down script (or the tool can go back past it).
+    pub reversible: bool,
+    /// Risky statements found by the lint.
+    pub findings: Vec<LintFinding>,
+    /// The file carries an explicit marker allowing its findings.
+    pub allowed: bool,
+}
+
+/// The migrations a run would apply, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrationPlan {
+    /// In application order.
+    pub migrations: Vec<PlannedMigration>,
+    /// Tool-specific revision the database is at now (command migrators), if known.
+    pub from_revision: Option<String>,
+}
+
+impl MigrationPlan {
+    /// True when there is nothing to apply.
+    pub fn is_empty(&self) -> bool {
+        self.migrations.is_empty()
+    }
+
+    /// The set a successful apply of this whole plan would produce; also what an
+    /// interrupted apply may have produced part of, so revert is given this set.
+    pub fn as_applied(&self) -> AppliedSet {
+        AppliedSet {
+            migrations: self.migrations.iter().map(|m| m.id.clone()).collect(),
+            revision_before: self.from_revision.clone(),
+            revision_after: None,
+        }
+    }
+}
+
+/// What one run applied: exactly what its undo reverts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedSet {
+    /// In the order they were applied.
+    pub migrations: Vec<MigrationId>,
+    /// Tool-specific revision before the run (where `revert` goes back to).
+    pub revision_before: Option<String>,
+    /// Tool-specific revision after the run.
+    pub revision_after: Option<String>,
+}
+
+/// Plans, applies and reverts schema migrations.
+///
+/// `revert` must be idempotent and tolerate a set only partly applied: it reverts,
+/// newest first, exactly those migrations of the set that are applied now. That is
+/// what lets a later process finish an undo after a crash.
+#[async_trait]
+pub trait Migrator: Send + Sync {
+    /// Applied, pending, missing and drifted migrations.
+    async fn status(&self) -> Result<MigrationStatus>;
+    /// The pending migrations with lint findings; refuses on drift.
+    async fn plan(&self) -> Result<MigrationPlan>;
+    /// Applies the plan in order, stopping at the first failure (which leaves
+    /// nothing of the failing migration behind).
+    async fn apply(&self, plan: &MigrationPlan) -> Result<AppliedSet>;
+    /// Reverts the migrations of `applied` that are currently applied, newest first.
+    async fn revert(&self, applied: &AppliedSet) -> Result<()>;
+}

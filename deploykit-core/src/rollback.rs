@@ -1,0 +1,152 @@
+//! Compensations as data, and the `Rollback` trait that carries them out.
+//!
+//! Every step that changes the world records, before it acts, the record that undoes
+//! it. Records are plain serialisable values so a later process (`recover`) can read
+//! them from the journal and finish an undo the deploying process never got to.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::backup::{Backup, BackupArtifact, ConfirmDestructive};
+use crate::error::{Error, Result};
+use crate::migrate::{AppliedSet, Migrator};
+use crate::release::ReleaseId;
+use crate::target::Target;
+
+/// How to undo one step. Each is idempotent: running it twice changes nothing more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "undo", rename_all = "snake_case")]
+pub enum Compensation {
+    /// Undo `prepare`: remove the staged release.
+    DiscardRelease {
+        /// The release this run staged.
+        release: ReleaseId,
+    },
+    /// Undo `activate`: make the previous release live again (or take the app
+    /// offline if there was none).
+    Reactivate {
+        /// The release live before this run.
+        previous: Option<ReleaseId>,
+        /// The release this run activated.
+        failed: ReleaseId,
+    },
+    /// Undo `migrate` under the `down` policy: run down scripts for what this run applied.
+    RevertMigrations {
+        /// Exactly the migrations this run planned to apply.
+        applied: AppliedSet,
+    },
+    /// `migrate` under the `keep` policy: the schema stays; only a warning is recorded.
+    KeepSchema {
+        /// The migrations left in place.
+        applied: AppliedSet,
+    },
+    /// Undo `migrate` under the `restore` policy: restore the run's backup (destructive).
+    RestoreBackup {
+        /// The backup taken by this run before migrating.
+        artifact: BackupArtifact,
+    },
+}
+
+impl Compensation {
+    /// One line for humans: logs, events, the final summary.
+    pub fn describe(&self) -> String {
+        match self {
+            Compensation::DiscardRelease { release } => format!("discard staged release {release}"),
+            Compensation::Reactivate {
+                previous: Some(p),
+                failed,
+            } => {
+                format!("reactivate {p} (replacing {failed})")
+            }
+            Compensation::Reactivate {
+                previous: None,
+                failed,
+            } => {
+                format!("take {failed} offline (first deploy: no previous release)")
+            }
+            Compensation::RevertMigrations { applied } => format!(
+                "revert migrations {}",
+                applied
+                    .migrations
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Compensation::KeepSchema { applied } => format!(
+                "keep schema changes of {} migration(s) (policy keep)",
+                applied.migrations.len()
+            ),
+            Compensation::RestoreBackup { artifact } => {
+                format!("restore backup {}", artifact.path.display())
+            }
+        }
+    }
+}
+
+/// Carries out compensation records.
+#[async_trait]
+pub trait Rollback: Send + Sync {
+    /// Performs one undo. Must be idempotent.
+    async fn compensate(&self, record: &Compensation) -> Result<()>;
+}
+
+/// The standard [`Rollback`]: dispatches each record to the part that made the change.
+#[derive(Clone, Default)]
+pub struct PartsRollback {
+    /// Undoes prepare and activate.
+    pub target: Option<Arc<dyn Target>>,
+    /// Undoes migrate (`down`).
+    pub migrator: Option<Arc<dyn Migrator>>,
+    /// Undoes migrate (`restore`).
+    pub backup: Option<Arc<dyn Backup>>,
+}
+
+#[async_trait]
+impl Rollback for PartsRollback {
+    async fn compensate(&self, record: &Compensation) -> Result<()> {
+        let missing = |part: &str| Error::Refused {
+            reason: format!(
+                "the journal asks to {} but no {part} is configured",
+                record.describe()
+            ),
+            next: format!(
+                "configure the {part} of this environment and run `deploykit recover` again"
+            ),
+        };
+        match record {
+            Compensation::DiscardRelease { release } => {
+                let target = self.target.as_ref().ok_or_else(|| missing("target"))?;
+                if target.current().await?.as_ref() == Some(release) {
+                    // Still live (activate's undo failed): never delete what serves traffic.
+                    return Err(Error::Refused {
+                        reason: format!("release {release} is still live, so it was not discarded"),
+                        next: "make the previous release live, then run `deploykit recover`".into(),
+                    });
+                }
+                target.discard(release).await
+            }
+            Compensation::Reactivate { previous, .. } => {
+                let target = self.target.as_ref().ok_or_else(|| missing("target"))?;
+                target.activate(previous.as_ref()).await
+            }
+            Compensation::RevertMigrations { applied } => {
+                let migrator = self.migrator.as_ref().ok_or_else(|| missing("migrator"))?;
+                migrator.revert(applied).await
+            }
+            Compensation::KeepSchema { .. } => Ok(()),
+            Compensation::RestoreBackup { artifact } => {
+                let backup = self.backup.as_ref().ok_or_else(|| missing("backup"))?;
+                backup.verify(artifact).await?;
+                backup
+                    .restore(
+                        artifact,
+                        ConfirmDestructive::i_understand_this_replaces_live_data(),
+                    )
+                    .await
+            }
+        }
+    }
+}
