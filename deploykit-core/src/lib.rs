@@ -52,6 +52,7 @@ pub mod release;
 pub mod report;
 pub mod rollback;
 pub mod secret;
+pub mod shell;
 pub mod target;
 
 #[cfg(feature = "testing")]
@@ -77,6 +78,7 @@ pub use release::{Commit, ReleaseId, ReleaseSpec};
 pub use report::{RunReport, UndoResult};
 pub use rollback::{Compensation, PartsRollback, Rollback};
 pub use secret::{redact, Secret};
+pub use shell::{Cmd, LocalShell, Shell, ShellExt};
 pub use target::{Target, TargetExt};
 
 /// Compile-time proof that every part stays usable as `Arc<dyn …>`.
