@@ -296,6 +296,14 @@ impl Pipeline {
         // Prepare and backup touch no live traffic, so they run side by side.
         let prepare = async {
             match &self.target {
+                // Already staged (a rollback, or a redeploy of a kept release): nothing
+                // to prepare, and nothing to discard if the run fails.
+                Some(target) if self.is_staged(target.as_ref(), &spec.id).await? => {
+                    self.events.emit(Event::Warning {
+                        message: format!("{} is already staged; prepare skipped", spec.id),
+                    });
+                    Ok(())
+                }
                 Some(target) => {
                     let undo = Compensation::DiscardRelease {
                         release: spec.id.clone(),
@@ -423,6 +431,21 @@ impl Pipeline {
             .await?;
         }
         Ok(())
+    }
+
+    async fn is_staged(
+        &self,
+        target: &dyn Target,
+        id: &ReleaseId,
+    ) -> std::result::Result<bool, Stop> {
+        target
+            .list()
+            .await
+            .map(|staged| staged.contains(id))
+            .map_err(|e| Stop::Failed {
+                phase: Phase::Prepare,
+                error: e.to_string(),
+            })
     }
 
     /// Gates and plan checks, before anything changes.

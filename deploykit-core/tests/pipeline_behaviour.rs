@@ -608,3 +608,28 @@ async fn errors_and_reports_never_carry_secrets() {
         .unwrap();
     assert!(!serde_json::to_string(&report).unwrap().contains("s3cr3t"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_already_staged_release_is_not_prepared_again_nor_discarded_on_failure() {
+    let s = scenario();
+    s.world.set_live("v0");
+    s.world.set_live("v1");
+    // Going back to v0, which is still staged: no prepare, and a failure must not delete it.
+    s.world.mark_unhealthy("v0");
+    let back = Pipeline::new("staging")
+        .target(Arc::new(s.world.target()))
+        .probe(Arc::new(s.world.probe()))
+        .policy(policy());
+    let report = back
+        .run(&s.world.spec("v0"), &MemoryJournal::default())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::RolledBack);
+    assert_eq!(s.world.faults.calls("target.prepare"), 0);
+    let snap = s.world.snapshot();
+    assert!(
+        snap.releases.iter().any(|r| r.as_str() == "v0"),
+        "the kept release survives the failed rollback"
+    );
+    assert_eq!(snap.live.unwrap().as_str(), "v1");
+}
