@@ -1,0 +1,267 @@
+//! The command line: every command, flag and its help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Transactional deploys: back up, migrate, ship, verify — and undo exactly what was
+/// done when anything fails.
+///
+/// Exit codes: 0 succeeded, 1 failed and rolled back, 2 usage or config error,
+/// 3 rollback failed or interrupted (a human is needed), 4 environment locked.
+#[derive(Debug, Parser)]
+#[command(name = "deploykit", version, propagate_version = true)]
+pub struct Cli {
+    /// The config file.
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "DEPLOYKIT_CONFIG",
+        default_value = "deploykit.toml"
+    )]
+    pub config: PathBuf,
+    /// One JSON object per line on stdout; the last one is the outcome.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Deploy a commit: preflight, prepare ∥ backup, migrate, activate, verify, commit.
+    Deploy(DeployArgs),
+    /// Make an earlier release live again (the previous one by default).
+    Rollback(RollbackArgs),
+    /// What is live, who holds the lock, and whether a run needs recovering.
+    Status(EnvArg),
+    /// Past runs with deployment frequency, change-failure rate and time to restore.
+    History(HistoryArgs),
+    /// Create, list, verify or restore database backups.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+    /// Migration status, plan, apply or revert.
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
+    /// Run the health probes once.
+    Health(EnvArg),
+    /// Finish the undo (or the commit) of runs whose process stopped or whose undo failed.
+    Recover(EnvArg),
+    /// Show or release the deploy lock.
+    #[command(subcommand)]
+    Lock(LockCommand),
+    /// Check secrets files against the rules (no defaults, minimum lengths).
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+    /// Show the config with secrets redacted.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Write a starting deploykit.toml for a PM2 or a Compose project.
+    Init(InitArgs),
+    /// Run the real pipeline locally with no external services: v1, v2, then a broken
+    /// v3 that is rolled back.
+    Demo(DemoArgs),
+    /// The demo's bundled HTTP app (used by `demo`).
+    #[command(hide = true)]
+    DemoApp(DemoAppArgs),
+}
+
+/// Selects an environment.
+#[derive(Debug, Args)]
+pub struct EnvArg {
+    /// The environment, as named in the config.
+    #[arg(long, short = 'e')]
+    pub env: String,
+}
+
+/// `deploy`.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The environment, as named in the config.
+    #[arg(long, short = 'e')]
+    pub env: String,
+    /// The git ref to deploy (resolved to a commit in the current repository).
+    #[arg(long = "ref", default_value = "HEAD")]
+    pub git_ref: String,
+    /// Release id to use instead of `<UTC time>-<short commit>`.
+    #[arg(long)]
+    pub release: Option<String>,
+    /// Print the plan (release, pending migrations, lint findings) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation on a terminal.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Approver's name, required by protected environments; recorded in the journal.
+    #[arg(long, value_name = "NAME")]
+    pub approve: Option<String>,
+}
+
+/// `rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The environment.
+    #[arg(long, short = 'e')]
+    pub env: String,
+    /// The release to go back to (default: the one live before the last successful deploy).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Approver's name for protected environments.
+    #[arg(long, value_name = "NAME")]
+    pub approve: Option<String>,
+}
+
+/// `history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The environment.
+    #[arg(long, short = 'e')]
+    pub env: String,
+    /// Only runs from the last N days.
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+}
+
+/// `backup …`.
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Take a verified backup now.
+    Create(EnvArg),
+    /// List complete backups, oldest first.
+    List(EnvArg),
+    /// Check a backup's size, checksum and format.
+    Verify(BackupPick),
+    /// Replace the database's contents with a backup (destructive).
+    Restore(RestoreArgs),
+}
+
+/// Picks a backup.
+#[derive(Debug, Args)]
+pub struct BackupPick {
+    /// The environment.
+    #[arg(long, short = 'e')]
+    pub env: String,
+    /// The artifact's path (default: the newest).
+    pub path: Option<PathBuf>,
+}
+
+/// `backup restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The environment.
+    #[arg(long, short = 'e')]
+    pub env: String,
+    /// The artifact's path.
+    pub path: PathBuf,
+    /// Confirms that the database's current contents will be replaced.
+    #[arg(long)]
+    pub yes_replace_live_data: bool,
+}
+
+/// `migrate …`.
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// Applied, pending, missing and drifted migrations.
+    Status(EnvArg),
+    /// Pending migrations with lint findings.
+    Plan(EnvArg),
+    /// Back up, then apply pending migrations (outside a deploy).
+    Apply(EnvArg),
+    /// Revert the migrations a given run applied, newest first.
+    Revert(RevertArgs),
+}
+
+/// `migrate revert`.
+#[derive(Debug, Args)]
+pub struct RevertArgs {
+    /// The environment.
+    #[arg(long, short = 'e')]
+    pub env: String,
+    /// The run whose migrations to revert (see `history`).
+    #[arg(long)]
+    pub run: String,
+}
+
+/// `lock …`.
+#[derive(Debug, Subcommand)]
+pub enum LockCommand {
+    /// Who holds the lock, since when, and whether it looks stale.
+    Status(EnvArg),
+    /// Release a stale lock (or any lock with --force).
+    Release(LockReleaseArgs),
+}
+
+/// `lock release`.
+#[derive(Debug, Args)]
+pub struct LockReleaseArgs {
+    /// The environment.
+    #[arg(long, short = 'e')]
+    pub env: String,
+    /// Release even if the holder looks alive.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `secrets …`.
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Check an env file: no default or placeholder values, minimum lengths.
+    Check(SecretsCheckArgs),
+}
+
+/// `secrets check`.
+#[derive(Debug, Args)]
+pub struct SecretsCheckArgs {
+    /// Use this environment's `[secrets]` rules and env file.
+    #[arg(long, short = 'e')]
+    pub env: Option<String>,
+    /// The env file to check (overrides the environment's).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+}
+
+/// `config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the config after interpolation, secrets redacted.
+    Show,
+}
+
+/// Project kinds `init` scaffolds.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum InitKind {
+    /// A Node app under PM2 on SSH hosts.
+    Pm2,
+    /// A Docker Compose stack.
+    Compose,
+}
+
+/// `init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The kind of project.
+    #[arg(long, value_enum)]
+    pub kind: InitKind,
+    /// Overwrite an existing file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo's directory instead of removing it.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// `demo-app`.
+#[derive(Debug, Args)]
+pub struct DemoAppArgs {
+    /// Port to listen on (127.0.0.1).
+    #[arg(long)]
+    pub port: u16,
+}

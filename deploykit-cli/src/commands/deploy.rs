@@ -1,0 +1,170 @@
+//! `deploykit deploy`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use deploykit_core::shell::{Cmd, LocalShell, ShellExt};
+use deploykit_core::{Commit, ReleaseId, ReleaseSpec};
+use time::OffsetDateTime;
+
+use super::EnvContext;
+use crate::cli::DeployArgs;
+use crate::config::{ConfigError, TargetConfig};
+use crate::exit;
+use crate::render::Mode;
+
+/// Runs a deploy (or prints its plan) and returns the exit code.
+pub async fn run(config: &Path, args: &DeployArgs, mode: Mode) -> Result<u8> {
+    let ctx = EnvContext::open(config, &args.env, mode).await?;
+    let commit = resolve_commit(&source_repo(&ctx), &args.git_ref).await?;
+    let id = match &args.release {
+        Some(r) => ReleaseId::parse(r.clone())?,
+        None => ReleaseId::for_commit(OffsetDateTime::now_utc(), &commit),
+    };
+    let spec = ReleaseSpec {
+        id,
+        commit,
+        branch: None,
+    };
+
+    if args.dry_run {
+        return print_plan(&ctx, &spec).await;
+    }
+    let protected = ctx.env().gates.approval;
+    if protected && args.approve.is_none() {
+        return Err(ConfigError(format!(
+            "environment {} is protected: pass --approve NAME (the approver is recorded in the journal)",
+            ctx.name
+        ))
+        .into());
+    }
+    if protected && !args.yes && std::io::stdin().is_terminal() && mode != Mode::Json {
+        eprint!(
+            "Deploy {} ({}) to {}? [y/N] ",
+            spec.id,
+            spec.commit.short(),
+            ctx.name
+        );
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            eprintln!("nothing was changed");
+            return Ok(exit::FAILED);
+        }
+    }
+    let pipeline = ctx.pipeline(args.approve.as_deref());
+    let report = pipeline.run_in(&ctx.journals(), &spec).await?;
+    mode.finish(&report);
+    crate::notify::announce(ctx.env(), &report).await;
+    Ok(exit::for_outcome(report.outcome))
+}
+
+/// The repository commits are resolved in: a local target's repo, else the config's directory.
+pub fn source_repo(ctx: &EnvContext) -> PathBuf {
+    match &ctx.env().target {
+        Some(TargetConfig::Local { repo, .. }) => ctx.loaded.resolve(repo),
+        _ => ctx.loaded.base.clone(),
+    }
+}
+
+/// `git rev-parse` of `git_ref` in `repo`: deploys always name an exact commit.
+pub async fn resolve_commit(repo: &Path, git_ref: &str) -> Result<Commit> {
+    if git_ref.starts_with('-') {
+        bail!(ConfigError(format!("--ref {git_ref:?} is not a git ref")));
+    }
+    let cmd = Cmd::new("git")
+        .arg("-C")
+        .arg(repo.to_string_lossy())
+        .args(["rev-parse", "--verify", "--quiet"])
+        .arg(format!("{git_ref}^{{commit}}"));
+    let out = LocalShell::new()
+        .check("resolve ref", &cmd)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot resolve --ref {git_ref} to a commit in {}",
+                repo.display()
+            )
+        })?;
+    Ok(Commit::parse(out.stdout_text().trim())?)
+}
+
+async fn print_plan(ctx: &EnvContext, spec: &ReleaseSpec) -> Result<u8> {
+    let current = match &ctx.parts.target {
+        Some(t) => t.current().await?,
+        None => None,
+    };
+    let plan = match &ctx.parts.migrator {
+        Some(m) => Some(m.plan().await?),
+        None => None,
+    };
+    let env = ctx.env();
+    if ctx.mode == Mode::Json {
+        let v = serde_json::json!({
+            "event": "plan",
+            "env": ctx.name,
+            "release": spec.id,
+            "commit": spec.commit,
+            "current": current,
+            "migrations": plan,
+            "backup": env.backup.is_some(),
+            "probes": env.probes.len(),
+            "protected": env.gates.approval,
+        });
+        println!("{v}");
+        return Ok(exit::OK);
+    }
+    println!("Plan for {} (dry run: nothing will change)", ctx.name);
+    println!("  release:   {} (commit {})", spec.id, spec.commit);
+    println!(
+        "  live now:  {}",
+        current
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "nothing (first deploy)".into())
+    );
+    println!(
+        "  backup:    {}",
+        if env.backup.is_some() {
+            "yes, before migrating"
+        } else {
+            "none configured"
+        }
+    );
+    match plan {
+        Some(p) if !p.is_empty() => {
+            println!("  migrations ({}):", p.migrations.len());
+            for m in &p.migrations {
+                println!(
+                    "    - {}{}",
+                    m.id,
+                    if m.reversible {
+                        ""
+                    } else {
+                        "  (no down script)"
+                    }
+                );
+                for f in &m.findings {
+                    println!(
+                        "        lint {}: {}{}",
+                        f.rule,
+                        f.message,
+                        if m.allowed { " (allowed)" } else { "" }
+                    );
+                }
+            }
+        }
+        Some(_) => println!("  migrations: none pending"),
+        None => println!("  migrations: none configured"),
+    }
+    println!("  probes:    {}", env.probes.len());
+    println!(
+        "  protected: {}",
+        if env.gates.approval {
+            "yes (needs --approve NAME)"
+        } else {
+            "no"
+        }
+    );
+    Ok(exit::OK)
+}

@@ -1,0 +1,76 @@
+//! `deploykit rollback`: make a kept release live again through the same
+//! transactional pipeline (lock, journal, verify, undo on failure).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Result;
+use deploykit_core::{
+    Commit, Events, History, Outcome, Pipeline, PreApproved, ReleaseId, ReleaseSpec,
+};
+
+use super::EnvContext;
+use crate::cli::RollbackArgs;
+use crate::config::ConfigError;
+use crate::exit;
+use crate::render::Mode;
+
+/// Re-activates `--to` (or the release live before the last successful deploy).
+pub async fn run(config: &Path, args: &RollbackArgs, mode: Mode) -> Result<u8> {
+    let ctx = EnvContext::open(config, &args.env, mode).await?;
+    let Some(target) = ctx.parts.target.clone() else {
+        return Err(ConfigError(format!(
+            "environment {} has no target to roll back",
+            ctx.name
+        ))
+        .into());
+    };
+    let history = History::load(&ctx.journals())?;
+    let to = match &args.to {
+        Some(r) => ReleaseId::parse(r.clone())?,
+        None => {
+            let current = target.current().await?;
+            history
+                .runs
+                .iter()
+                .rev()
+                .find(|r| r.outcome == Some(Outcome::Succeeded) && Some(&r.release) == current.as_ref())
+                .and_then(|r| r.previous.clone())
+                .ok_or_else(|| ConfigError("no earlier release is recorded for what is live now; pass --to RELEASE (see `deploykit history`)".into()))?
+        }
+    };
+    if !target.list().await?.contains(&to) {
+        return Err(ConfigError(format!(
+            "release {to} is no longer staged on the target (pruned?); deploy its commit instead"
+        ))
+        .into());
+    }
+    let commit = history
+        .runs
+        .iter()
+        .find(|r| r.release == to)
+        .map(|r| r.commit.clone())
+        .unwrap_or(Commit::parse("unknown")?);
+    let env = ctx.env();
+    // Code only: migrations of newer releases stay (revert them with `migrate revert --run`).
+    let mut pipeline = Pipeline::new(&ctx.name)
+        .target(target)
+        .policy(env.policy.to_policy(env.gates.approval, None))
+        .lock(Arc::new(ctx.lock()))
+        .events(Events::none().with(mode.sink()));
+    for p in &ctx.parts.probes {
+        pipeline = pipeline.probe(p.clone());
+    }
+    if let Some(a) = &args.approve {
+        pipeline = pipeline.gate(Arc::new(PreApproved(a.clone())));
+    }
+    let spec = ReleaseSpec {
+        id: to,
+        commit,
+        branch: None,
+    };
+    let report = pipeline.run_in(&ctx.journals(), &spec).await?;
+    mode.finish(&report);
+    crate::notify::announce(env, &report).await;
+    Ok(exit::for_outcome(report.outcome))
+}

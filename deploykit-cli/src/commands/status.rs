@@ -1,0 +1,81 @@
+//! `deploykit status`.
+
+use std::path::Path;
+
+use anyhow::Result;
+use deploykit_core::{DeployLock, History};
+
+use super::EnvContext;
+use crate::cli::EnvArg;
+use crate::exit;
+use crate::render::Mode;
+
+/// Prints what is live, the lock, the last run and runs needing `recover`.
+pub async fn run(config: &Path, args: &EnvArg, mode: Mode) -> Result<u8> {
+    let ctx = EnvContext::open(config, &args.env, mode).await?;
+    let live = match &ctx.parts.target {
+        Some(t) => t.current().await?,
+        None => None,
+    };
+    let holder = ctx.lock().holder().await?;
+    let history = History::load(&ctx.journals())?;
+    let last = history.runs.last().cloned();
+    let unfinished = ctx.journals().unfinished()?;
+    let migrations = match &ctx.parts.migrator {
+        Some(m) => Some(m.status().await?),
+        None => None,
+    };
+    if mode == Mode::Json {
+        println!(
+            "{}",
+            serde_json::json!({"event": "status", "env": ctx.name, "live": live, "lock": holder, "last_run": last,
+                "unfinished_runs": unfinished, "migrations": migrations})
+        );
+        return Ok(exit::OK);
+    }
+    println!("{}", ctx.name);
+    println!(
+        "  live:      {}",
+        live.map(|l| l.to_string())
+            .unwrap_or_else(|| "nothing".into())
+    );
+    match &holder {
+        Some(h) => println!(
+            "  lock:      held by {h}{}",
+            if h.is_stale() {
+                " (stale: its process is gone)"
+            } else {
+                ""
+            }
+        ),
+        None => println!("  lock:      free"),
+    }
+    match &last {
+        Some(r) => println!(
+            "  last run:  {} {} {}",
+            r.release,
+            r.outcome
+                .map(|o| o.to_string())
+                .unwrap_or_else(|| "unfinished".into()),
+            r.started
+        ),
+        None => println!("  last run:  none"),
+    }
+    if let Some(m) = migrations {
+        println!(
+            "  migrations: {} applied, {} pending, {} missing, {} drifted",
+            m.applied.len(),
+            m.pending.len(),
+            m.missing.len(),
+            m.drifted.len()
+        );
+    }
+    if !unfinished.is_empty() {
+        println!(
+            "  {} run(s) did not finish: run `deploykit recover --env {}`",
+            unfinished.len(),
+            ctx.name
+        );
+    }
+    Ok(exit::OK)
+}

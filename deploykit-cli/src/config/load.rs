@@ -1,0 +1,251 @@
+//! Reading the config file: parse, check keys with line numbers, interpolate.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::{interpolate, Config, Environment};
+
+/// A config that could not be used, with the file and (when known) line.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A parsed, interpolated config and where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// The file.
+    pub path: PathBuf,
+    /// Its directory: relative paths in the file are relative to it.
+    pub base: PathBuf,
+    /// The content.
+    pub config: Config,
+}
+
+impl LoadedConfig {
+    /// The named environment, or an error listing the ones that exist.
+    pub fn env(&self, name: &str) -> Result<&Environment, ConfigError> {
+        self.config.environments.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self
+                .config
+                .environments
+                .keys()
+                .map(String::as_str)
+                .collect();
+            ConfigError(format!(
+                "{}: no environment named {name:?}; defined: {}",
+                self.path.display(),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        })
+    }
+
+    /// A path from the file, made absolute against the file's directory.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    /// The state directory (journals, locks).
+    pub fn state_dir(&self) -> PathBuf {
+        self.resolve(&self.config.project.state_dir)
+    }
+}
+
+/// Loads `path`: unknown keys and bad values are reported with file and line (by
+/// parsing the text as written), then `${VAR}`s are filled from the environment
+/// and the project's `.env` file, all missing variables reported at once.
+pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError(format!(
+            "{}: cannot read: {e} (create one with `deploykit init`)",
+            path.display()
+        ))
+    })?;
+    let shape: Config = toml::from_str(&text)
+        .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.to_string().trim_end())))?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base = if base.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base
+    };
+    // Absolute, so paths stay right whatever directory a command runs in.
+    let base = std::fs::canonicalize(&base).unwrap_or(base);
+
+    let mut vars: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(env_file) = &shape.project.env_file {
+        let env_path = if env_file.is_absolute() {
+            env_file.clone()
+        } else {
+            base.join(env_file)
+        };
+        let iter = dotenvy::from_path_iter(&env_path).map_err(|e| {
+            ConfigError(format!(
+                "{}: env_file {}: {e}",
+                path.display(),
+                env_path.display()
+            ))
+        })?;
+        for item in iter {
+            let (k, v) = item.map_err(|e| ConfigError(format!("{}: {e}", env_path.display())))?;
+            vars.insert(k, v);
+        }
+    }
+    vars.extend(std::env::vars());
+
+    let mut value: toml::Value =
+        toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+    let mut missing = Vec::new();
+    interpolate_value(&mut value, &vars, "", &mut missing);
+    if !missing.is_empty() {
+        return Err(ConfigError(format!(
+            "{}: {} (set them in the environment or the project's env_file)",
+            path.display(),
+            missing.join("; ")
+        )));
+    }
+    let config: Config = value.try_into().map_err(|e: toml::de::Error| {
+        ConfigError(format!(
+            "{}: after filling ${{VAR}}s: {}",
+            path.display(),
+            e.message()
+        ))
+    })?;
+    Ok(LoadedConfig {
+        path: path.to_path_buf(),
+        base,
+        config,
+    })
+}
+
+fn interpolate_value(
+    v: &mut toml::Value,
+    vars: &BTreeMap<String, String>,
+    at: &str,
+    missing: &mut Vec<String>,
+) {
+    match v {
+        toml::Value::String(s) => match interpolate(s, vars) {
+            Ok(done) => *s = done,
+            Err(names) => {
+                for n in names {
+                    missing.push(format!("{at} uses ${{{n}}}, which is not set"));
+                }
+            }
+        },
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                interpolate_value(item, vars, &format!("{at}[{i}]"), missing);
+            }
+        }
+        toml::Value::Table(t) => {
+            for (k, item) in t.iter_mut() {
+                let key = if at.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{at}.{k}")
+                };
+                interpolate_value(item, vars, &key, missing);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("deploykit.toml");
+        std::fs::write(&p, text).unwrap();
+        (dir, p)
+    }
+
+    #[test]
+    fn unknown_keys_name_the_line_and_what_is_allowed() {
+        let (_d, p) =
+            write("[environments.staging.policy]\nhealth_attempts = 3\nhelth_deadline_secs = 5\n");
+        let err = load(&p).unwrap_err().to_string();
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("helth_deadline_secs"), "{err}");
+        assert!(
+            err.contains("health_deadline_secs"),
+            "expected keys listed: {err}"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_line() {
+        let (_d, p) = write("[environments.staging.policy]\nmigration_failure = \"yolo\"\n");
+        let err = load(&p).unwrap_err().to_string();
+        assert!(err.contains("line 2") && err.contains("down"), "{err}");
+    }
+
+    #[test]
+    fn missing_variables_are_all_reported_and_present_ones_filled() {
+        let (_d, p) = write(
+            "[environments.staging.database]\nurl = \"${DK_TEST_UNSET_A}\"\n[environments.staging.notify]\nwebhook = \"${DK_TEST_UNSET_B}\"\n",
+        );
+        let err = load(&p).unwrap_err().to_string();
+        assert!(
+            err.contains("DK_TEST_UNSET_A") && err.contains("DK_TEST_UNSET_B"),
+            "{err}"
+        );
+        assert!(err.contains("environments.staging.database.url"), "{err}");
+    }
+
+    #[test]
+    fn env_file_values_fill_variables_and_stay_secret_when_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(".env"),
+            "DK_TEST_DB=postgres://app:pa55word-long-enough@db/app\n",
+        )
+        .unwrap();
+        let p = dir.path().join("deploykit.toml");
+        std::fs::write(&p, "[project]\nenv_file = \".env\"\n[environments.prod.database]\nurl = \"${DK_TEST_DB}\"\n").unwrap();
+        let loaded = load(&p).unwrap();
+        let url = &loaded.config.environments["prod"]
+            .database
+            .as_ref()
+            .unwrap()
+            .url;
+        assert_eq!(url.expose(), "postgres://app:pa55word-long-enough@db/app");
+        let shown = toml::to_string(&loaded.config).unwrap();
+        assert!(!shown.contains("pa55word"), "{shown}");
+        assert!(!format!("{:?}", loaded.config).contains("pa55word"));
+    }
+
+    #[test]
+    fn unknown_environment_lists_the_defined_ones() {
+        let (_d, p) = write("[environments.staging]\n[environments.production]\n");
+        let loaded = load(&p).unwrap();
+        let err = loaded.env("prod").unwrap_err().to_string();
+        assert!(err.contains("production, staging"), "{err}");
+    }
+
+    #[test]
+    fn tagged_tables_reject_unknown_keys_too() {
+        let (_d, p) = write(
+            "[environments.s.backup]\nkind = \"sqlite\"\ndir = \"b\"\nkeep = 3\nretain = 2\n",
+        );
+        let err = load(&p).unwrap_err().to_string();
+        assert!(err.contains("retain"), "{err}");
+    }
+}
