@@ -33,6 +33,7 @@
 //! ```
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod artifact_store;
 pub mod backup;
 mod compensate;
 pub mod duration_ms;
