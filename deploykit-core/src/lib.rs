@@ -54,6 +54,10 @@ pub mod report;
 pub mod rollback;
 pub mod secret;
 pub mod shell;
+#[cfg(feature = "sql-migrations")]
+pub mod sql_migrations;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 pub mod target;
 
 #[cfg(feature = "testing")]
