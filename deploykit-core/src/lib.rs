@@ -33,6 +33,7 @@
 //! ```
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod artifact_store;
 pub mod backup;
 mod compensate;
 pub mod duration_ms;
@@ -53,6 +54,10 @@ pub mod report;
 pub mod rollback;
 pub mod secret;
 pub mod shell;
+#[cfg(feature = "sql-migrations")]
+pub mod sql_migrations;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 pub mod target;
 
 #[cfg(feature = "testing")]

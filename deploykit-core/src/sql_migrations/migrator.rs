@@ -1,0 +1,379 @@
+//! [`SqlMigrator`]: the one orchestrator of SQL file migrations, for every engine.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+
+use crate::error::{Error, Result};
+use crate::migrate::{AppliedSet, MigrationId, MigrationPlan, MigrationStatus, Migrator};
+
+use super::driver::{Backend, Session};
+use super::history::HistoryDialect;
+use super::source::{load_dir, MigrationFile};
+use super::split::split_statements;
+use super::status::{compare, planned};
+
+/// How a [`SqlMigrator`] behaves; the defaults are the safe choice.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SqlMigratorOptions {
+    /// Which history table to keep.
+    pub dialect: HistoryDialect,
+    /// Plan even though applied files changed since (checksum drift). Explicit:
+    /// the database no longer matches what the files say.
+    pub allow_drift: bool,
+    /// Apply the whole plan in one transaction (all or nothing) instead of one
+    /// transaction per migration.
+    pub single_transaction: bool,
+    /// The release recorded in deploykit's history rows.
+    pub release: Option<String>,
+}
+
+/// A [`Migrator`] over a directory of `<version>_<name>.sql` files (with optional
+/// `<version>_<name>.down.sql`), on PostgreSQL ([`SqlMigrator::postgres`]) or
+/// SQLite ([`SqlMigrator::sqlite`]).
+///
+/// Each migration runs in its own transaction together with its history row, so
+/// a failing file leaves nothing behind and a crash can never record a step that
+/// did not happen (or the reverse). Revert runs down scripts, newest first, for
+/// exactly the given migrations that are applied now, and never only deletes
+/// history rows.
+#[derive(Clone)]
+pub struct SqlMigrator {
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) dir: PathBuf,
+    pub(crate) options: SqlMigratorOptions,
+}
+
+impl std::fmt::Debug for SqlMigrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlMigrator")
+            .field("database", &self.backend.location())
+            .field("dir", &self.dir)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl SqlMigrator {
+    /// Replaces the options.
+    pub fn with_options(mut self, options: SqlMigratorOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Plans despite checksum drift (see [`SqlMigratorOptions::allow_drift`]).
+    pub fn allow_drift(mut self, allow: bool) -> Self {
+        self.options.allow_drift = allow;
+        self
+    }
+
+    /// Applies the whole plan in one transaction.
+    pub fn single_transaction(mut self, single: bool) -> Self {
+        self.options.single_transaction = single;
+        self
+    }
+
+    /// Records `release` in deploykit's history rows.
+    pub fn release(mut self, release: impl Into<String>) -> Self {
+        self.options.release = Some(release.into());
+        self
+    }
+
+    /// The migrations directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The database, as shown in messages (no password).
+    pub fn location(&self) -> &str {
+        self.backend.location()
+    }
+
+    fn files(&self) -> Result<Vec<MigrationFile>> {
+        load_dir(&self.dir)
+    }
+
+    fn fail(&self, step: &str, message: impl Into<String>) -> Error {
+        Error::part(step, self.backend.location(), message)
+    }
+}
+
+async fn rollback(session: &mut Box<dyn Session>) {
+    let _ = session.execute("ROLLBACK").await;
+}
+
+#[async_trait]
+impl Migrator for SqlMigrator {
+    async fn status(&self) -> Result<MigrationStatus> {
+        let files = self.files()?;
+        let mut session = self.backend.open(false).await?;
+        let rows = session.history().await;
+        session.close().await;
+        Ok(compare(&files, &rows?))
+    }
+
+    async fn plan(&self) -> Result<MigrationPlan> {
+        let files = self.files()?;
+        let status = self.status().await?;
+        if !status.drifted.is_empty() && !self.options.allow_drift {
+            return Err(Error::Refused {
+                reason: format!(
+                    "applied migration(s) changed on disk since they ran on {}: {}",
+                    self.backend.location(),
+                    join(&status.drifted)
+                ),
+                next: "restore the files as applied (e.g. `git diff` them), or put the change in \
+                       a new migration; to accept the edit, plan with drift allowed"
+                    .into(),
+            });
+        }
+        let pending: BTreeSet<&MigrationId> = status.pending.iter().collect();
+        Ok(MigrationPlan {
+            migrations: files
+                .iter()
+                .filter(|f| pending.contains(&f.id))
+                .map(planned)
+                .collect(),
+            from_revision: None,
+        })
+    }
+
+    async fn apply(&self, plan: &MigrationPlan) -> Result<AppliedSet> {
+        let files = self.files()?;
+        let mut todo = Vec::new();
+        for m in &plan.migrations {
+            let file = files.iter().find(|f| f.id == m.id).ok_or_else(|| {
+                self.fail(
+                    "migrate.apply",
+                    format!(
+                        "{} is planned but its file is gone from {}",
+                        m.id,
+                        self.dir.display()
+                    ),
+                )
+            })?;
+            todo.push(file);
+        }
+        let mut session = self.backend.open(true).await?;
+        let result = self.apply_locked(&mut session, &todo).await;
+        session.close().await;
+        result.map(|migrations| AppliedSet {
+            migrations,
+            revision_before: None,
+            revision_after: None,
+        })
+    }
+
+    async fn revert(&self, applied: &AppliedSet) -> Result<()> {
+        let files = self.files()?;
+        let mut session = self.backend.open(true).await?;
+        let result = self.revert_locked(&mut session, &files, applied).await;
+        session.close().await;
+        result
+    }
+}
+
+impl SqlMigrator {
+    async fn apply_locked(
+        &self,
+        session: &mut Box<dyn Session>,
+        todo: &[&MigrationFile],
+    ) -> Result<Vec<MigrationId>> {
+        session.ensure_history().await?;
+        let recorded: BTreeSet<String> = session
+            .history()
+            .await?
+            .into_iter()
+            .map(|r| r.version)
+            .collect();
+        let single = self.options.single_transaction;
+        if single {
+            session
+                .execute("BEGIN")
+                .await
+                .map_err(|e| self.fail("migrate.apply", format!("BEGIN failed: {}", e.message)))?;
+        }
+        let mut done = Vec::new();
+        for file in todo {
+            if recorded.contains(&file.id.version) {
+                // Applied meanwhile (e.g. by a concurrent run that held the lock first).
+                continue;
+            }
+            if !single {
+                session.execute("BEGIN").await.map_err(|e| {
+                    self.fail("migrate.apply", format!("BEGIN failed: {}", e.message))
+                })?;
+            }
+            let started = Instant::now();
+            if let Err(e) = self
+                .run_script(session, file, &file.up, "migrate.apply")
+                .await
+            {
+                rollback(session).await;
+                let undone = if single {
+                    "nothing of this plan was applied (one transaction, rolled back)".to_string()
+                } else {
+                    format!(
+                        "nothing of {} was applied (its transaction was rolled back){}",
+                        file.file_name(),
+                        if done.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; already applied by this run: {}", join(&done))
+                        }
+                    )
+                };
+                return Err(e.with_hint(format!("{undone}; fix the migration and deploy again")));
+            }
+            let ms = started.elapsed().as_millis() as i64;
+            if let Err(e) = session
+                .record(file, ms, self.options.release.as_deref())
+                .await
+            {
+                rollback(session).await;
+                return Err(e);
+            }
+            if !single {
+                session.execute("COMMIT").await.map_err(|e| {
+                    self.fail(
+                        "migrate.apply",
+                        format!("COMMIT of {} failed: {}", file.file_name(), e.message),
+                    )
+                })?;
+            }
+            done.push(file.id.clone());
+        }
+        if single {
+            if let Err(e) = session.execute("COMMIT").await {
+                rollback(session).await;
+                return Err(self.fail("migrate.apply", format!("COMMIT failed: {}", e.message)));
+            }
+        }
+        Ok(done)
+    }
+
+    async fn run_script(
+        &self,
+        session: &mut Box<dyn Session>,
+        file: &MigrationFile,
+        script: &str,
+        step: &str,
+    ) -> Result<()> {
+        let statements = split_statements(script);
+        let total = statements.len();
+        for (k, st) in statements.iter().enumerate() {
+            if st.is_comment_only() {
+                continue;
+            }
+            if let Err(e) = session.execute(&st.sql).await {
+                let at = e
+                    .position
+                    .map(|p| format!(", at character {p}"))
+                    .unwrap_or_default();
+                let first_line = st
+                    .sql
+                    .lines()
+                    .find(|l| !l.trim().starts_with("--"))
+                    .unwrap_or("");
+                return Err(self.fail(
+                    step,
+                    format!(
+                        "{}: statement {} of {} (line {}{at}) `{}` failed: {}",
+                        file.file_name(),
+                        k + 1,
+                        total,
+                        st.line,
+                        shorten(first_line.trim(), 80),
+                        e.message
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn revert_locked(
+        &self,
+        session: &mut Box<dyn Session>,
+        files: &[MigrationFile],
+        applied: &AppliedSet,
+    ) -> Result<()> {
+        let recorded: BTreeSet<String> = session
+            .history()
+            .await?
+            .into_iter()
+            .map(|r| r.version)
+            .collect();
+        let targets: Vec<&MigrationId> = applied
+            .migrations
+            .iter()
+            .rev()
+            .filter(|m| recorded.contains(&m.version))
+            .collect();
+        // Say what cannot be reverted before reverting anything.
+        let mut scripts = Vec::new();
+        let mut irreversible = Vec::new();
+        for id in &targets {
+            match files.iter().find(|f| &&f.id == id) {
+                Some(f) if f.down.is_some() => scripts.push(f),
+                _ => irreversible.push((*id).clone()),
+            }
+        }
+        if !irreversible.is_empty() {
+            return Err(Error::Refused {
+                reason: format!(
+                    "no down script for {} on {}; nothing was reverted",
+                    join(&irreversible),
+                    self.backend.location()
+                ),
+                next: "add the missing <version>_<name>.down.sql file(s), or undo with the \
+                       `keep` or `restore` policy"
+                    .into(),
+            });
+        }
+        for file in scripts {
+            session
+                .execute("BEGIN")
+                .await
+                .map_err(|e| self.fail("migrate.revert", format!("BEGIN failed: {}", e.message)))?;
+            let down = file.down.as_deref().unwrap_or_default();
+            if let Err(e) = self.run_script(session, file, down, "migrate.revert").await {
+                rollback(session).await;
+                return Err(e.with_hint(format!(
+                    "the down script of {} failed and was rolled back; fix it and run \
+                     `deploykit recover` again",
+                    file.id
+                )));
+            }
+            if let Err(e) = session.unrecord(&file.id).await {
+                rollback(session).await;
+                return Err(e);
+            }
+            session.execute("COMMIT").await.map_err(|e| {
+                self.fail(
+                    "migrate.revert",
+                    format!("COMMIT of the revert of {} failed: {}", file.id, e.message),
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn join(ids: &[MigrationId]) -> String {
+    ids.iter()
+        .map(|m| m.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(max).collect::<String>())
+    }
+}

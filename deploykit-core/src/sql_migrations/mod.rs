@@ -1,0 +1,24 @@
+//! SQL file migrations, shared by the PostgreSQL and SQLite backends: the file
+//! source, checksums, the statement splitter, the destructive-change lint, the
+//! status comparison and the one orchestrator ([`SqlMigrator`]).
+//!
+//! # Why one orchestrator
+//!
+//! The promises — a failing file leaves nothing behind, the history row is
+//! written in the same transaction as the step, drift refuses to plan, revert
+//! runs down scripts for exactly what was applied — are written once here, over
+//! a small per-engine session (like sqlx's `Migrate` trait), so PostgreSQL and
+//! SQLite cannot drift apart.
+
+mod driver;
+pub mod history;
+pub mod lint;
+mod migrator;
+pub mod source;
+pub mod split;
+pub mod status;
+
+pub use history::HistoryDialect;
+pub use migrator::{SqlMigrator, SqlMigratorOptions};
+
+pub(crate) use driver::{Backend, ServerError, Session};

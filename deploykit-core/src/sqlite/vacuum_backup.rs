@@ -1,0 +1,156 @@
+//! [`VacuumIntoBackup`]: SQLite backups with `VACUUM INTO`, stored through the
+//! shared [`ArtifactStore`].
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Connection};
+
+use crate::artifact_store::ArtifactStore;
+use crate::backup::{Backup, BackupArtifact, BackupRequest, ConfirmDestructive};
+use crate::error::{Error, Result};
+
+use super::session::connect;
+
+/// Backs up a SQLite database file with `VACUUM INTO` (a consistent, compacted
+/// copy taken while the app keeps running), then streams it through the
+/// artifact store (checksum, 0600, metadata).
+///
+/// Restore replaces the database file atomically (rename); the app should be
+/// restarted afterwards so it does not keep the old file open.
+#[derive(Debug, Clone)]
+pub struct VacuumIntoBackup {
+    database: PathBuf,
+    store: ArtifactStore,
+    location: String,
+}
+
+impl VacuumIntoBackup {
+    /// Backs up `database` into artifacts (`*.sqlite`) under `dir`.
+    pub fn new(database: impl Into<PathBuf>, dir: impl Into<PathBuf>) -> Self {
+        let database = database.into();
+        Self {
+            location: format!("sqlite {}", database.display()),
+            database,
+            store: ArtifactStore::new(dir, "sqlite"),
+        }
+    }
+
+    /// The artifact store this backup writes to.
+    pub fn store(&self) -> &ArtifactStore {
+        &self.store
+    }
+
+    fn fail(&self, step: &str, message: impl Into<String>) -> Error {
+        Error::part(step, &self.location, message)
+    }
+
+    async fn integrity_check(&self, path: &Path) -> Result<()> {
+        let mut conn = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .immutable(true)
+            .connect()
+            .await
+            .map_err(|e| {
+                self.fail(
+                    "backup.verify",
+                    format!("cannot open {}: {e}", path.display()),
+                )
+            })?;
+        let result: std::result::Result<String, sqlx::Error> =
+            sqlx::query_scalar("PRAGMA integrity_check")
+                .fetch_one(&mut conn)
+                .await;
+        let _ = conn.close().await;
+        match result {
+            Ok(s) if s == "ok" => Ok(()),
+            Ok(s) => Err(self.fail(
+                "backup.verify",
+                format!("{} fails SQLite's integrity check: {s}", path.display()),
+            )),
+            Err(e) => Err(self.fail(
+                "backup.verify",
+                format!("{} is not a readable SQLite database: {e}", path.display()),
+            )),
+        }
+    }
+}
+
+#[async_trait]
+impl Backup for VacuumIntoBackup {
+    async fn create(&self, request: &BackupRequest) -> Result<BackupArtifact> {
+        let mut writer = self.store.begin(request).await?;
+        // VACUUM INTO needs a path that does not exist yet; it is written next to
+        // the partial artifact, then streamed through the hasher.
+        let scratch = PathBuf::from(format!("{}.vacuum", writer.partial_path().display()));
+        let _ = tokio::fs::remove_file(&scratch).await;
+        let mut conn = connect(&self.database, &self.location).await?;
+        let version: String = sqlx::query_scalar("SELECT sqlite_version()")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap_or_default();
+        let vacuum = sqlx::query("VACUUM INTO ?")
+            .bind(scratch.to_string_lossy().into_owned())
+            .execute(&mut conn)
+            .await;
+        let _ = conn.close().await;
+        if let Err(e) = vacuum {
+            let _ = tokio::fs::remove_file(&scratch).await;
+            let disk_full = e.to_string().contains("full");
+            let err = self.fail("backup.create", format!("VACUUM INTO failed: {e}"));
+            return Err(if disk_full {
+                err.with_hint("free space in the backup directory (or prune old backups)")
+            } else {
+                err
+            });
+        }
+        let copied = async {
+            let file = tokio::fs::File::open(&scratch)
+                .await
+                .map_err(|e| Error::io("open vacuum copy", &scratch, e))?;
+            writer.copy_from(file).await?;
+            let mut extra = serde_json::Map::new();
+            extra.insert("engine".into(), "sqlite".into());
+            extra.insert("format".into(), "sqlite database (VACUUM INTO)".into());
+            extra.insert("sqlite_version".into(), version.into());
+            writer.finish(extra).await
+        }
+        .await;
+        let _ = tokio::fs::remove_file(&scratch).await;
+        copied
+    }
+
+    async fn verify(&self, artifact: &BackupArtifact) -> Result<()> {
+        self.store.verify(artifact).await?;
+        self.integrity_check(&artifact.path).await
+    }
+
+    async fn restore(&self, artifact: &BackupArtifact, _confirm: ConfirmDestructive) -> Result<()> {
+        self.verify(artifact).await?;
+        let tmp = PathBuf::from(format!("{}.restoring", self.database.display()));
+        tokio::fs::copy(&artifact.path, &tmp)
+            .await
+            .map_err(|e| Error::io("copy backup for restore", &tmp, e))?;
+        if let Ok(f) = tokio::fs::File::open(&tmp).await {
+            let _ = f.sync_all().await;
+        }
+        // Old WAL/shared-memory files belong to the replaced database.
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let _ = tokio::fs::remove_file(format!("{}{suffix}", self.database.display())).await;
+        }
+        tokio::fs::rename(&tmp, &self.database)
+            .await
+            .map_err(|e| Error::io("replace database with backup", &self.database, e))?;
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<BackupArtifact>> {
+        self.store.list().await
+    }
+
+    async fn remove(&self, artifact: &BackupArtifact) -> Result<()> {
+        self.store.remove(artifact).await
+    }
+}
