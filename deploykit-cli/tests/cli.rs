@@ -404,3 +404,92 @@ fn help_lists_every_command_and_the_exit_codes() {
     }
     assert!(text.contains("4 environment locked"));
 }
+
+#[test]
+fn github_step_summary_gets_a_markdown_report() {
+    let p = Project::new("");
+    let summary = p.path("summary.md");
+    p.cmd()
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .args(["deploy", "-e", "s", "--release", "r1"])
+        .assert()
+        .code(0);
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.starts_with("### deploykit: r1 to `s`"), "{md}");
+    assert!(md.contains("| activate |"), "{md}");
+}
+
+/// A one-shot HTTP server that records the first request body.
+fn webhook_server() -> (String, std::thread::JoinHandle<String>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/hooks/T0/secret-path-token",
+        listener.local_addr().unwrap().port()
+    );
+    let handle = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut chunk).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf);
+            if let Some(head_end) = text.find("\r\n\r\n") {
+                let len = text[..head_end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                    })
+                    .unwrap_or(0);
+                if buf.len() >= head_end + 4 + len {
+                    break;
+                }
+            }
+        }
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .unwrap();
+        String::from_utf8_lossy(&buf).to_string()
+    });
+    (url, handle)
+}
+
+#[test]
+fn a_rollback_is_announced_to_the_webhook() {
+    let (url, server) = webhook_server();
+    let p = Project::new(&format!(
+        "[environments.s.notify]\nwebhook = \"{url}\"\non = [\"rollback\"]\n"
+    ));
+    let text = std::fs::read_to_string(p.path("deploykit.toml")).unwrap();
+    let text = text.replace("port = ", "build = [[\"false\"]]\nport = ");
+    std::fs::write(p.path("deploykit.toml"), text).unwrap();
+    let out = p
+        .cmd()
+        .args(["deploy", "-e", "s", "--release", "r1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let request = server.join().unwrap();
+    assert!(
+        request.starts_with("POST /hooks/T0/secret-path-token"),
+        "{request}"
+    );
+    let body: serde_json::Value =
+        serde_json::from_str(request.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let text = body["text"].as_str().unwrap();
+    assert!(
+        text.contains("r1 failed on s in prepare and was rolled back"),
+        "{text}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("secret-path-token"), "{stderr}");
+}
