@@ -87,8 +87,6 @@ keep = 5
 [environments.production.migrations]
 kind = "compose_run"
 up = ["npx", "prisma", "migrate", "deploy"]
-current = ["sh", "-c", "npx prisma migrate status | tail -1"]
-down = ["npx", "prisma", "migrate", "resolve", "--rolled-back", "{revision}"]
 
 [[environments.production.probes]]
 kind = "container"
@@ -100,6 +98,8 @@ url = "http://127.0.0.1:3000/api/health"
 [environments.production.policy]
 health_attempts = 30
 health_interval_secs = 5
+# Prisma has no down migrations: keep the schema and roll back the code.
+migration_failure = "keep"
 
 [environments.production.gates]
 approval = true

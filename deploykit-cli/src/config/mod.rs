@@ -255,19 +255,23 @@ pub enum MigrationsConfig {
     Command {
         /// Applies pending migrations.
         up: Vec<String>,
-        /// Prints the current revision.
-        current: Vec<String>,
-        /// Goes back to a revision (`{revision}` is replaced).
-        down: Vec<String>,
+        /// Prints the current revision (last line of output).
+        current: Option<Vec<String>>,
+        /// Goes back to a revision (`{revision}` is replaced); without it the
+        /// migration cannot be reverted and the failure policy must be keep/restore.
+        down: Option<Vec<String>>,
     },
     /// The app's own tool, in a one-off container of the new image.
     ComposeRun {
+        /// The compose service the one-off container runs as (default: the
+        /// target's service; Compose v1 with host networking needs a separate one).
+        service: Option<String>,
         /// Applies pending migrations.
         up: Vec<String>,
-        /// Prints the current revision.
-        current: Vec<String>,
+        /// Prints the current revision (last line of output).
+        current: Option<Vec<String>>,
         /// Goes back to a revision (`{revision}` is replaced).
-        down: Vec<String>,
+        down: Option<Vec<String>>,
     },
 }
 
