@@ -49,6 +49,8 @@ pub mod migrate;
 pub mod phase;
 pub mod pipeline;
 pub mod policy;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod release;
 pub mod report;
 pub mod rollback;
