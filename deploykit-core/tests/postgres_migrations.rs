@@ -4,10 +4,10 @@ mod pg;
 
 use std::path::Path;
 
-use pg::TestDb;
 use deploykit_core::sql_migrations::{HistoryDialect, SqlMigrator};
 use deploykit_core::testing::conformance::migrator_contract;
 use deploykit_core::{Error, Migrator, Secret};
+use pg::TestDb;
 use sqlx::{Connection, Row};
 
 fn write(dir: &Path, name: &str, sql: &str) {

@@ -376,6 +376,7 @@ impl PgDumpBackup {
                 Ok(())
             }
             DumpFormat::PlainGzip => {
+                self.drop_tables_not_in_dump(target, artifact).await?;
                 let cmd = target.libpq(Cmd::new(self.program("psql")).args([
                     "--no-password",
                     "--quiet",
@@ -427,23 +428,7 @@ impl PgDumpBackup {
         target: &PgTarget,
         artifact: &BackupArtifact,
     ) -> Result<()> {
-        let out = tokio::process::Command::new(self.program("pg_restore"))
-            .arg("--list")
-            .arg(&artifact.path)
-            .output()
-            .await
-            .map_err(|e| self.fail("backup.restore", e.to_string()))?;
-        let list = String::from_utf8_lossy(&out.stdout);
-        let mut in_dump = std::collections::BTreeSet::new();
-        for line in list.lines().filter(|l| !l.starts_with(';')) {
-            // "215; 1259 16386 TABLE public users deploykit"
-            let words: Vec<&str> = line.split_whitespace().collect();
-            if let Some(i) = words.iter().position(|w| *w == "TABLE") {
-                if i >= 3 && words.get(i + 2).is_some() && words[i - 1] != "DATA" {
-                    in_dump.insert((words[i + 1].to_string(), words[i + 2].to_string()));
-                }
-            }
-        }
+        let in_dump = self.tables_in_dump(artifact).await?;
         let schemas: std::collections::BTreeSet<&String> = in_dump.iter().map(|(s, _)| s).collect();
         let mut conn = target.connect("backup.restore").await?;
         let rows = sqlx::query(
@@ -471,26 +456,84 @@ impl PgDumpBackup {
         Ok(())
     }
 
+    /// The `(schema, table)` pairs an artifact creates.
+    async fn tables_in_dump(
+        &self,
+        artifact: &BackupArtifact,
+    ) -> Result<std::collections::BTreeSet<(String, String)>> {
+        let mut in_dump = std::collections::BTreeSet::new();
+        match self.format {
+            DumpFormat::Custom => {
+                let out = tokio::process::Command::new(self.program("pg_restore"))
+                    .arg("--list")
+                    .arg(&artifact.path)
+                    .output()
+                    .await
+                    .map_err(|e| self.fail("backup.restore", e.to_string()))?;
+                let list = String::from_utf8_lossy(&out.stdout);
+                for line in list.lines().filter(|l| !l.starts_with(';')) {
+                    // "215; 1259 16386 TABLE public users deploykit"
+                    let words: Vec<&str> = line.split_whitespace().collect();
+                    if words.get(3) == Some(&"TABLE")
+                        && words.get(4) != Some(&"DATA")
+                        && words.len() >= 6
+                    {
+                        in_dump.insert((words[4].to_string(), words[5].to_string()));
+                    }
+                }
+            }
+            DumpFormat::PlainGzip => {
+                use tokio::io::AsyncBufReadExt;
+                let file = tokio::fs::File::open(&artifact.path)
+                    .await
+                    .map_err(|e| Error::io("open backup", &artifact.path, e))?;
+                let decoder =
+                    async_compression::tokio::bufread::GzipDecoder::new(BufReader::new(file));
+                let mut lines = BufReader::new(decoder).lines();
+                while let Some(line) = lines
+                    .next_line()
+                    .await
+                    .map_err(|e| self.fail("backup.restore", e.to_string()))?
+                {
+                    if let Some(rest) = line.strip_prefix("CREATE TABLE ") {
+                        let name = rest.split_whitespace().next().unwrap_or("");
+                        if let Some((schema, table)) = name.split_once('.') {
+                            in_dump.insert((
+                                schema.trim_matches('"').to_string(),
+                                table.trim_matches('"').to_string(),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(in_dump)
+    }
+
     async fn deep_check(&self, artifact: &BackupArtifact) -> Result<()> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
         let scratch = format!(
-            "deploykit_verify_{}",
-            &artifact.sha256[..12.min(artifact.sha256.len())]
+            "deploykit_verify_{}_{}_{nanos}",
+            &artifact.sha256[..8.min(artifact.sha256.len())],
+            std::process::id()
         );
         let mut admin = self.target.connect("backup.verify").await?;
-        let create = format!(
-            "DROP DATABASE IF EXISTS {0}; CREATE DATABASE {0}",
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "CREATE DATABASE {}",
             ident(&scratch)
-        );
-        sqlx::raw_sql(AssertSqlSafe(create))
-            .execute(&mut admin)
-            .await
-            .map_err(|e| {
-                self.fail(
-                    "backup.verify",
-                    format!("cannot create scratch database {scratch}: {e}"),
-                )
-                .with_hint("deep verify needs a role with CREATEDB; or turn it off")
-            })?;
+        )))
+        .execute(&mut admin)
+        .await
+        .map_err(|e| {
+            self.fail(
+                "backup.verify",
+                format!("cannot create scratch database {scratch}: {e}"),
+            )
+            .with_hint("deep verify needs a role with CREATEDB; or turn it off")
+        })?;
         let scratch_target = self.target.with_database(&scratch);
         let result = async {
             self.restore_into(&scratch_target, artifact).await?;
