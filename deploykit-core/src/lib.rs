@@ -43,6 +43,8 @@ pub mod gate;
 pub mod health;
 pub mod health_driver;
 pub mod history;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod journal;
 pub mod lock;
 pub mod migrate;
@@ -61,6 +63,7 @@ pub mod sql_migrations;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod target;
+pub mod tcp;
 
 #[cfg(feature = "testing")]
 pub mod testing;
