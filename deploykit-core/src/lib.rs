@@ -35,6 +35,7 @@
 
 pub mod artifact_store;
 pub mod backup;
+pub mod command_migrator;
 mod compensate;
 pub mod duration_ms;
 pub mod error;
