@@ -35,6 +35,7 @@
 
 pub mod artifact_store;
 pub mod backup;
+pub mod command_migrator;
 mod compensate;
 pub mod duration_ms;
 pub mod error;
@@ -43,12 +44,16 @@ pub mod gate;
 pub mod health;
 pub mod health_driver;
 pub mod history;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod journal;
 pub mod lock;
 pub mod migrate;
 pub mod phase;
 pub mod pipeline;
 pub mod policy;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod release;
 pub mod report;
 pub mod rollback;
@@ -59,6 +64,7 @@ pub mod sql_migrations;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod target;
+pub mod tcp;
 
 #[cfg(feature = "testing")]
 pub mod testing;
