@@ -53,7 +53,7 @@ pub async fn announce(env: &Environment, report: &RunReport) {
     if !wanted(env, report.outcome) {
         return;
     }
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    deploykit_core::http::install_crypto_provider();
     let body = serde_json::json!({ "text": message(&report.env, report) });
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(10))

@@ -1,16 +1,21 @@
 //! From an environment's config to the parts of a pipeline. The only place that
 //! knows which adapter implements which `kind`.
 
-use std::sync::Arc;
-
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
+use deploykit_core::command_migrator::{CommandMigrator, MigrationCommands};
+use deploykit_core::http::HttpProbe;
+use deploykit_core::postgres::{DumpFormat as PgDumpFormat, PgDumpBackup, PgHealthProbe};
 use deploykit_core::sql_migrations::{HistoryDialect, SqlMigrator};
 use deploykit_core::sqlite::VacuumIntoBackup;
-use deploykit_core::{Backup, HealthProbe, Migrator, Secret, Target};
+use deploykit_core::tcp::TcpProbe;
+use deploykit_core::{Backup, Cmd, HealthProbe, LocalShell, Migrator, Secret, Target};
 
 use crate::config::{
-    BackupConfig, Dialect, Environment, LoadedConfig, MigrationsConfig, ProbeConfig, TargetConfig,
+    BackupConfig, Dialect, DumpFormat, Environment, LoadedConfig, MigrationsConfig, ProbeConfig,
+    TargetConfig,
 };
 use crate::local_target::LocalTarget;
 
@@ -143,6 +148,7 @@ fn backup_part(
     backup: &BackupConfig,
     db: Option<&Database>,
 ) -> Result<Arc<dyn Backup>, WiringError> {
+    let wrap = |e: deploykit_core::Error| WiringError(format!("environment {env}: {e}"));
     match backup {
         BackupConfig::Sqlite { dir, .. } => match needs_db(env, "backup kind sqlite", db)? {
             Database::Sqlite(path) => Ok(Arc::new(VacuumIntoBackup::new(
@@ -153,7 +159,23 @@ fn backup_part(
                 "environment {env}: backup kind sqlite needs a sqlite:// database"
             ))),
         },
-        BackupConfig::PgDump { .. } => Err(not_wired(env, "backup kind pg_dump")),
+        BackupConfig::PgDump { dir, format, .. } => match needs_db(env, "backup kind pg_dump", db)?
+        {
+            Database::Postgres(url) => {
+                let format = match format {
+                    DumpFormat::Custom => PgDumpFormat::Custom,
+                    DumpFormat::PlainGzip => PgDumpFormat::PlainGzip,
+                };
+                Ok(Arc::new(
+                    PgDumpBackup::new(url, loaded.resolve(dir))
+                        .map_err(wrap)?
+                        .format(format),
+                ))
+            }
+            Database::Sqlite(_) => Err(WiringError(format!(
+                "environment {env}: backup kind pg_dump needs a postgres:// database"
+            ))),
+        },
         BackupConfig::ComposeExec { .. } => Err(not_wired(env, "backup kind compose_exec")),
     }
 }
@@ -164,6 +186,7 @@ fn migrator_part(
     migrations: &MigrationsConfig,
     db: Option<&Database>,
 ) -> Result<Arc<dyn Migrator>, WiringError> {
+    let wrap = |e: deploykit_core::Error| WiringError(format!("environment {env}: {e}"));
     match migrations {
         MigrationsConfig::Sql { dir, dialect } => {
             let dialect = match dialect {
@@ -171,18 +194,45 @@ fn migrator_part(
                 Dialect::Supabase => HistoryDialect::Supabase,
                 Dialect::Sqlx => HistoryDialect::Sqlx,
             };
-            match needs_db(env, "migrations kind sql", db)? {
+            let migrator = match needs_db(env, "migrations kind sql", db)? {
                 Database::Sqlite(path) => SqlMigrator::sqlite_with_dialect(
                     loaded.resolve(path),
                     loaded.resolve(dir),
                     dialect,
                 )
-                .map(|m| Arc::new(m) as Arc<dyn Migrator>)
-                .map_err(|e| WiringError(format!("environment {env}: {e}"))),
-                Database::Postgres(_) => Err(not_wired(env, "migrations on postgres")),
-            }
+                .map_err(wrap)?,
+                Database::Postgres(url) => {
+                    SqlMigrator::postgres(url, loaded.resolve(dir), dialect).map_err(wrap)?
+                }
+            };
+            Ok(Arc::new(migrator))
         }
-        MigrationsConfig::Command { .. } => Err(not_wired(env, "migrations kind command")),
+        MigrationsConfig::Command {
+            up,
+            current,
+            down,
+            base_revision,
+            dir,
+        } => {
+            let dir = loaded.resolve(dir);
+            let cmd = |what: &str, argv: &[String]| -> Result<Cmd, WiringError> {
+                let (program, args) = argv.split_first().ok_or_else(|| {
+                    WiringError(format!("environment {env}: migrations.{what} is empty"))
+                })?;
+                Ok(Cmd::new(program).args(args.iter().cloned()).cwd(&dir))
+            };
+            let commands = MigrationCommands {
+                up: cmd("up", up)?,
+                current: cmd("current", current)?,
+                down_to: cmd("down", down)?,
+                pending: None,
+                base_revision: Some(base_revision.clone()),
+            };
+            Ok(Arc::new(CommandMigrator::new(
+                Arc::new(LocalShell::new()),
+                commands,
+            )))
+        }
         MigrationsConfig::ComposeRun { .. } => Err(not_wired(env, "migrations kind compose_run")),
     }
 }
@@ -190,9 +240,42 @@ fn migrator_part(
 fn probe_part(
     env: &str,
     probe: &ProbeConfig,
-    _db: Option<&Database>,
+    db: Option<&Database>,
 ) -> Result<Arc<dyn HealthProbe>, WiringError> {
-    Err(not_wired(env, &format!("probe {probe:?}")))
+    let wrap = |e: deploykit_core::Error| WiringError(format!("environment {env}: {e}"));
+    match probe {
+        ProbeConfig::Http {
+            url,
+            expect_status,
+            max_latency_ms,
+            json_status,
+        } => Ok(Arc::new(
+            HttpProbe::get(url.clone())
+                .map_err(wrap)?
+                .expect_status(*expect_status)
+                .max_latency(Duration::from_millis(*max_latency_ms))
+                .json_status(*json_status),
+        )),
+        ProbeConfig::Tcp { address } => Ok(Arc::new(TcpProbe::new(address.clone()))),
+        ProbeConfig::Postgres {
+            max_latency_ms,
+            tables,
+            rls_tables,
+        } => match needs_db(env, "probe kind postgres", db)? {
+            Database::Postgres(url) => Ok(Arc::new(
+                PgHealthProbe::new(url)
+                    .map_err(wrap)?
+                    .max_latency(Duration::from_millis(*max_latency_ms))
+                    .require_tables(tables.clone())
+                    .require_rls(rls_tables.clone()),
+            )),
+            Database::Sqlite(_) => Err(WiringError(format!(
+                "environment {env}: probe kind postgres needs a postgres:// database"
+            ))),
+        },
+        ProbeConfig::Pm2 { .. } => Err(not_wired(env, "probe kind pm2")),
+        ProbeConfig::Container => Err(not_wired(env, "probe kind container")),
+    }
 }
 
 fn kind_name(t: &TargetConfig) -> &'static str {

@@ -493,3 +493,35 @@ fn a_rollback_is_announced_to_the_webhook() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("secret-path-token"), "{stderr}");
 }
+
+#[test]
+fn demo_deploys_v1_v2_then_rolls_back_the_broken_v3_and_cleans_up() {
+    let mut c = Command::cargo_bin("deploykit").unwrap();
+    let out = c.arg("demo").env("NO_COLOR", "1").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("revert migrations 0003_create_archive"),
+        "{stderr}"
+    );
+    let last_schema = stderr
+        .lines()
+        .filter(|l| l.starts_with("schema now: "))
+        .last()
+        .unwrap();
+    assert_eq!(
+        last_schema, "schema now: 0001_create_notes, 0002_create_tags",
+        "v3's migration was reverted"
+    );
+    let dir = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("demo directory: "))
+        .unwrap()
+        .to_string();
+    assert!(
+        !std::path::Path::new(&dir).exists(),
+        "the demo cleans up after itself"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("change-failure rate: 33%"), "{stdout}");
+}

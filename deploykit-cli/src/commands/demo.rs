@@ -251,8 +251,8 @@ json_status = true
 max_latency_ms = 2000
 
 [environments.demo.policy]
-health_deadline_secs = 10
-health_attempts = 10
+health_deadline_secs = 5
+health_attempts = 5
 health_interval_secs = 1
 "#,
         exe = q(&exe),

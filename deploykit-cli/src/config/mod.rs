@@ -224,6 +224,14 @@ pub enum BackupConfig {
     },
 }
 
+fn default_base_revision() -> String {
+    "base".into()
+}
+
+fn default_dot() -> PathBuf {
+    PathBuf::from(".")
+}
+
 fn default_keep_backups() -> usize {
     7
 }
@@ -253,13 +261,19 @@ pub enum MigrationsConfig {
     },
     /// The app's own tool, run on this machine (e.g. prisma, alembic).
     Command {
-        /// Applies pending migrations.
+        /// Applies pending migrations, e.g. `["alembic", "upgrade", "head"]`.
         up: Vec<String>,
-        /// Prints the current revision (last line of output).
-        current: Option<Vec<String>>,
-        /// Goes back to a revision (`{revision}` is replaced); without it the
-        /// migration cannot be reverted and the failure policy must be keep/restore.
-        down: Option<Vec<String>>,
+        /// Prints the current revision, e.g. `["alembic", "current"]`.
+        current: Vec<String>,
+        /// Goes back to a revision (`{revision}` is replaced), e.g.
+        /// `["alembic", "downgrade", "{revision}"]`.
+        down: Vec<String>,
+        /// The revision meaning "nothing applied" (alembic: `base`).
+        #[serde(default = "default_base_revision")]
+        base_revision: String,
+        /// Directory the commands run in (relative to the config file).
+        #[serde(default = "default_dot")]
+        dir: PathBuf,
     },
     /// The app's own tool, in a one-off container of the new image.
     ComposeRun {
