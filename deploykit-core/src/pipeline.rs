@@ -263,7 +263,24 @@ impl Pipeline {
     ) -> std::result::Result<(), Stop> {
         // Preflight: changes nothing, so it needs no intent records.
         let t = self.phase_start(Phase::Preflight);
-        let plan = match self.preflight(state, spec, previous).await {
+        let guarded = AssertUnwindSafe(self.preflight(state, spec, previous)).catch_unwind();
+        let checked = match tokio::time::timeout(self.policy.step_timeout, guarded).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(panic)) => Err(Stop::Failed {
+                phase: Phase::Preflight,
+                error: format!("preflight panicked: {}", panic_message(&panic)),
+            }),
+            Err(_) => Err(Stop::Failed {
+                phase: Phase::Preflight,
+                error: Error::Timeout {
+                    step: "preflight".into(),
+                    location: self.env.clone(),
+                    after: self.policy.step_timeout,
+                }
+                .to_string(),
+            }),
+        };
+        let plan = match checked {
             Ok((plan, approver)) => {
                 report.approver = approver;
                 self.phase_end(state, Phase::Preflight, t, Ok("checks passed".into()));
@@ -279,6 +296,14 @@ impl Pipeline {
         // Prepare and backup touch no live traffic, so they run side by side.
         let prepare = async {
             match &self.target {
+                // Already staged (a rollback, or a redeploy of a kept release): nothing
+                // to prepare, and nothing to discard if the run fails.
+                Some(target) if self.is_staged(target.as_ref(), &spec.id).await? => {
+                    self.events.emit(Event::Warning {
+                        message: format!("{} is already staged; prepare skipped", spec.id),
+                    });
+                    Ok(())
+                }
                 Some(target) => {
                     let undo = Compensation::DiscardRelease {
                         release: spec.id.clone(),
@@ -406,6 +431,21 @@ impl Pipeline {
             .await?;
         }
         Ok(())
+    }
+
+    async fn is_staged(
+        &self,
+        target: &dyn Target,
+        id: &ReleaseId,
+    ) -> std::result::Result<bool, Stop> {
+        target
+            .list()
+            .await
+            .map(|staged| staged.contains(id))
+            .map_err(|e| Stop::Failed {
+                phase: Phase::Prepare,
+                error: e.to_string(),
+            })
     }
 
     /// Gates and plan checks, before anything changes.
