@@ -87,3 +87,10 @@ pub fn missing_part<T>(why: &str) -> Option<T> {
     eprintln!("skipped: {why}");
     None
 }
+
+pub mod app;
+
+/// Both rig parts, or `None` (after saying why) outside CI.
+pub fn rigs() -> Option<(SshRig, Pm2Rig)> {
+    Some((SshRig::get()?, Pm2Rig::get()?))
+}
