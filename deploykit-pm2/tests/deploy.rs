@@ -162,9 +162,13 @@ async fn an_app_that_crashes_on_start_is_rolled_back() {
         .await
         .unwrap();
     assert_eq!(report.outcome, Outcome::RolledBack, "{report:#?}");
+    // `pm2 reload` itself "succeeds": only the PM2 probe's view shows the crash loop.
+    assert_eq!(report.failed_phase, Some(Phase::Verify), "{report:#?}");
+    let error = report.error.clone().unwrap();
+    assert!(error.contains("pm2 crash-on-start on dkdeploy@"), "{error}");
     assert!(
-        matches!(report.failed_phase, Some(Phase::Verify | Phase::Activate)),
-        "{report:#?}"
+        error.contains("not online") || error.contains("restarting"),
+        "{error}"
     );
     assert_eq!(target.current().await.unwrap(), Some(v1.id.clone()));
     assert_eq!(app.wait_version("1.0.0").await.as_deref(), Some("1.0.0"));
