@@ -55,14 +55,17 @@ rig_sshd_start() {
   local dir="$RIG_SSHD_DIR" home port base i ports=()
   rig_sshd_stop
   rm -rf "$dir" && mkdir -p "$dir" /run/sshd
-  chmod 700 "$dir"
+  # sshd reads authorized_keys as the user: the directory must be traversable.
+  chmod 755 "$dir"
   ssh-keygen -q -t ed25519 -N '' -C deploykit-rig-host -f "$dir/host_ed25519"
   ssh-keygen -q -t ed25519 -N '' -C deploykit-rig-client -f "$dir/client_key"
   ssh-keygen -q -t ed25519 -N '' -C deploykit-rig-wrong -f "$dir/wrong_key"
 
   home="$(getent passwd "$RIG_SSHD_USER" | cut -d: -f6)"
   install -d -m 700 -o "$RIG_SSHD_USER" -g "$RIG_SSHD_USER" "$home/.ssh"
-  install -m 600 -o "$RIG_SSHD_USER" -g "$RIG_SSHD_USER" "$dir/client_key.pub" "$home/.ssh/authorized_keys"
+  # The accepted key lives in this rig's directory, not in the user's home, so rigs
+  # of several worktrees running at once never replace each other's key.
+  install -m 644 "$dir/client_key.pub" "$dir/authorized_keys"
   # Non-interactive SSH sessions get sshd's minimal PATH; node and pm2 may live
   # elsewhere (npm's global prefix), so the rig puts their directories first.
   local path_dirs=""
@@ -71,9 +74,11 @@ rig_sshd_start() {
       path_dirs="$path_dirs:$(dirname "$(command -v "$bin")")"
     fi
   done
-  printf 'PATH=%s:/usr/local/bin:/usr/bin:/bin\n' "${path_dirs#:}" >"$home/.ssh/environment"
-  chown "$RIG_SSHD_USER:$RIG_SSHD_USER" "$home/.ssh/environment"
-  chmod 600 "$home/.ssh/environment"
+  # Written aside and renamed: another worktree's rig may be reading it right now.
+  printf 'PATH=%s:/usr/local/bin:/usr/bin:/bin\n' "${path_dirs#:}" >"$home/.ssh/environment.$$"
+  chown "$RIG_SSHD_USER:$RIG_SSHD_USER" "$home/.ssh/environment.$$"
+  chmod 600 "$home/.ssh/environment.$$"
+  mv -f "$home/.ssh/environment.$$" "$home/.ssh/environment"
 
   base="$(rig_sshd_pick_ports)" || return 1
   : >"$dir/known_hosts"
@@ -85,6 +90,7 @@ ListenAddress 127.0.0.1:$port
 HostKey $dir/host_ed25519
 PidFile $dir/sshd_$port.pid
 AllowUsers $RIG_SSHD_USER
+AuthorizedKeysFile $dir/authorized_keys
 PubkeyAuthentication yes
 PasswordAuthentication no
 KbdInteractiveAuthentication no
