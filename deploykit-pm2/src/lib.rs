@@ -1,1 +1,63 @@
-//! placeholder
+//! deploykit-pm2: deploy PM2 apps over SSH (or on the box itself) with release
+//! directories, zero-downtime reloads and rollback in seconds.
+//!
+//! # Why
+//!
+//! The usual PM2 deploy runs `git pull && pnpm install && pnpm build && pm2 restart`
+//! in place: the live app runs against half-updated files while it builds, and
+//! "rollback" is `git reset --hard HEAD~1` plus a full reinstall and rebuild —
+//! minutes of broken service, and the wrong commit when more than one was pulled.
+//!
+//! Here every release gets its own directory, built while the old one keeps
+//! serving; going live is an atomic `current` symlink swap plus
+//! `pm2 startOrReload --update-env` (worker-by-worker in cluster mode); going back
+//! is the same swap to the release that was live before — still built on disk.
+//!
+//! # Parts
+//!
+//! - [`Pm2Target`]: the core [`Target`](deploykit_core::Target) for one app on
+//!   one host, over any [`Shell`](deploykit_core::Shell) (`SshShell`, `LocalShell`).
+//! - [`Pm2Probe`]: a [`HealthProbe`](deploykit_core::HealthProbe) reading
+//!   `pm2 jlist`: all instances online, no restarts during a settle window.
+//! - [`Pm2Fleet`]: one release on N hosts, all at once or in rolling batches;
+//!   a failure on any host switches every host back.
+//! - [`commands`]: every command as data.
+//!
+//! ```no_run
+//! # async fn demo() -> deploykit_core::Result<()> {
+//! use std::sync::Arc;
+//! use deploykit_core::{Cmd, Pipeline, shell::{SshConfig, SshShell}};
+//! use deploykit_pm2::{Pm2Config, Pm2Probe, Pm2Target, Source};
+//!
+//! let ssh = Arc::new(SshShell::connect(
+//!     &SshConfig::new("app.example.com").user("deploy").key_file("/ci/deploy_key"),
+//! ).await?);
+//! let config = Pm2Config::new("web", "/srv/web", Source::Git {
+//!     repo: "git@github.com:me/web.git".into(),
+//! })
+//! .build_step(Cmd::new("pnpm").args(["install", "--frozen-lockfile"]))
+//! .build_step(Cmd::new("pnpm").args(["run", "build"]));
+//! let pipeline = Pipeline::new("production")
+//!     .target(Arc::new(Pm2Target::new(ssh.clone(), config.clone())?))
+//!     .probe(Arc::new(Pm2Probe::new(ssh.clone(), config).instances(2)));
+//! # let _ = pipeline; Ok(()) }
+//! ```
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod commands;
+mod config;
+mod fleet;
+pub mod jlist;
+mod layout;
+mod probe;
+mod target;
+
+pub use config::{Pm2Config, Source};
+pub use fleet::{Pm2Fleet, Rollout};
+pub use layout::Layout;
+pub use probe::Pm2Probe;
+pub use target::Pm2Target;
+
+/// Compile-time proof that the parts stay usable as trait objects.
+#[allow(dead_code)]
+fn _object_safe(_: Box<dyn deploykit_core::Target>, _: Box<dyn deploykit_core::HealthProbe>) {}

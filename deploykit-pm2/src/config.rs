@@ -1,0 +1,176 @@
+//! What a PM2 target needs to know about one app on one host.
+
+use std::path::PathBuf;
+
+use deploykit_core::{Cmd, Error, Result, Secret};
+
+use crate::layout::validate_relative;
+
+/// Where a release's code comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A git repository the host can reach (URL or path on the host). A bare clone
+    /// is cached under `<deploy_to>/repo`, fetched each prepare, and the exact commit
+    /// is exported into the release directory (no working tree, no `git pull`).
+    Git {
+        /// The repository URL as the host sees it.
+        repo: String,
+    },
+    /// Tarballs built elsewhere (CI): `<dir>/<release-id>.tar.gz` on the deploying
+    /// machine is streamed over the shell's stdin and unpacked into the release.
+    Artifact {
+        /// Local directory holding `<release-id>.tar.gz`.
+        dir: PathBuf,
+    },
+}
+
+/// One app under PM2 on one host.
+#[derive(Debug, Clone)]
+pub struct Pm2Config {
+    /// The PM2 app name (as in the ecosystem file); what is reloaded and probed.
+    pub app: String,
+    /// The deploy directory (see [`Layout`](crate::Layout)).
+    pub deploy_to: PathBuf,
+    /// Where the code comes from.
+    pub source: Source,
+    /// The ecosystem file, relative to the release (default `ecosystem.config.js`).
+    pub ecosystem: String,
+    /// Files under `shared/` linked into every release (e.g. `.env`); they must exist.
+    pub linked_files: Vec<String>,
+    /// Directories under `shared/` linked into every release (e.g. `public/uploads`,
+    /// `logs`); created when missing.
+    pub linked_dirs: Vec<String>,
+    /// Install and build commands, run in order in the new release directory with
+    /// [`env`](Self::env) (e.g. `pnpm install --frozen-lockfile`, `pnpm run build`).
+    pub build: Vec<Cmd>,
+    /// The app's environment: given to the build commands and to PM2 (`--update-env`).
+    /// Values are secrets and never printed.
+    pub env: Vec<(String, Secret)>,
+    /// The `pm2` program on the host (default `pm2`, found on the login PATH).
+    pub pm2: String,
+    /// `PM2_HOME` on the host, when not the SSH user's default `~/.pm2`.
+    pub pm2_home: Option<String>,
+}
+
+impl Pm2Config {
+    /// A config with the defaults: `ecosystem.config.js`, no linked paths, no build
+    /// commands, `pm2` from PATH.
+    pub fn new(app: impl Into<String>, deploy_to: impl Into<PathBuf>, source: Source) -> Self {
+        Self {
+            app: app.into(),
+            deploy_to: deploy_to.into(),
+            source,
+            ecosystem: "ecosystem.config.js".into(),
+            linked_files: Vec::new(),
+            linked_dirs: Vec::new(),
+            build: Vec::new(),
+            env: Vec::new(),
+            pm2: "pm2".into(),
+            pm2_home: None,
+        }
+    }
+
+    /// Adds a build command (run in the release directory with the app's env).
+    pub fn build_step(mut self, cmd: Cmd) -> Self {
+        self.build.push(cmd);
+        self
+    }
+
+    /// Adds an environment variable for the build and the app.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), Secret::new(value)));
+        self
+    }
+
+    /// Sets `PM2_HOME`.
+    pub fn pm2_home(mut self, home: impl Into<String>) -> Self {
+        self.pm2_home = Some(home.into());
+        self
+    }
+
+    /// Checks every value that ends up in paths and command lines.
+    pub fn validate(&self) -> Result<()> {
+        if self.app.is_empty()
+            || self.app.starts_with('-')
+            || !self
+                .app
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(Error::Invalid {
+                what: "pm2 app name",
+                value: self.app.chars().take(80).collect(),
+                reason: "expected letters, digits, '-', '_' or '.', not starting with '-'".into(),
+            });
+        }
+        validate_relative("ecosystem file", &self.ecosystem)?;
+        for f in &self.linked_files {
+            validate_relative("linked file", f)?;
+        }
+        for d in &self.linked_dirs {
+            validate_relative("linked dir", d)?;
+        }
+        for (k, _) in &self.env {
+            let ok = !k.is_empty()
+                && !k.as_bytes()[0].is_ascii_digit()
+                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !ok {
+                return Err(Error::Invalid {
+                    what: "environment variable name",
+                    value: k.chars().take(80).collect(),
+                    reason: "expected letters, digits and '_', not starting with a digit".into(),
+                });
+            }
+        }
+        if self.pm2.is_empty() || self.pm2.starts_with('-') {
+            return Err(Error::Invalid {
+                what: "pm2 program",
+                value: self.pm2.clone(),
+                reason: "expected a program name or path".into(),
+            });
+        }
+        if let Source::Git { repo } = &self.source {
+            if repo.is_empty() || repo.starts_with('-') {
+                return Err(Error::Invalid {
+                    what: "git repository",
+                    value: repo.chars().take(80).collect(),
+                    reason: "expected a URL or path, not starting with '-'".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Pm2Config {
+        Pm2Config::new(
+            "web",
+            "/srv/web",
+            Source::Git {
+                repo: "https://example.com/app.git".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn hostile_values_are_refused() {
+        assert!(config().validate().is_ok());
+        let mut c = config();
+        c.app = "web;reboot".into();
+        assert!(c.validate().is_err());
+        let mut c = config();
+        c.linked_files = vec!["../../etc/passwd".into()];
+        assert!(c.validate().is_err());
+        let c = config().env("BAD KEY", "v");
+        assert!(c.validate().is_err());
+        let mut c = config();
+        c.source = Source::Git {
+            repo: "--upload-pack=touch /tmp/x".into(),
+        };
+        assert!(c.validate().is_err());
+    }
+}

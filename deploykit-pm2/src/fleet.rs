@@ -1,0 +1,278 @@
+//! One release on many hosts, as one [`Target`].
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use deploykit_core::{Error, ReleaseId, ReleaseSpec, Result, Target};
+use futures::stream::{self, StreamExt};
+
+/// How activation moves through the hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rollout {
+    /// Every host at once (bounded by `max_parallel`).
+    AllAtOnce,
+    /// Batches of `batch` hosts, one batch after the other: a bad release stops
+    /// at the first batch instead of reaching every host.
+    Rolling {
+        /// Hosts per batch (at least 1).
+        batch: usize,
+    },
+}
+
+/// N hosts running the same app, deployed as one: prepare everywhere, activate
+/// everywhere, and if any host fails to activate, every host this call already
+/// switched (and the failing one) is switched back to the release it had before.
+///
+/// The hosts must agree on the live release; a fleet whose hosts disagree (a
+/// previous run half-failed and was not recovered) is refused rather than guessed at.
+pub struct Pm2Fleet {
+    hosts: Vec<Arc<dyn Target>>,
+    names: Vec<String>,
+    rollout: Rollout,
+    max_parallel: usize,
+}
+
+impl Pm2Fleet {
+    /// A fleet of `(name, target)` pairs; names appear in errors. All at once,
+    /// at most 8 hosts in parallel.
+    pub fn new(hosts: Vec<(String, Arc<dyn Target>)>) -> Self {
+        let (names, hosts) = hosts.into_iter().unzip();
+        Self {
+            hosts,
+            names,
+            rollout: Rollout::AllAtOnce,
+            max_parallel: 8,
+        }
+    }
+
+    /// Sets the rollout.
+    pub fn rollout(mut self, rollout: Rollout) -> Self {
+        self.rollout = rollout;
+        self
+    }
+
+    /// Bounds how many hosts are worked on at the same time (at least 1).
+    pub fn max_parallel(mut self, n: usize) -> Self {
+        self.max_parallel = n.max(1);
+        self
+    }
+
+    /// Runs `f` on the hosts `idx`, at most `max_parallel` at once, keeping order.
+    async fn each<'a, T, F, Fut>(&'a self, idx: &[usize], f: F) -> Vec<(usize, Result<T>)>
+    where
+        F: Fn(&'a Arc<dyn Target>) -> Fut,
+        Fut: std::future::Future<Output = Result<T>> + 'a,
+    {
+        let mut out: Vec<(usize, Result<T>)> = stream::iter(idx.iter().copied())
+            .map(|i| {
+                let fut = f(&self.hosts[i]);
+                async move { (i, fut.await) }
+            })
+            .buffer_unordered(self.max_parallel)
+            .collect()
+            .await;
+        out.sort_by_key(|(i, _)| *i);
+        out
+    }
+
+    fn all(&self) -> Vec<usize> {
+        (0..self.hosts.len()).collect()
+    }
+
+    fn failures<T>(&self, results: &[(usize, Result<T>)]) -> Vec<String> {
+        results
+            .iter()
+            .filter_map(|(i, r)| r.as_ref().err().map(|e| format!("{}: {e}", self.names[*i])))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Target for Pm2Fleet {
+    async fn current(&self) -> Result<Option<ReleaseId>> {
+        let results = self.each(&self.all(), |t| t.current()).await;
+        let errors = self.failures(&results);
+        if !errors.is_empty() {
+            return Err(Error::part(
+                "current",
+                "fleet",
+                format!("could not read the live release: {}", errors.join("; ")),
+            ));
+        }
+        let live: Vec<(usize, Option<ReleaseId>)> = results
+            .into_iter()
+            .map(|(i, r)| (i, r.expect("errors handled above")))
+            .collect();
+        let first = live.first().and_then(|(_, r)| r.clone());
+        if live.iter().all(|(_, r)| *r == first) {
+            return Ok(first);
+        }
+        let seen = live
+            .iter()
+            .map(|(i, r)| {
+                format!(
+                    "{}: {}",
+                    self.names[*i],
+                    r.as_ref().map_or("nothing".to_string(), |r| r.to_string())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        Err(Error::part(
+            "current",
+            "fleet",
+            format!("the hosts disagree on the live release ({seen})"),
+        )
+        .with_hint("finish the interrupted run with `deploykit recover`, or activate one release on every host, then deploy again"))
+    }
+
+    async fn prepare(&self, spec: &ReleaseSpec) -> Result<()> {
+        let results = self.each(&self.all(), |t| t.prepare(spec)).await;
+        let errors = self.failures(&results);
+        if errors.is_empty() {
+            return Ok(());
+        }
+        // Hosts that did stage it keep nothing either.
+        let staged: Vec<usize> = results
+            .iter()
+            .filter(|(_, r)| r.is_ok())
+            .map(|(i, _)| *i)
+            .collect();
+        let _ = self.each(&staged, |t| t.discard(&spec.id)).await;
+        Err(Error::part(
+            "prepare",
+            "fleet",
+            format!(
+                "{} of {} host(s) failed, nothing was activated: {}",
+                errors.len(),
+                self.hosts.len(),
+                errors.join("; ")
+            ),
+        ))
+    }
+
+    async fn activate(&self, release: Option<&ReleaseId>) -> Result<()> {
+        let previous = self.current().await.ok().flatten();
+        let batches: Vec<Vec<usize>> = match self.rollout {
+            Rollout::AllAtOnce => vec![self.all()],
+            Rollout::Rolling { batch } => self
+                .all()
+                .chunks(batch.max(1))
+                .map(|c| c.to_vec())
+                .collect(),
+        };
+        let mut touched: Vec<usize> = Vec::new();
+        for batch in batches {
+            let results = self.each(&batch, |t| t.activate(release)).await;
+            touched.extend(batch.iter().copied());
+            let errors = self.failures(&results);
+            if errors.is_empty() {
+                continue;
+            }
+            // Switch back every host this call touched, failing ones included (a
+            // failed reload may already have swapped `current`).
+            let undo = self.each(&touched, |t| t.activate(previous.as_ref())).await;
+            let undo_errors = self.failures(&undo);
+            let back = previous
+                .as_ref()
+                .map_or("offline".to_string(), |p| p.to_string());
+            let message = format!(
+                "{} host(s) failed to activate: {}. Switched {} host(s) back to {back}{}",
+                errors.len(),
+                errors.join("; "),
+                touched.len(),
+                if undo_errors.is_empty() {
+                    String::new()
+                } else {
+                    format!("; switching back FAILED on: {}", undo_errors.join("; "))
+                }
+            );
+            return Err(Error::part("activate", "fleet", message));
+        }
+        Ok(())
+    }
+
+    async fn discard(&self, release: &ReleaseId) -> Result<()> {
+        let results = self.each(&self.all(), |t| t.discard(release)).await;
+        let errors = self.failures(&results);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::part(
+                "discard",
+                "fleet",
+                format!("could not discard {release}: {}", errors.join("; ")),
+            ))
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<ReleaseId>> {
+        let results = self.each(&self.all(), |t| t.list()).await;
+        let errors = self.failures(&results);
+        if !errors.is_empty() {
+            return Err(Error::part(
+                "list",
+                "fleet",
+                format!("could not list releases: {}", errors.join("; ")),
+            ));
+        }
+        let mut all: Vec<ReleaseId> = results
+            .into_iter()
+            .flat_map(|(_, r)| r.unwrap_or_default())
+            .collect();
+        all.sort();
+        all.dedup();
+        Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deploykit_core::testing::{conformance::target_contract, Fault, World};
+
+    fn spec(world: &World, id: &str) -> ReleaseSpec {
+        world.spec(id)
+    }
+
+    #[tokio::test]
+    async fn a_fleet_of_twins_keeps_the_target_contract() {
+        let worlds: Vec<World> = (0..3).map(|_| World::new()).collect();
+        let fleet = Pm2Fleet::new(
+            worlds
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (format!("h{i}"), Arc::new(w.target()) as Arc<dyn Target>))
+                .collect(),
+        )
+        .rollout(Rollout::Rolling { batch: 1 });
+        target_contract(&fleet, &spec(&worlds[0], "a"), &spec(&worlds[0], "b")).await;
+    }
+
+    #[tokio::test]
+    async fn one_failing_host_switches_every_activated_host_back() {
+        let worlds: Vec<World> = (0..3).map(|_| World::new()).collect();
+        let fleet = Pm2Fleet::new(
+            worlds
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (format!("h{i}"), Arc::new(w.target()) as Arc<dyn Target>))
+                .collect(),
+        )
+        .rollout(Rollout::Rolling { batch: 2 })
+        .max_parallel(2);
+        let v1 = spec(&worlds[0], "v1");
+        let v2 = spec(&worlds[0], "v2");
+        fleet.prepare(&v1).await.unwrap();
+        fleet.activate(Some(&v1.id)).await.unwrap();
+        fleet.prepare(&v2).await.unwrap();
+        // Call 1 activated v1; call 2 (v2) fails; call 3 (switching back) works.
+        worlds[2].faults.on_call("target.activate", 2, Fault::Fail);
+        let err = fleet.activate(Some(&v2.id)).await.unwrap_err().to_string();
+        assert!(err.contains("h2"), "{err}");
+        assert!(err.contains("back to v1"), "{err}");
+        for w in &worlds {
+            assert_eq!(w.snapshot().live.unwrap().as_str(), "v1");
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! The PM2 [`Target`]: releases staged in their own directories, made live by an
+//! atomic symlink swap and a PM2 reload.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use deploykit_core::{Error, ReleaseId, ReleaseSpec, Result, Shell, ShellExt, Target};
+
+use crate::commands;
+use crate::config::{Pm2Config, Source};
+use crate::layout::Layout;
+
+/// One app under PM2 on one host, reached through any [`Shell`] (SSH or local).
+///
+/// - `prepare` builds `releases/<id>` next to the live release (live traffic
+///   untouched); on failure the new directory is removed and the error carries the
+///   failing command and the tail of its output.
+/// - `activate` swaps `current` atomically and runs `pm2 startOrReload --update-env`
+///   (a cluster-mode app reloads worker by worker), then `pm2 save`.
+/// - rolling back is `activate(previous)`: the old release is still built on disk,
+///   so it is a swap and a reload — seconds, not a reinstall and rebuild.
+pub struct Pm2Target {
+    shell: Arc<dyn Shell>,
+    config: Pm2Config,
+    layout: Layout,
+}
+
+impl Pm2Target {
+    /// A target for `config` on `shell`'s host; validates the config.
+    pub fn new(shell: Arc<dyn Shell>, config: Pm2Config) -> Result<Self> {
+        config.validate()?;
+        let layout = Layout::new(&config.deploy_to)?;
+        Ok(Self {
+            shell,
+            config,
+            layout,
+        })
+    }
+
+    /// The directory layout on the host.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The app's config.
+    pub fn config(&self) -> &Pm2Config {
+        &self.config
+    }
+
+    /// The shell commands run on.
+    pub fn shell(&self) -> &Arc<dyn Shell> {
+        &self.shell
+    }
+
+    fn location(&self) -> &str {
+        self.shell.location()
+    }
+
+    async fn is_prepared(&self, id: &ReleaseId) -> Result<bool> {
+        Ok(self
+            .shell
+            .run(&commands::is_prepared(&self.layout, id), None)
+            .await?
+            .success())
+    }
+
+    /// Every prepare step in order; the caller cleans up on error.
+    async fn stage(&self, spec: &ReleaseSpec) -> Result<()> {
+        let sh = &self.shell;
+        let id = &spec.id;
+        match &self.config.source {
+            Source::Git { repo } => {
+                sh.check("prepare.fetch", &commands::git_cache(&self.layout, repo))
+                    .await
+                    .map_err(|e| {
+                        e.with_hint(format!(
+                            "check that {} can reach the repository (URL, deploy key, network)",
+                            self.location()
+                        ))
+                    })?;
+                let resolved = sh
+                    .run(&commands::git_resolve(&self.layout, &spec.commit), None)
+                    .await?;
+                if !resolved.success() {
+                    return Err(Error::part(
+                        "prepare.checkout",
+                        self.location(),
+                        format!("commit {} is not in the repository", spec.commit),
+                    )
+                    .with_hint("push the commit (or check the hash) and deploy again"));
+                }
+                let hash = resolved.stdout_text().trim().to_string();
+                sh.check(
+                    "prepare.checkout",
+                    &commands::git_export(&self.layout, &hash, id),
+                )
+                .await?;
+            }
+            Source::Artifact { dir } => {
+                let file = dir.join(format!("{id}.tar.gz"));
+                let bytes = tokio::fs::read(&file)
+                    .await
+                    .map_err(|e| Error::io("reading artifact", &file, e))?;
+                let cmd = commands::unpack_artifact(&self.layout, id);
+                let out = sh.run(&cmd, Some(&bytes)).await?;
+                if !out.success() {
+                    return Err(deploykit_core::shell::CommandFailed::new(
+                        "prepare.upload",
+                        self.location(),
+                        &cmd,
+                        &out,
+                    )
+                    .into());
+                }
+            }
+        }
+        for f in &self.config.linked_files {
+            sh.check(
+                "prepare.link",
+                &commands::link_shared(&self.layout, id, f, false),
+            )
+            .await?;
+        }
+        for d in &self.config.linked_dirs {
+            sh.check(
+                "prepare.link",
+                &commands::link_shared(&self.layout, id, d, true),
+            )
+            .await?;
+        }
+        for step in &self.config.build {
+            sh.check(
+                "prepare.build",
+                &commands::build_step(&self.config, &self.layout, id, step),
+            )
+            .await?;
+        }
+        sh.check("prepare", &commands::mark_prepared(&self.layout, id))
+            .await?;
+        Ok(())
+    }
+
+    async fn take_offline(&self) -> Result<()> {
+        // `delete` fails when the app is not in PM2: already offline, which is the goal.
+        let _ = self
+            .shell
+            .run(&commands::delete(&self.config), None)
+            .await?;
+        self.shell
+            .check("activate", &commands::remove_current(&self.layout))
+            .await?;
+        self.shell
+            .check("activate", &commands::save(&self.config))
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Target for Pm2Target {
+    async fn current(&self) -> Result<Option<ReleaseId>> {
+        let out = self
+            .shell
+            .run(&commands::read_current(&self.layout), None)
+            .await?;
+        if !out.success() {
+            return Ok(None);
+        }
+        let target = out.stdout_text();
+        Layout::parse_link_target(&target).map(Some).ok_or_else(|| {
+            Error::part(
+                "current",
+                self.location(),
+                format!(
+                    "{} points at {:?}, not at a release directory",
+                    self.layout.current().display(),
+                    target.trim()
+                ),
+            )
+            .with_hint("point it at releases/<id> by hand, or remove it if nothing is deployed")
+        })
+    }
+
+    async fn prepare(&self, spec: &ReleaseSpec) -> Result<()> {
+        self.shell
+            .check("prepare", &commands::make_layout(&self.layout))
+            .await?;
+        if self.is_prepared(&spec.id).await? {
+            return Ok(());
+        }
+        if self.current().await?.as_ref() == Some(&spec.id) {
+            return Err(Error::part(
+                "prepare",
+                self.location(),
+                format!("release {} is live but incomplete", spec.id),
+            )
+            .with_hint("deploy under a new release id"));
+        }
+        // Leftovers of an interrupted prepare are replaced, never built upon.
+        self.shell
+            .check("prepare", &commands::remove_release(&self.layout, &spec.id))
+            .await?;
+        match self.stage(spec).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let cleanup = self
+                    .shell
+                    .run(&commands::remove_release(&self.layout, &spec.id), None)
+                    .await;
+                let note = match cleanup {
+                    Ok(out) if out.success() => format!(
+                        "the live release was not touched and {} was removed",
+                        self.layout.release(&spec.id).display()
+                    ),
+                    _ => format!(
+                        "the live release was not touched; removing {} failed too, delete it by hand",
+                        self.layout.release(&spec.id).display()
+                    ),
+                };
+                Err(match e {
+                    Error::Part {
+                        step,
+                        location,
+                        message,
+                        hint,
+                    } => Error::Part {
+                        step,
+                        location,
+                        message,
+                        hint: Some(match hint {
+                            Some(h) => format!("{note}; {h}"),
+                            None => format!("{note}; fix the cause and deploy again"),
+                        }),
+                    },
+                    other => other,
+                })
+            }
+        }
+    }
+
+    async fn activate(&self, release: Option<&ReleaseId>) -> Result<()> {
+        let Some(id) = release else {
+            return self.take_offline().await;
+        };
+        if !self.is_prepared(id).await? {
+            return Err(Error::part(
+                "activate",
+                self.location(),
+                format!("release {id} is not (completely) prepared on this host"),
+            )
+            .with_hint("prepare it first; an incomplete release is never made live"));
+        }
+        let sh = &self.shell;
+        sh.check("activate.swap", &commands::link_next(&self.layout, id))
+            .await?;
+        sh.check("activate.swap", &commands::swap_current(&self.layout, id))
+            .await?;
+        sh.check(
+            "activate.reload",
+            &commands::start_or_reload(&self.config, &self.layout, id),
+        )
+        .await
+        .map_err(|e| {
+            e.with_hint(format!(
+                "`current` already points at {id}; the run's undo swaps it back and reloads the previous release"
+            ))
+        })?;
+        sh.check("activate.save", &commands::save(&self.config))
+            .await?;
+        Ok(())
+    }
+
+    async fn discard(&self, release: &ReleaseId) -> Result<()> {
+        if self.current().await?.as_ref() == Some(release) {
+            return Err(Error::Refused {
+                reason: format!(
+                    "release {release} is live on {}, so it was not discarded",
+                    self.location()
+                ),
+                next: "activate another release first".into(),
+            });
+        }
+        self.shell
+            .check("discard", &commands::remove_release(&self.layout, release))
+            .await?;
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<ReleaseId>> {
+        let out = self
+            .shell
+            .check("list", &commands::list_releases(&self.layout))
+            .await?;
+        let mut ids: Vec<ReleaseId> = out
+            .stdout_text()
+            .lines()
+            .filter_map(|l| ReleaseId::parse(l.trim()).ok())
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+}
