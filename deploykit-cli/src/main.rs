@@ -6,6 +6,7 @@ mod commands;
 mod config;
 mod demo_app;
 mod exit;
+mod hosts;
 mod local_target;
 mod notify;
 mod render;

@@ -14,10 +14,12 @@ use deploykit_core::tcp::TcpProbe;
 use deploykit_core::{Backup, Cmd, HealthProbe, LocalShell, Migrator, Secret, Target};
 
 use crate::config::{
-    BackupConfig, Dialect, DumpFormat, Environment, LoadedConfig, MigrationsConfig, ProbeConfig,
-    TargetConfig,
+    self, BackupConfig, Dialect, DumpFormat, Environment, LoadedConfig, MigrationsConfig,
+    ProbeConfig, TargetConfig,
 };
+use crate::hosts::{self, HostShell};
 use crate::local_target::LocalTarget;
+use deploykit_pm2::{Pm2Config as Pm2AppConfig, Pm2Fleet, Pm2Probe, Pm2Target, Rollout, Source};
 
 /// The parts of one environment, ready to go into a pipeline.
 #[derive(Default)]
@@ -32,6 +34,21 @@ pub struct Parts {
     pub migrator: Option<Arc<dyn Migrator>>,
     /// Health probes.
     pub probes: Vec<Arc<dyn HealthProbe>>,
+    /// Host shells opened for this environment (closed by [`Parts::close`]).
+    pub hosts: Vec<(String, HostShell)>,
+}
+
+impl Parts {
+    /// Closes SSH master connections; failures are only worth a warning.
+    pub async fn close(&self) {
+        for (name, host) in &self.hosts {
+            if let HostShell::Ssh(ssh) = host {
+                if let Err(e) = ssh.close().await {
+                    eprintln!("warning: closing the SSH connection to {name}: {e}");
+                }
+            }
+        }
+    }
 }
 
 /// A config that names something this build cannot do.
@@ -72,12 +89,29 @@ pub async fn parts(
             parts.local = Some(t.clone());
             parts.target = Some(t);
         }
-        Some(other) => {
-            return Err(WiringError(format!(
-                "environment {name}: target kind {:?} is not wired into this build yet",
-                kind_name(other)
-            )))
+        Some(TargetConfig::Pm2(pm2)) => {
+            parts.hosts = hosts::connect(name, pm2, &loaded.base).await?;
+            let app = pm2_app_config(name, pm2)?;
+            let wrap = |e: deploykit_core::Error| WiringError(format!("environment {name}: {e}"));
+            let mut targets: Vec<(String, Arc<dyn Target>)> = Vec::new();
+            for (host, shell) in &parts.hosts {
+                targets.push((
+                    host.clone(),
+                    Arc::new(Pm2Target::new(shell.shell(), app.clone()).map_err(wrap)?),
+                ));
+            }
+            parts.target = Some(if targets.len() == 1 {
+                targets.remove(0).1
+            } else {
+                let rollout = if pm2.batch == 0 {
+                    Rollout::AllAtOnce
+                } else {
+                    Rollout::Rolling { batch: pm2.batch }
+                };
+                Arc::new(Pm2Fleet::new(targets).rollout(rollout))
+            });
         }
+        Some(TargetConfig::Compose(_)) => return Err(not_wired(name, "target kind compose")),
     }
     let database = env
         .database
@@ -91,9 +125,27 @@ pub async fn parts(
         parts.migrator = Some(migrator_part(loaded, name, migrations, database.as_ref())?);
     }
     for probe in &env.probes {
-        parts
-            .probes
-            .push(probe_part(name, probe, database.as_ref())?);
+        match probe {
+            ProbeConfig::Pm2 { settle_secs } => {
+                let Some(TargetConfig::Pm2(pm2)) = &env.target else {
+                    return Err(WiringError(format!(
+                        "environment {name}: probe kind pm2 needs a pm2 target"
+                    )));
+                };
+                let app = pm2_app_config(name, pm2)?;
+                for (_, shell) in &parts.hosts {
+                    let mut p = Pm2Probe::new(shell.shell(), app.clone())
+                        .settle(Duration::from_secs(*settle_secs));
+                    if let Some(n) = pm2.instances {
+                        p = p.instances(n);
+                    }
+                    parts.probes.push(Arc::new(p));
+                }
+            }
+            other => parts
+                .probes
+                .push(probe_part(name, other, database.as_ref())?),
+        }
     }
     Ok(parts)
 }
@@ -273,15 +325,43 @@ fn probe_part(
                 "environment {env}: probe kind postgres needs a postgres:// database"
             ))),
         },
-        ProbeConfig::Pm2 { .. } => Err(not_wired(env, "probe kind pm2")),
+        ProbeConfig::Pm2 { .. } => Err(WiringError(format!(
+            "environment {env}: probe kind pm2 needs a pm2 target"
+        ))),
         ProbeConfig::Container => Err(not_wired(env, "probe kind container")),
     }
 }
 
-fn kind_name(t: &TargetConfig) -> &'static str {
-    match t {
-        TargetConfig::Local { .. } => "local",
-        TargetConfig::Pm2(_) => "pm2",
-        TargetConfig::Compose(_) => "compose",
+/// The per-host PM2 app settings from the environment's target table.
+fn pm2_app_config(env: &str, pm2: &config::Pm2Config) -> Result<Pm2AppConfig, WiringError> {
+    let cmd = |argv: &Vec<String>| -> Result<Cmd, WiringError> {
+        let (program, args) = argv.split_first().ok_or_else(|| {
+            WiringError(format!(
+                "environment {env}: an install/build command is empty"
+            ))
+        })?;
+        Ok(Cmd::new(program).args(args.iter().cloned()))
+    };
+    let mut app = Pm2AppConfig::new(
+        &pm2.app,
+        &pm2.deploy_to,
+        Source::Git {
+            repo: pm2.repo.clone(),
+        },
+    );
+    app.ecosystem = pm2.ecosystem.clone();
+    app.linked_files = pm2.linked_files.clone();
+    app.linked_dirs = pm2.linked_dirs.clone();
+    for argv in pm2.install.iter().chain(&pm2.build) {
+        app = app.build_step(cmd(argv)?);
     }
+    if let Some(home) = &pm2.pm2_home {
+        app = app.pm2_home(home);
+    }
+    for (k, v) in &pm2.env {
+        app = app.env(k, v.expose());
+    }
+    app.validate()
+        .map_err(|e| WiringError(format!("environment {env}: {e}")))?;
+    Ok(app)
 }

@@ -24,7 +24,8 @@ repo = "git@github.com:me/my-app.git"
 ecosystem = "ecosystem.config.js"
 install = [["pnpm", "install", "--frozen-lockfile"]]
 build = [["pnpm", "run", "build"]]
-shared = [".env", "uploads"]
+linked_files = [".env"]
+linked_dirs = ["uploads"]
 known_hosts = "~/.ssh/known_hosts"
 
 [environments.staging.database]

@@ -38,12 +38,20 @@ pub async fn run(config: &Path, args: &EnvArg, mode: Mode) -> Result<u8> {
     let mut code = exit::OK;
     for path in todo {
         let journal = FileJournal::open(&path)?;
-        let report = pipeline.recover(&journal).await?;
+        let report = pipeline.recover(&journal).await;
+        let report = match report {
+            Ok(r) => r,
+            Err(e) => {
+                ctx.parts.close().await;
+                return Err(e.into());
+            }
+        };
         mode.finish(&report);
         code = code.max(match report.outcome {
             Outcome::Succeeded | Outcome::RolledBack => exit::OK,
             other => exit::for_outcome(other),
         });
     }
+    ctx.parts.close().await;
     Ok(code)
 }

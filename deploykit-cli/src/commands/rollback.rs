@@ -69,7 +69,9 @@ pub async fn run(config: &Path, args: &RollbackArgs, mode: Mode) -> Result<u8> {
         commit,
         branch: None,
     };
-    let report = pipeline.run_in(&ctx.journals(), &spec).await?;
+    let report = pipeline.run_in(&ctx.journals(), &spec).await;
+    ctx.parts.close().await;
+    let report = report?;
     mode.finish(&report);
     crate::notify::announce(env, &report).await;
     Ok(exit::for_outcome(report.outcome))

@@ -131,9 +131,20 @@ pub struct Pm2Config {
     /// Build commands (argv lists).
     #[serde(default)]
     pub build: Vec<Vec<String>>,
-    /// Files and folders linked from `shared/` into every release.
+    /// Files under `shared/` linked into every release (e.g. `.env`); they must exist.
     #[serde(default)]
-    pub shared: Vec<String>,
+    pub linked_files: Vec<String>,
+    /// Folders under `shared/` linked into every release (e.g. `uploads`); created when missing.
+    #[serde(default)]
+    pub linked_dirs: Vec<String>,
+    /// `PM2_HOME` on the hosts, when not the SSH user's `~/.pm2`.
+    pub pm2_home: Option<String>,
+    /// The app's environment, for the build commands and PM2 (`--update-env`).
+    /// Values are secrets: never printed.
+    #[serde(default)]
+    pub env: BTreeMap<String, Secret>,
+    /// Instances the probe expects online (e.g. the cluster size).
+    pub instances: Option<usize>,
     /// SSH private key file.
     pub key_file: Option<PathBuf>,
     /// known_hosts file (strict checking unless `accept_new_host_keys`).
@@ -143,9 +154,16 @@ pub struct Pm2Config {
     pub accept_new_host_keys: bool,
     /// Password authentication is not supported (openssh); present only to be refused clearly.
     pub password: Option<Secret>,
-    /// Hosts activated at once; 0 = all at once.
+    /// Hosts activated per batch in a rolling deploy; 0 = all at once.
     #[serde(default)]
     pub batch: usize,
+    /// Seconds to wait for each SSH connection.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+}
+
+fn default_connect_timeout() -> u64 {
+    10
 }
 
 fn default_ecosystem() -> String {

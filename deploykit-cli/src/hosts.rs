@@ -1,0 +1,109 @@
+//! Turning `user@host[:port]` strings from the config into shells.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deploykit_core::shell::{HostKeyPolicy, SshAuth, SshConfig, SshShell};
+use deploykit_core::{LocalShell, Shell};
+
+use crate::config::Pm2Config;
+use crate::wiring::WiringError;
+
+/// One host's shell; SSH ones are kept so the run can close their master connection.
+pub enum HostShell {
+    /// This machine.
+    Local(Arc<LocalShell>),
+    /// A remote host over one multiplexed SSH connection.
+    Ssh(Arc<SshShell>),
+}
+
+impl HostShell {
+    /// As a plain shell.
+    pub fn shell(&self) -> Arc<dyn Shell> {
+        match self {
+            HostShell::Local(s) => s.clone(),
+            HostShell::Ssh(s) => s.clone(),
+        }
+    }
+}
+
+/// Parses `user@host[:port]` (or `local`) into an SSH config for `pm2`'s settings.
+pub fn ssh_config(
+    env: &str,
+    spec: &str,
+    pm2: &Pm2Config,
+    base: &std::path::Path,
+) -> Result<Option<SshConfig>, WiringError> {
+    if spec == "local" {
+        return Ok(None);
+    }
+    let (user, rest) = match spec.split_once('@') {
+        Some((u, r)) => (Some(u), r),
+        None => (None, spec),
+    };
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => {
+            let port = p.parse::<u16>().map_err(|_| {
+                WiringError(format!(
+                    "environment {env}: host {spec:?} has a bad port {p:?}"
+                ))
+            })?;
+            (h, port)
+        }
+        None => (rest, 22),
+    };
+    let mut config = SshConfig::new(host)
+        .port(port)
+        .connect_timeout(Duration::from_secs(pm2.connect_timeout_secs));
+    if let Some(u) = user {
+        config = config.user(u);
+    }
+    let resolve = |p: &PathBuf| {
+        if p.is_absolute() {
+            p.clone()
+        } else {
+            base.join(p)
+        }
+    };
+    if let Some(k) = &pm2.key_file {
+        config = config.key_file(resolve(k));
+    }
+    if let Some(k) = &pm2.known_hosts {
+        config = config.known_hosts_file(resolve(k));
+    }
+    if pm2.accept_new_host_keys {
+        config = config.host_keys(HostKeyPolicy::AcceptNew);
+    }
+    if pm2.password.is_some() {
+        config.auth = SshAuth::Password;
+    }
+    Ok(Some(config))
+}
+
+/// Connects to every host (one master connection each), failing on the first that
+/// does not answer: nothing has changed yet.
+pub async fn connect(
+    env: &str,
+    pm2: &Pm2Config,
+    base: &std::path::Path,
+) -> Result<Vec<(String, HostShell)>, WiringError> {
+    if pm2.hosts.is_empty() {
+        return Err(WiringError(format!(
+            "environment {env}: target.hosts is empty"
+        )));
+    }
+    let mut shells = Vec::new();
+    for spec in &pm2.hosts {
+        match ssh_config(env, spec, pm2, base)? {
+            None => shells.push((spec.clone(), HostShell::Local(Arc::new(LocalShell::new())))),
+            Some(config) => {
+                let shell = SshShell::connect(&config).await.map_err(|e| {
+                    WiringError(format!("environment {env}: cannot reach {spec}: {e}"))
+                })?;
+                shells.push((spec.clone(), HostShell::Ssh(Arc::new(shell))));
+            }
+        }
+    }
+    Ok(shells)
+}

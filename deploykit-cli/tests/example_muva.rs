@@ -1,0 +1,346 @@
+//! The MUVA example end to end, through the `deploykit` binary, against the rig:
+//! a real sshd, real PM2 (cluster mode), a real PostgreSQL with the Supabase
+//! history table. Deploy v1, upgrade to v2 with a migration, then a v3 that fails
+//! health: rolled back, its migration reverted, v2 serving.
+
+use std::path::{Path, PathBuf};
+use std::process::Command as Std;
+
+use assert_cmd::Command;
+
+struct Rig {
+    ssh_host: String,
+    ssh_port: String,
+    ssh_user: String,
+    ssh_key: String,
+    known_hosts: String,
+    pm2_root: PathBuf,
+    pg_url: String,
+}
+
+fn rig() -> Option<Rig> {
+    let vars = [
+        "DEPLOYKIT_RIG_SSH_HOST",
+        "DEPLOYKIT_RIG_SSH_PORT",
+        "DEPLOYKIT_RIG_SSH_USER",
+        "DEPLOYKIT_RIG_SSH_KEY",
+        "DEPLOYKIT_RIG_SSH_KNOWN_HOSTS",
+        "DEPLOYKIT_RIG_PM2_ROOT",
+        "DEPLOYKIT_RIG_PG_URL",
+    ];
+    let v: Vec<Option<String>> = vars
+        .iter()
+        .map(|k| std::env::var(k).ok().filter(|s| !s.is_empty()))
+        .collect();
+    if let Some((name, _)) = vars.iter().zip(&v).find(|(_, x)| x.is_none()) {
+        if std::env::var_os("CI").is_some() {
+            panic!("{name} is not set: the sshd/pm2/postgres rig is missing in CI (run through script/test)");
+        }
+        eprintln!("skipped: {name} is not set (run through script/test)");
+        return None;
+    }
+    let v: Vec<String> = v.into_iter().map(Option::unwrap).collect();
+    Some(Rig {
+        ssh_host: v[0].clone(),
+        ssh_port: v[1].clone(),
+        ssh_user: v[2].clone(),
+        ssh_key: v[3].clone(),
+        known_hosts: v[4].clone(),
+        pm2_root: v[5].clone().into(),
+        pg_url: v[6].clone(),
+    })
+}
+
+fn run(cmd: &mut Std) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some((
+        status,
+        text.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
+    ))
+}
+
+struct Muva {
+    repo: PathBuf,
+    port: u16,
+    rig: Rig,
+    db_url: String,
+}
+
+impl Muva {
+    fn git(&self, args: &[&str]) -> String {
+        run(Std::new("git")
+            .arg("-C")
+            .arg(&self.repo)
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args))
+    }
+
+    fn commit(&self, version: &str) -> String {
+        std::fs::write(self.repo.join("VERSION"), format!("{version}\n")).unwrap();
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-qm", version]);
+        run(Std::new("chown")
+            .arg("-R")
+            .arg(&self.rig.ssh_user)
+            .arg(&self.repo));
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    fn deploykit(&self) -> Command {
+        let mut c = Command::cargo_bin("deploykit").unwrap();
+        c.current_dir(&self.repo)
+            .env("NO_COLOR", "1")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            // The repo belongs to the SSH user who clones it; let root's git read it.
+            .env("GIT_CONFIG_COUNT", "1")
+            .env("GIT_CONFIG_KEY_0", "safe.directory")
+            .env("GIT_CONFIG_VALUE_0", "*")
+            .env("MUVA_REPO", format!("file://{}", self.repo.display()))
+            .env(
+                "MUVA_STAGING_SSH",
+                format!(
+                    "{}@{}:{}",
+                    self.rig.ssh_user, self.rig.ssh_host, self.rig.ssh_port
+                ),
+            )
+            .env(
+                "MUVA_STAGING_URL",
+                format!("http://127.0.0.1:{}", self.port),
+            )
+            .env("MUVA_PORT", self.port.to_string())
+            .env("MUVA_SSH_KEY_FILE", &self.rig.ssh_key)
+            .env("MUVA_KNOWN_HOSTS", &self.rig.known_hosts)
+            .env("SUPABASE_STAGING_DB_URL", &self.db_url);
+        c
+    }
+
+    fn psql(&self, sql: &str) -> String {
+        run(Std::new("psql").arg(&self.db_url).args(["-qtAc", sql]))
+    }
+}
+
+impl Drop for Muva {
+    fn drop(&mut self) {
+        let home = self.rig.pm2_root.join("muva-e2e/pm2home");
+        let _ = Std::new("su")
+            .args([&self.rig.ssh_user, "-c"])
+            .arg(format!(
+                "PM2_HOME={} pm2 kill >/dev/null 2>&1",
+                home.display()
+            ))
+            .status();
+    }
+}
+
+#[test]
+fn muva_example_deploys_upgrades_and_rolls_back_a_broken_release() {
+    let Some(rig) = rig() else { return };
+    let base = rig.pm2_root.join("muva-e2e");
+    let _ = std::fs::remove_dir_all(&base);
+    let repo = base.join("repo");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // MUVA's repository: the app, its deploykit.toml and its supabase/migrations.
+    copy_dir(&root.join("examples/node-app"), &repo);
+    copy_dir(&root.join("examples/muva"), &repo);
+    std::fs::write(repo.join(".gitignore"), "dist/\n.deploykit/\nbackups/\n").unwrap();
+    // The example deploys to /srv/muva; on the test host it goes under the rig's root.
+    let deploy_to = base.join("srv");
+    std::fs::create_dir_all(deploy_to.join("shared")).unwrap();
+    std::fs::write(
+        deploy_to.join("shared/.env.local"),
+        "SUPABASE_ANON_KEY=not-for-logs\n",
+    )
+    .unwrap();
+    run(Std::new("chown")
+        .arg("-R")
+        .arg(&rig.ssh_user)
+        .arg(&deploy_to));
+    // PM2 state of this test under the rig's root, so the rig's stop kills it.
+    let toml = std::fs::read_to_string(repo.join("deploykit.toml")).unwrap();
+    let toml = toml.replacen(
+        "app = \"muva\"",
+        &format!(
+            "app = \"muva\"\npm2_home = \"{}\"",
+            base.join("pm2home").display()
+        ),
+        1,
+    );
+    let toml = toml.replace("/srv/muva", &deploy_to.to_string_lossy());
+    let toml = toml
+        .replace("settle_secs = 5", "settle_secs = 2")
+        .replace("health_interval_secs = 5", "health_interval_secs = 1");
+    std::fs::write(repo.join("deploykit.toml"), toml).unwrap();
+
+    let db = format!("muva_e2e_{}", std::process::id());
+    run(Std::new("psql")
+        .arg(&rig.pg_url)
+        .args(["-qc", &format!("DROP DATABASE IF EXISTS {db}")]));
+    run(Std::new("psql")
+        .arg(&rig.pg_url)
+        .args(["-qc", &format!("CREATE DATABASE {db}")]));
+    let db_url = rig
+        .pg_url
+        .rsplit_once('/')
+        .map(|(head, _)| format!("{head}/{db}"))
+        .unwrap();
+    run(Std::new("git")
+        .arg("-C")
+        .arg(&repo)
+        .args(["init", "-q", "-b", "main"]));
+    let m = Muva {
+        repo,
+        port: free_port(),
+        rig,
+        db_url,
+    };
+
+    // v1: first deploy.
+    let v1 = m.commit("1.0.0");
+    let out = m
+        .deploykit()
+        .args(["deploy", "--env", "staging", "--ref", &v1])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        get(m.port, "/").map(|r| r.1.trim().to_string()),
+        Some("1.0.0".into())
+    );
+    assert_eq!(
+        m.psql("SELECT string_agg(version || ':' || name, ',' ORDER BY version) FROM supabase_migrations.schema_migrations"),
+        "20251101090000:create_accommodations,20251102140530:create_bookings",
+        "history written in the Supabase CLI's table"
+    );
+    assert!(!stderr.contains("not-for-logs"));
+
+    // v2 adds a migration (with its down script).
+    std::fs::write(
+        m.repo
+            .join("supabase/migrations/20251110100000_add_reviews.sql"),
+        "CREATE TABLE reviews (id bigserial PRIMARY KEY, body text);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        m.repo
+            .join("supabase/migrations/20251110100000_add_reviews.down.sql"),
+        "DROP TABLE reviews;\n",
+    )
+    .unwrap();
+    let v2 = m.commit("2.0.0");
+    m.deploykit()
+        .args(["deploy", "--env", "staging", "--ref", &v2])
+        .assert()
+        .code(0);
+    assert_eq!(
+        get(m.port, "/").map(|r| r.1.trim().to_string()),
+        Some("2.0.0".into())
+    );
+    assert_eq!(m.psql("SELECT to_regclass('reviews') IS NOT NULL"), "t");
+
+    // v3: another migration, and an app that answers unhealthy.
+    std::fs::write(
+        m.repo
+            .join("supabase/migrations/20251111100000_add_tags.sql"),
+        "CREATE TABLE tags (id bigserial PRIMARY KEY);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        m.repo
+            .join("supabase/migrations/20251111100000_add_tags.down.sql"),
+        "DROP TABLE tags;\n",
+    )
+    .unwrap();
+    std::fs::write(m.repo.join(".unhealthy"), "on\n").unwrap();
+    let v3 = m.commit("3.0.0");
+    let out = m
+        .deploykit()
+        .args(["--json", "deploy", "--env", "staging", "--ref", &v3])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(last["outcome"], "rolled_back");
+    assert_eq!(last["failed_phase"], "verify");
+    assert_eq!(
+        get(m.port, "/").map(|r| r.1.trim().to_string()),
+        Some("2.0.0".into()),
+        "v2 serves again"
+    );
+    assert_eq!(
+        m.psql("SELECT to_regclass('tags') IS NULL"),
+        "t",
+        "v3's migration was reverted"
+    );
+    assert_eq!(
+        m.psql("SELECT count(*) FROM supabase_migrations.schema_migrations"),
+        "3"
+    );
+    let backups = std::fs::read_dir(m.repo.join("backups/staging"))
+        .unwrap()
+        .count();
+    assert!(
+        backups >= 2,
+        "a verified backup before each migrating deploy ({backups} files)"
+    );
+
+    m.deploykit()
+        .args(["history", "--env", "staging"])
+        .assert()
+        .code(0);
+    m.deploykit()
+        .args(["rollback", "--env", "staging"])
+        .assert()
+        .code(0);
+    assert_eq!(
+        get(m.port, "/").map(|r| r.1.trim().to_string()),
+        Some("1.0.0".into()),
+        "rolled back to v1 without a rebuild"
+    );
+}
