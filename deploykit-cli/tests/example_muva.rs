@@ -85,11 +85,7 @@ fn free_port() -> u16 {
 fn get(port: u16, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
-    )
-    .ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nhost: x\r\n\r\n").ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let status = text.split_whitespace().nth(1)?.parse().ok()?;
@@ -111,7 +107,14 @@ impl Muva {
         run(Std::new("git")
             .arg("-C")
             .arg(&self.repo)
-            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "safe.directory=*",
+            ])
             .args(args))
     }
 
@@ -191,10 +194,8 @@ fn muva_example_deploys_upgrades_and_rolls_back_a_broken_release() {
         "SUPABASE_ANON_KEY=not-for-logs\n",
     )
     .unwrap();
-    run(Std::new("chown")
-        .arg("-R")
-        .arg(&rig.ssh_user)
-        .arg(&deploy_to));
+    // The SSH user owns the test's directory (deploy dir, PM2 home), as on a real host.
+    run(Std::new("chown").arg("-R").arg(&rig.ssh_user).arg(&base));
     // PM2 state of this test under the rig's root, so the rig's stop kills it.
     let toml = std::fs::read_to_string(repo.join("deploykit.toml")).unwrap();
     let toml = toml.replacen(

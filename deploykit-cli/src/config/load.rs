@@ -26,11 +26,20 @@ pub struct LoadedConfig {
     pub base: PathBuf,
     /// The content.
     pub config: Config,
+    /// Per environment, the `${VAR}`s it uses that are not set.
+    pub missing: BTreeMap<String, Vec<String>>,
 }
 
 impl LoadedConfig {
     /// The named environment, or an error listing the ones that exist.
     pub fn env(&self, name: &str) -> Result<&Environment, ConfigError> {
+        if let Some(missing) = self.missing.get(name) {
+            return Err(ConfigError(format!(
+                "{}: {} (set them in the environment or the project's env_file)",
+                self.path.display(),
+                missing.join("; ")
+            )));
+        }
         self.config.environments.get(name).ok_or_else(|| {
             let known: Vec<&str> = self
                 .config
@@ -111,11 +120,27 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
         toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
     let mut missing = Vec::new();
     interpolate_value(&mut value, &vars, "", &mut missing);
-    if !missing.is_empty() {
+    // A variable only the production environment uses must not stop a staging
+    // deploy: missing variables are reported for the environment that uses them.
+    let mut missing_by_env: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut global = Vec::new();
+    for (at, message) in missing {
+        match at
+            .strip_prefix("environments.")
+            .and_then(|rest| rest.split(['.', '[']).next())
+        {
+            Some(env) => missing_by_env
+                .entry(env.to_string())
+                .or_default()
+                .push(message),
+            None => global.push(message),
+        }
+    }
+    if !global.is_empty() {
         return Err(ConfigError(format!(
             "{}: {} (set them in the environment or the project's env_file)",
             path.display(),
-            missing.join("; ")
+            global.join("; ")
         )));
     }
     let config: Config = value.try_into().map_err(|e: toml::de::Error| {
@@ -129,6 +154,7 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
         path: path.to_path_buf(),
         base,
         config,
+        missing: missing_by_env,
     })
 }
 
@@ -136,14 +162,17 @@ fn interpolate_value(
     v: &mut toml::Value,
     vars: &BTreeMap<String, String>,
     at: &str,
-    missing: &mut Vec<String>,
+    missing: &mut Vec<(String, String)>,
 ) {
     match v {
         toml::Value::String(s) => match interpolate(s, vars) {
             Ok(done) => *s = done,
             Err(names) => {
                 for n in names {
-                    missing.push(format!("{at} uses ${{{n}}}, which is not set"));
+                    missing.push((
+                        at.to_string(),
+                        format!("{at} uses ${{{n}}}, which is not set"),
+                    ));
                 }
             }
         },
@@ -202,12 +231,30 @@ mod tests {
         let (_d, p) = write(
             "[environments.staging.database]\nurl = \"${DK_TEST_UNSET_A}\"\n[environments.staging.notify]\nwebhook = \"${DK_TEST_UNSET_B}\"\n",
         );
-        let err = load(&p).unwrap_err().to_string();
+        let err = load(&p).unwrap().env("staging").unwrap_err().to_string();
         assert!(
             err.contains("DK_TEST_UNSET_A") && err.contains("DK_TEST_UNSET_B"),
             "{err}"
         );
         assert!(err.contains("environments.staging.database.url"), "{err}");
+    }
+
+    #[test]
+    fn variables_of_other_environments_do_not_block_this_one() {
+        let (_d, p) = write("[environments.staging]\n[environments.production.database]\nurl = \"${DK_TEST_UNSET_PROD}\"\n[project]\nname = \"x\"\n");
+        let loaded = load(&p).unwrap();
+        assert!(loaded.env("staging").is_ok());
+        assert!(loaded
+            .env("production")
+            .unwrap_err()
+            .to_string()
+            .contains("DK_TEST_UNSET_PROD"));
+        let (_d, p) =
+            write("[project]\nname = \"${DK_TEST_UNSET_NAME}\"\n[environments.staging]\n");
+        assert!(load(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("DK_TEST_UNSET_NAME"));
     }
 
     #[test]
