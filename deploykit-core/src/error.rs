@@ -66,7 +66,7 @@ pub enum Error {
         /// The environment asked for.
         env: String,
         /// Who holds it.
-        holder: LockHolder,
+        holder: Box<LockHolder>,
         /// The holder's process is no longer running on this machine.
         stale: bool,
     },

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -134,8 +135,18 @@ impl HealthDriver {
 
 async fn check_until(probe: &dyn HealthProbe, deadline: Instant) -> HealthReport {
     let started = Instant::now();
-    match tokio::time::timeout_at(deadline, probe.check()).await {
-        Ok(report) => report,
+    let guarded = std::panic::AssertUnwindSafe(probe.check()).catch_unwind();
+    match tokio::time::timeout_at(deadline, guarded).await {
+        Ok(Ok(report)) => report,
+        Ok(Err(panic)) => HealthReport::new(
+            probe.name(),
+            HealthStatus::Unhealthy,
+            started.elapsed(),
+            format!(
+                "the probe panicked: {}",
+                crate::compensate::panic_message(&panic)
+            ),
+        ),
         Err(_) => HealthReport::new(
             probe.name(),
             HealthStatus::Unhealthy,

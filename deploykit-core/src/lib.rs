@@ -33,6 +33,7 @@
 //! ```
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod artifact_store;
 pub mod backup;
 mod compensate;
 pub mod duration_ms;
@@ -82,7 +83,7 @@ pub use shell::{Cmd, LocalShell, Shell, ShellExt};
 pub use target::{Target, TargetExt};
 
 /// Compile-time proof that every part stays usable as `Arc<dyn …>`.
-#[allow(dead_code)]
+#[allow(dead_code, clippy::too_many_arguments)]
 fn _object_safe(
     _: Box<dyn Backup>,
     _: Box<dyn Migrator>,

@@ -148,7 +148,7 @@ impl DeployLock for FileLock {
                 Err(Error::Locked {
                     env: holder.env.clone(),
                     stale: current.is_stale(),
-                    holder: current,
+                    holder: Box::new(current),
                 })
             }
             Err(e) => Err(Error::io("create lock", &self.path, e)),

@@ -263,7 +263,24 @@ impl Pipeline {
     ) -> std::result::Result<(), Stop> {
         // Preflight: changes nothing, so it needs no intent records.
         let t = self.phase_start(Phase::Preflight);
-        let plan = match self.preflight(state, spec, previous).await {
+        let guarded = AssertUnwindSafe(self.preflight(state, spec, previous)).catch_unwind();
+        let checked = match tokio::time::timeout(self.policy.step_timeout, guarded).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(panic)) => Err(Stop::Failed {
+                phase: Phase::Preflight,
+                error: format!("preflight panicked: {}", panic_message(&panic)),
+            }),
+            Err(_) => Err(Stop::Failed {
+                phase: Phase::Preflight,
+                error: Error::Timeout {
+                    step: "preflight".into(),
+                    location: self.env.clone(),
+                    after: self.policy.step_timeout,
+                }
+                .to_string(),
+            }),
+        };
+        let plan = match checked {
             Ok((plan, approver)) => {
                 report.approver = approver;
                 self.phase_end(state, Phase::Preflight, t, Ok("checks passed".into()));

@@ -20,7 +20,7 @@ impl DeployLock for MemoryLock {
         if let Some(current) = h.as_ref() {
             return Err(Error::Locked {
                 env: holder.env.clone(),
-                holder: current.clone(),
+                holder: Box::new(current.clone()),
                 stale: false,
             });
         }

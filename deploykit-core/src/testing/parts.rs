@@ -83,7 +83,7 @@ pub struct MemoryMigrator {
 impl Migrator for MemoryMigrator {
     async fn status(&self) -> Result<MigrationStatus> {
         let s = self.world.state();
-        let on_disk: Vec<_> = s.available.iter().map(|(m, _)| m.clone()).collect();
+        let on_disk: Vec<_> = s.available.iter().map(|m| m.id.clone()).collect();
         Ok(MigrationStatus {
             applied: s
                 .applied
@@ -112,12 +112,12 @@ impl Migrator for MemoryMigrator {
         let migrations = s
             .available
             .iter()
-            .filter(|(m, _)| !s.applied.contains(m))
-            .map(|(m, reversible)| PlannedMigration {
-                id: m.clone(),
-                reversible: *reversible,
-                findings: Vec::new(),
-                allowed: false,
+            .filter(|m| !s.applied.contains(&m.id))
+            .map(|m| PlannedMigration {
+                id: m.id.clone(),
+                reversible: m.reversible,
+                findings: m.findings.clone(),
+                allowed: m.allowed,
             })
             .collect();
         Ok(MigrationPlan {
@@ -148,7 +148,7 @@ impl Migrator for MemoryMigrator {
             }
             self.world.faults.enter("migrator.revert").await?;
             let mut s = self.world.state();
-            let reversible = s.available.iter().any(|(a, r)| a == m && *r);
+            let reversible = s.available.iter().any(|a| &a.id == m && a.reversible);
             if !reversible {
                 return Err(Error::part(
                     "migrate.revert",

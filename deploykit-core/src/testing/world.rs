@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::backup::BackupArtifact;
-use crate::migrate::MigrationId;
+use crate::migrate::{LintFinding, MigrationId};
 use crate::release::{Commit, ReleaseId, ReleaseSpec};
 
 use super::faults::Faults;
@@ -24,11 +24,20 @@ pub struct Snapshot {
     pub rows: Vec<String>,
 }
 
+/// A migration "on disk" in the twin world.
+#[derive(Debug, Clone)]
+pub(crate) struct MemoryMigration {
+    pub(crate) id: MigrationId,
+    pub(crate) reversible: bool,
+    pub(crate) findings: Vec<LintFinding>,
+    pub(crate) allowed: bool,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub(crate) live: Option<ReleaseId>,
     pub(crate) releases: BTreeSet<ReleaseId>,
-    pub(crate) available: Vec<(MigrationId, bool)>,
+    pub(crate) available: Vec<MemoryMigration>,
     pub(crate) applied: Vec<MigrationId>,
     pub(crate) rows: Vec<String>,
     pub(crate) backups: Vec<(BackupArtifact, Vec<MigrationId>, Vec<String>)>,
@@ -96,7 +105,45 @@ impl World {
             version: version.into(),
             name: name.into(),
         };
-        self.state().available.push((id, reversible));
+        self.state().available.push(MemoryMigration {
+            id,
+            reversible,
+            findings: Vec::new(),
+            allowed: false,
+        });
+    }
+
+    /// Puts a reversible migration on "disk" that the lint flags with `rule`;
+    /// `allowed` says whether the file carries the allow marker.
+    pub fn add_flagged_migration(&self, version: &str, name: &str, rule: &str, allowed: bool) {
+        let id = MigrationId {
+            version: version.into(),
+            name: name.into(),
+        };
+        let finding = LintFinding {
+            rule: rule.into(),
+            message: format!("{rule} found"),
+        };
+        self.state().available.push(MemoryMigration {
+            id,
+            reversible: true,
+            findings: vec![finding],
+            allowed,
+        });
+    }
+
+    /// Marks every migration on "disk" as applied, as if an earlier deploy ran them.
+    pub fn apply_all_migrations(&self) {
+        let mut s = self.state();
+        s.applied = s.available.iter().map(|m| m.id.clone()).collect();
+    }
+
+    /// Stages and activates `release` directly, as if an earlier deploy had.
+    pub fn set_live(&self, release: &str) {
+        let id = ReleaseId::parse(release).expect("valid id");
+        let mut s = self.state();
+        s.releases.insert(id.clone());
+        s.live = Some(id);
     }
 
     /// Writes a row of application data.
