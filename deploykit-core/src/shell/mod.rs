@@ -8,10 +8,14 @@
 mod cmd;
 mod local;
 mod output;
+#[cfg(feature = "ssh")]
+mod ssh;
 
 pub use cmd::{quote, Cmd};
 pub use local::LocalShell;
 pub use output::{CommandFailed, Output};
+#[cfg(feature = "ssh")]
+pub use ssh::{HostKeyPolicy, SshAuth, SshConfig, SshShell};
 
 use async_trait::async_trait;
 
