@@ -75,9 +75,9 @@ pub struct ComposeProject {
     pub name: String,
     /// The compose files (`-f`), in order; later ones override earlier ones.
     pub files: Vec<PathBuf>,
-    /// The env file (`--env-file`); `None` passes `/dev/null` so no implicit `.env`
-    /// is read behind deploykit's back.
-    pub env_file: Option<PathBuf>,
+    /// The env file (`--env-file`), always passed: by default `<directory>/.env`,
+    /// the file compose would otherwise pick up implicitly. It must exist.
+    pub env_file: PathBuf,
     /// The project directory relative paths in the files are resolved against.
     pub directory: PathBuf,
     /// `DOCKER_HOST` for compose, when the engine is not at the default socket.
@@ -102,7 +102,7 @@ impl ComposeProject {
         Ok(Self {
             name: name.to_string(),
             files,
-            env_file: None,
+            env_file: directory.join(".env"),
             directory,
             docker_host: None,
             cli,
@@ -111,7 +111,7 @@ impl ComposeProject {
 
     /// Uses `path` as the env file.
     pub fn env_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.env_file = Some(path.into());
+        self.env_file = path.into();
         self
     }
 
@@ -130,11 +130,7 @@ impl ComposeProject {
         for f in self.files.iter().map(PathBuf::as_path).chain(extra_files.iter().copied()) {
             cmd = cmd.arg("--file").arg(f.to_string_lossy());
         }
-        let env_file = self
-            .env_file
-            .as_deref()
-            .unwrap_or_else(|| Path::new("/dev/null"));
-        cmd = cmd.arg("--env-file").arg(env_file.to_string_lossy());
+        cmd = cmd.arg("--env-file").arg(self.env_file.to_string_lossy());
         if let Some(host) = &self.docker_host {
             cmd = cmd.env("DOCKER_HOST", host);
         }
@@ -216,7 +212,7 @@ mod tests {
     }
 
     #[test]
-    fn v1_build_never_sees_the_pin_and_no_env_file_means_dev_null() {
+    fn v1_build_never_sees_the_pin_and_the_default_env_file_is_explicit() {
         let p = ComposeProject::new("crm", vec!["/srv/crm/a.yml".into(), "/srv/crm/b.yml".into()], ComposeCli::V1Standalone)
             .unwrap()
             .docker_host("unix:///tmp/d.sock");
@@ -226,7 +222,7 @@ mod tests {
             cmd.args,
             [
                 "--project-name", "crm", "--project-directory", "/srv/crm", "--file",
-                "/srv/crm/a.yml", "--file", "/srv/crm/b.yml", "--env-file", "/dev/null",
+                "/srv/crm/a.yml", "--file", "/srv/crm/b.yml", "--env-file", "/srv/crm/.env",
                 "build", "backend"
             ]
         );

@@ -17,7 +17,7 @@ use bollard::query_parameters::{
 };
 use bollard::{Docker, API_DEFAULT_VERSION};
 use deploykit_core::{Error, Result};
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 
 /// Compose's label naming a container's project.
 pub const PROJECT_LABEL: &str = "com.docker.compose.project";
@@ -93,6 +93,10 @@ impl ContainerState {
         }
     }
 }
+
+/// A stream of byte chunks fed to a command's standard input.
+pub type ByteStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = std::io::Result<Vec<u8>>> + Send>>;
 
 /// The output and exit code of a command run inside a container.
 #[derive(Debug, Clone, Default)]
@@ -268,20 +272,17 @@ impl Engine {
     }
 
     /// Runs `argv` inside running container `id` without a TTY (binary output stays
-    /// intact), sending each stdout chunk to `sink` as it arrives. Stops reading and
-    /// returns the sink's error if it fails.
-    pub async fn exec_streaming<F, Fut>(
+    /// intact), feeding `stdin` if given and sending each stdout chunk to `stdout` as
+    /// it arrives. If the receiver goes away (its writer failed), the exec's output
+    /// stops being read and an error is returned.
+    pub async fn exec_streaming(
         &self,
         id: &str,
         argv: &[String],
         env: &[String],
-        stdin: Option<Box<dyn Stream<Item = std::io::Result<Vec<u8>>> + Send + Unpin>>,
-        mut sink: F,
-    ) -> Result<ExecOutput>
-    where
-        F: FnMut(Vec<u8>) -> Fut + Send,
-        Fut: std::future::Future<Output = Result<()>> + Send,
-    {
+        stdin: Option<ByteStream>,
+        stdout: tokio::sync::mpsc::Sender<Vec<u8>>,
+    ) -> Result<ExecOutput> {
         let config = ExecConfig {
             attach_stdin: Some(stdin.is_some()),
             attach_stdout: Some(true),
@@ -335,7 +336,13 @@ impl Engine {
             while let Some(frame) = output.next().await {
                 match frame.map_err(|e| self.fail(step, what(), e))? {
                     LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                        sink(message.to_vec()).await?
+                        if stdout.send(message.to_vec()).await.is_err() {
+                            return Err(Error::part(
+                                step,
+                                &self.location,
+                                format!("{}: its output could not be stored", what()),
+                            ));
+                        }
                     }
                     LogOutput::StdErr { message } => {
                         // Keep the tail only: pg_dump -v can be chatty.

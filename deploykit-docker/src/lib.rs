@@ -26,12 +26,14 @@
 //! and remote use one code path.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod backup;
 pub mod compose;
 pub mod engine;
 pub mod pin;
 pub mod probe;
 pub mod target;
 
+pub use backup::ExecPgDumpBackup;
 pub use compose::{ComposeCli, ComposeProject};
 pub use engine::{ContainerState, Engine, Health};
 pub use pin::PinFile;
