@@ -29,6 +29,7 @@
 pub mod backup;
 pub mod compose;
 pub mod engine;
+pub mod migrate;
 pub mod pin;
 pub mod probe;
 pub mod target;
@@ -36,6 +37,7 @@ pub mod target;
 pub use backup::ExecPgDumpBackup;
 pub use compose::{ComposeCli, ComposeProject};
 pub use engine::{ContainerState, Engine, Health};
+pub use migrate::ComposeRunMigrator;
 pub use pin::PinFile;
 pub use probe::ContainerHealthProbe;
 pub use target::{ComposeTarget, ImageSource};

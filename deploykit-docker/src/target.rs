@@ -148,6 +148,11 @@ impl ComposeTarget {
         &self.service
     }
 
+    /// The shell compose runs through.
+    pub fn shell(&self) -> Arc<dyn Shell> {
+        self.shell.clone()
+    }
+
     /// The engine.
     pub fn engine(&self) -> &Engine {
         &self.engine

@@ -76,10 +76,16 @@ impl WebStack {
         let compose = dir.path().join("docker-compose.yml");
         std::fs::write(
             &compose,
-            "version: \"2.4\"\nservices:\n  web:\n    build: .\n    network_mode: host\n    stop_grace_period: 1s\n",
+            "version: \"2.4\"\n\
+             services:\n\
+             \x20 web:\n    build: .\n    network_mode: host\n    stop_grace_period: 1s\n    volumes:\n      - ./state:/state\n\
+             \x20 # One-off migration containers (compose v1 cannot `run` a host-network\n\
+             \x20 # service that has a running container).\n\
+             \x20 web-migrate:\n    build: .\n    network_mode: host\n    volumes:\n      - ./state:/state\n",
         )
         .unwrap();
         std::fs::write(dir.path().join(".env"), "UNUSED=1\n").unwrap();
+        std::fs::create_dir_all(dir.path().join("state")).unwrap();
         let shell = LocalShell::new();
         let cli = ComposeCli::detect(&shell).await.expect("compose installed");
         let project = ComposeProject::new(name, vec![compose], cli)
@@ -110,7 +116,18 @@ impl WebStack {
         }
         std::fs::write(
             ctx.join("migrate"),
-            format!("#!/bin/sh\necho \"migrating to {version}\"\necho \"$@\" >&2\nexit {migrate_exit}\n"),
+            format!(
+                "#!/bin/sh\n\
+                 # A migration tool whose database is /state/revision.\n\
+                 case \"$1\" in\n\
+                 up) echo \"applying migrations of {version}\"\n\
+                     if [ {migrate_exit} != 0 ]; then echo 'ERROR: column \"guest\" already exists' >&2; exit {migrate_exit}; fi\n\
+                     echo {version} > /state/revision ;;\n\
+                 down) echo \"$2\" > /state/revision ;;\n\
+                 revision) cat /state/revision 2>/dev/null || echo base ;;\n\
+                 *) echo \"usage: migrate up|down REV|revision\" >&2; exit 64 ;;\n\
+                 esac\n"
+            ),
         )
         .unwrap();
         let port = self.port;
@@ -143,6 +160,13 @@ impl WebStack {
     /// The page's first line, or `None` if nothing answers.
     pub async fn page(&self) -> Option<String> {
         http_get(self.port, "/index.html").await
+    }
+
+    /// The revision the stack's "database" is at.
+    pub fn revision(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("state/revision"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "base".into())
     }
 
     pub fn path(&self) -> &Path {
