@@ -32,6 +32,8 @@ pub mod engine;
 pub mod migrate;
 pub mod pin;
 pub mod probe;
+#[cfg(feature = "ssh")]
+pub mod remote;
 pub mod target;
 
 pub use backup::ExecPgDumpBackup;
