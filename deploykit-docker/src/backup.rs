@@ -99,12 +99,10 @@ impl ExecPgDumpBackup {
                 format!("the database container is not running: {}", c.describe()),
             )
             .with_hint("start the database service; nothing was changed")),
-            None => Err(Error::part(
-                step,
-                self.where_(),
-                "the database service has no container",
-            )
-            .with_hint("check the compose project and service names; nothing was changed")),
+            None => Err(
+                Error::part(step, self.where_(), "the database service has no container")
+                    .with_hint("check the compose project and service names; nothing was changed"),
+            ),
         }
     }
 
@@ -243,13 +241,9 @@ impl Backup for ExecPgDumpBackup {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
         let drain = async { while rx.recv().await.is_some() {} };
         let (argv, env) = (self.restore_argv(), self.env());
-        let exec = self.engine.exec_streaming(
-            &container.id,
-            &argv,
-            &env,
-            Some(file_chunks(file)),
-            tx,
-        );
+        let exec =
+            self.engine
+                .exec_streaming(&container.id, &argv, &env, Some(file_chunks(file)), tx);
         let (out, ()) = futures::join!(exec, drain);
         let out = out?;
         if out.exit_code != 0 {

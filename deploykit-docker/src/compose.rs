@@ -127,7 +127,12 @@ impl ComposeProject {
         cmd = cmd
             .arg("--project-directory")
             .arg(self.directory.to_string_lossy());
-        for f in self.files.iter().map(PathBuf::as_path).chain(extra_files.iter().copied()) {
+        for f in self
+            .files
+            .iter()
+            .map(PathBuf::as_path)
+            .chain(extra_files.iter().copied())
+        {
             cmd = cmd.arg("--file").arg(f.to_string_lossy());
         }
         cmd = cmd.arg("--env-file").arg(self.env_file.to_string_lossy());
@@ -177,7 +182,10 @@ pub(crate) fn validate_compose_name(what: &'static str, value: &str) -> Result<(
         && value
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-        && value.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+        && value
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric());
     if ok {
         Ok(())
     } else {
@@ -202,7 +210,8 @@ mod tests {
 
     #[test]
     fn v2_up_passes_project_files_env_and_the_pin_last() {
-        let cmd = project(ComposeCli::V2Plugin).up("backend", Path::new("/srv/crm/.deploykit/pin.yml"));
+        let cmd =
+            project(ComposeCli::V2Plugin).up("backend", Path::new("/srv/crm/.deploykit/pin.yml"));
         assert_eq!(
             cmd.to_string(),
             "docker compose --project-name crm --project-directory /srv/crm \
@@ -213,17 +222,30 @@ mod tests {
 
     #[test]
     fn v1_build_never_sees_the_pin_and_the_default_env_file_is_explicit() {
-        let p = ComposeProject::new("crm", vec!["/srv/crm/a.yml".into(), "/srv/crm/b.yml".into()], ComposeCli::V1Standalone)
-            .unwrap()
-            .docker_host("unix:///tmp/d.sock");
+        let p = ComposeProject::new(
+            "crm",
+            vec!["/srv/crm/a.yml".into(), "/srv/crm/b.yml".into()],
+            ComposeCli::V1Standalone,
+        )
+        .unwrap()
+        .docker_host("unix:///tmp/d.sock");
         let cmd = p.build("backend");
         assert_eq!(cmd.program, "docker-compose");
         assert_eq!(
             cmd.args,
             [
-                "--project-name", "crm", "--project-directory", "/srv/crm", "--file",
-                "/srv/crm/a.yml", "--file", "/srv/crm/b.yml", "--env-file", "/srv/crm/.env",
-                "build", "backend"
+                "--project-name",
+                "crm",
+                "--project-directory",
+                "/srv/crm",
+                "--file",
+                "/srv/crm/a.yml",
+                "--file",
+                "/srv/crm/b.yml",
+                "--env-file",
+                "/srv/crm/.env",
+                "build",
+                "backend"
             ]
         );
         assert_eq!(cmd.env[0].0, "DOCKER_HOST");
@@ -231,22 +253,54 @@ mod tests {
 
     #[test]
     fn run_is_one_off_without_dependencies_or_tty() {
-        let argv = vec!["npx".to_string(), "prisma".into(), "migrate".into(), "deploy".into()];
+        let argv = vec![
+            "npx".to_string(),
+            "prisma".into(),
+            "migrate".into(),
+            "deploy".into(),
+        ];
         let cmd = project(ComposeCli::V1Standalone).run("backend", Path::new("/p.yml"), &argv);
-        let tail: Vec<&str> = cmd.args.iter().map(String::as_str).skip_while(|a| *a != "run").collect();
-        assert_eq!(tail, ["run", "--rm", "--no-deps", "-T", "backend", "npx", "prisma", "migrate", "deploy"]);
+        let tail: Vec<&str> = cmd
+            .args
+            .iter()
+            .map(String::as_str)
+            .skip_while(|a| *a != "run")
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                "run",
+                "--rm",
+                "--no-deps",
+                "-T",
+                "backend",
+                "npx",
+                "prisma",
+                "migrate",
+                "deploy"
+            ]
+        );
     }
 
     #[test]
     fn built_image_names_follow_each_generation() {
-        assert_eq!(ComposeCli::V1Standalone.built_image_name("crm", "api"), "crm_api");
-        assert_eq!(ComposeCli::V2Plugin.built_image_name("crm", "api"), "crm-api");
+        assert_eq!(
+            ComposeCli::V1Standalone.built_image_name("crm", "api"),
+            "crm_api"
+        );
+        assert_eq!(
+            ComposeCli::V2Plugin.built_image_name("crm", "api"),
+            "crm-api"
+        );
     }
 
     #[test]
     fn names_that_could_break_labels_or_argv_are_refused() {
         for bad in ["", "Crm", "a b", "-x", "a;b", "../x"] {
-            assert!(ComposeProject::new(bad, vec!["/a.yml".into()], ComposeCli::V2Plugin).is_err(), "{bad}");
+            assert!(
+                ComposeProject::new(bad, vec!["/a.yml".into()], ComposeCli::V2Plugin).is_err(),
+                "{bad}"
+            );
         }
         assert!(ComposeProject::new("crm", vec![], ComposeCli::V2Plugin).is_err());
     }

@@ -35,7 +35,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("location", &self.location).finish()
+        f.debug_struct("Engine")
+            .field("location", &self.location)
+            .finish()
     }
 }
 
@@ -113,11 +115,10 @@ impl Engine {
     /// `location` names the engine in errors, e.g. `docker engine on deploy@10.0.0.5`.
     pub async fn connect(socket: &str, location: impl Into<String>) -> Result<Self> {
         let location = location.into();
-        let docker = Docker::connect_with_unix(socket, 120, API_DEFAULT_VERSION)
-            .map_err(|e| {
-                Error::part("engine.connect", &location, format!("{socket}: {e}"))
-                    .with_hint("is dockerd running, and may this user open its socket (docker group)?")
-            })?;
+        let docker = Docker::connect_with_unix(socket, 120, API_DEFAULT_VERSION).map_err(|e| {
+            Error::part("engine.connect", &location, format!("{socket}: {e}"))
+                .with_hint("is dockerd running, and may this user open its socket (docker group)?")
+        })?;
         let docker = docker.negotiate_version().await.map_err(|e| {
             Error::part("engine.connect", &location, format!("{socket}: {e}"))
                 .with_hint("is dockerd running, and may this user open its socket (docker group)?")
@@ -161,7 +162,13 @@ impl Engine {
             .docker
             .list_containers(Some(options))
             .await
-            .map_err(|e| self.fail("engine.containers", format!("containers of {project}/{service}"), e))?;
+            .map_err(|e| {
+                self.fail(
+                    "engine.containers",
+                    format!("containers of {project}/{service}"),
+                    e,
+                )
+            })?;
         list.retain(|c| {
             c.labels
                 .as_ref()
@@ -179,9 +186,9 @@ impl Engine {
     pub async fn inspect(&self, id: &str) -> Result<Option<ContainerState>> {
         match self.docker.inspect_container(id, None).await {
             Ok(c) => Ok(Some(state_of(id, c))),
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
-                Ok(None)
-            }
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
             Err(e) => Err(self.fail("engine.inspect", format!("container {id}"), e)),
         }
     }
@@ -214,9 +221,9 @@ impl Engine {
             .build();
         match self.docker.stop_container(id, Some(options)).await {
             Ok(())
-            | Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => {
-                Ok(())
-            }
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
             Err(e) => Err(self.fail("engine.stop", format!("container {id}"), e)),
         }
     }
@@ -225,9 +232,9 @@ impl Engine {
     pub async fn image_exists(&self, reference: &str) -> Result<bool> {
         match self.docker.inspect_image(reference).await {
             Ok(_) => Ok(true),
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
-                Ok(false)
-            }
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
             Err(e) => Err(self.fail("engine.image", format!("image {reference}"), e)),
         }
     }
@@ -245,11 +252,15 @@ impl Engine {
     /// tag is not an error (discard is idempotent).
     pub async fn untag(&self, reference: &str) -> Result<()> {
         let options = RemoveImageOptionsBuilder::new().noprune(false).build();
-        match self.docker.remove_image(reference, Some(options), None).await {
+        match self
+            .docker
+            .remove_image(reference, Some(options), None)
+            .await
+        {
             Ok(_)
-            | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
-                Ok(())
-            }
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
             Err(e) => Err(self.fail("engine.untag", format!("image {reference}"), e)),
         }
     }
@@ -311,22 +322,42 @@ impl Engine {
             )
             .await
             .map_err(|e| self.fail(step, what(), e))?;
-        let StartExecResults::Attached { mut output, mut input } = started else {
-            return Err(Error::part(step, &self.location, format!("{}: exec did not attach", what())));
+        let StartExecResults::Attached {
+            mut output,
+            mut input,
+        } = started
+        else {
+            return Err(Error::part(
+                step,
+                &self.location,
+                format!("{}: exec did not attach", what()),
+            ));
         };
         let feed = async {
             use tokio::io::AsyncWriteExt;
             if let Some(mut stdin) = stdin {
                 while let Some(chunk) = stdin.next().await {
                     let chunk = chunk.map_err(|e| {
-                        Error::part(step, &self.location, format!("{}: reading input: {e}", what()))
+                        Error::part(
+                            step,
+                            &self.location,
+                            format!("{}: reading input: {e}", what()),
+                        )
                     })?;
                     input.write_all(&chunk).await.map_err(|e| {
-                        Error::part(step, &self.location, format!("{}: writing stdin: {e}", what()))
+                        Error::part(
+                            step,
+                            &self.location,
+                            format!("{}: writing stdin: {e}", what()),
+                        )
                     })?;
                 }
                 input.shutdown().await.map_err(|e| {
-                    Error::part(step, &self.location, format!("{}: closing stdin: {e}", what()))
+                    Error::part(
+                        step,
+                        &self.location,
+                        format!("{}: closing stdin: {e}", what()),
+                    )
                 })?;
             }
             Ok::<(), Error>(())
@@ -381,7 +412,11 @@ fn state_of(id: &str, c: ContainerInspectResponse) -> ContainerState {
     });
     ContainerState {
         id: c.id.unwrap_or_else(|| id.to_string()),
-        name: c.name.unwrap_or_default().trim_start_matches('/').to_string(),
+        name: c
+            .name
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_string(),
         image: c.config.and_then(|cfg| cfg.image).unwrap_or_default(),
         image_id: c.image.unwrap_or_default(),
         status: state

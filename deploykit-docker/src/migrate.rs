@@ -119,7 +119,12 @@ impl ComposeRunMigrator {
     }
 
     fn where_(&self) -> String {
-        format!("{}/{} on {}", self.project.name, self.service, self.shell.location())
+        format!(
+            "{}/{} on {}",
+            self.project.name,
+            self.service,
+            self.shell.location()
+        )
     }
 
     /// The image one-off containers use: the new release's if it is staged yet
@@ -138,14 +143,25 @@ impl ComposeRunMigrator {
     }
 
     async fn run(&self, step: &str, image: &str, argv: &[String]) -> Result<String> {
-        let pin = PinFile::new(&self.state_dir, &self.project.name, &self.run_service, "oneoff");
-        pin.write(self.shell.as_ref(), &self.run_service, image).await?;
+        let pin = PinFile::new(
+            &self.state_dir,
+            &self.project.name,
+            &self.run_service,
+            "oneoff",
+        );
+        pin.write(self.shell.as_ref(), &self.run_service, image)
+            .await?;
         let cmd = self.project.run(&self.run_service, &pin.path, argv);
         let out = self.shell.run(&cmd, None).await?;
         if out.success() {
             Ok(out.stdout_text())
         } else {
-            Err(Error::from(CommandFailed::new(step, &self.where_(), &cmd, &out)))
+            Err(Error::from(CommandFailed::new(
+                step,
+                &self.where_(),
+                &cmd,
+                &out,
+            )))
         }
     }
 
@@ -200,9 +216,13 @@ impl Migrator for ComposeRunMigrator {
             )
             .with_hint("prepare the release before migrating"));
         }
-        self.run("migrate", &self.image, &self.apply).await.map_err(|e| {
-            e.with_hint("the live container was not touched; fix the migration and deploy again")
-        })?;
+        self.run("migrate", &self.image, &self.apply)
+            .await
+            .map_err(|e| {
+                e.with_hint(
+                    "the live container was not touched; fix the migration and deploy again",
+                )
+            })?;
         let revision_after = self.current_revision("migrate").await?;
         Ok(AppliedSet {
             migrations: plan.migrations.iter().map(|m| m.id.clone()).collect(),
@@ -237,11 +257,18 @@ impl Migrator for ComposeRunMigrator {
             return Err(Error::part(
                 "migrate.revert",
                 self.where_(),
-                format!("neither the release image {} nor a live container exists to run the revert in", self.image),
+                format!(
+                    "neither the release image {} nor a live container exists to run the revert in",
+                    self.image
+                ),
             ));
         };
-        self.run("migrate.revert", &image, &Self::with_revision(revert, &target))
-            .await?;
+        self.run(
+            "migrate.revert",
+            &image,
+            &Self::with_revision(revert, &target),
+        )
+        .await?;
         Ok(())
     }
 }

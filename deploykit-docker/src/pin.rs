@@ -88,10 +88,16 @@ mod tests {
     #[test]
     fn pin_path_and_atomic_write_commands() {
         let pin = PinFile::new(Path::new("/srv/crm/.deploykit"), "crm", "backend", "live");
-        assert_eq!(pin.path, Path::new("/srv/crm/.deploykit/crm.backend.live.yml"));
+        assert_eq!(
+            pin.path,
+            Path::new("/srv/crm/.deploykit/crm.backend.live.yml")
+        );
         let [mkdir, write, rename] = pin.write_cmds();
         assert_eq!(mkdir.to_string(), "mkdir -p /srv/crm/.deploykit");
-        assert_eq!(write.to_string(), "dd of=/srv/crm/.deploykit/crm.backend.live.yml.tmp status=none");
+        assert_eq!(
+            write.to_string(),
+            "dd of=/srv/crm/.deploykit/crm.backend.live.yml.tmp status=none"
+        );
         assert_eq!(
             rename.to_string(),
             "mv -f /srv/crm/.deploykit/crm.backend.live.yml.tmp /srv/crm/.deploykit/crm.backend.live.yml"

@@ -24,7 +24,9 @@ pub async fn connect_over_ssh(
     local_socket: &Path,
 ) -> Result<Engine> {
     use deploykit_core::Shell;
-    shell.forward_unix_socket(remote_socket, local_socket).await?;
+    shell
+        .forward_unix_socket(remote_socket, local_socket)
+        .await?;
     let location = format!(
         "docker engine {} on {}",
         remote_socket.display(),

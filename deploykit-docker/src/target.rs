@@ -237,7 +237,9 @@ impl ComposeTarget {
                 logs.trim_end()
             ),
         )
-        .with_hint("fix the release and deploy again; the previous release is restored by the rollback")
+        .with_hint(
+            "fix the release and deploy again; the previous release is restored by the rollback",
+        )
     }
 }
 
@@ -247,7 +249,10 @@ fn validate_repo(repo: &str) -> Result<()> {
         && repo
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/".contains(&b))
-        && repo.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && repo
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
         && !repo.contains("//");
     if ok {
         Ok(())
@@ -255,8 +260,9 @@ fn validate_repo(repo: &str) -> Result<()> {
         Err(Error::Invalid {
             what: "image repository",
             value: repo.chars().take(80).collect(),
-            reason: "use lowercase letters, digits, '.', '_', '-' and '/' (no tag, no registry port)"
-                .into(),
+            reason:
+                "use lowercase letters, digits, '.', '_', '-' and '/' (no tag, no registry port)"
+                    .into(),
         })
     }
 }
@@ -348,7 +354,8 @@ impl Target for ComposeTarget {
             }
         }
         let pin = self.pin_file();
-        pin.write(self.shell.as_ref(), &self.service, &image).await?;
+        pin.write(self.shell.as_ref(), &self.service, &image)
+            .await?;
         self.shell
             .check("activate", &self.project.up(&self.service, &pin.path))
             .await?;
@@ -387,7 +394,15 @@ mod tests {
 
     #[test]
     fn repositories_that_could_carry_a_tag_or_break_argv_are_refused() {
-        for bad in ["", "Crm/api", "crm/api:latest", "a b", "-x", "crm//api", "crm;rm"] {
+        for bad in [
+            "",
+            "Crm/api",
+            "crm/api:latest",
+            "a b",
+            "-x",
+            "crm//api",
+            "crm;rm",
+        ] {
             assert!(validate_repo(bad).is_err(), "{bad}");
         }
         for good in ["crm/backend", "registry.example.com/crm/backend", "app"] {

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 #[tokio::test]
 async fn compose_target_keeps_the_target_contract() {
-    let Some(rig) = rig("compose_target_keeps_the_target_contract") else { return };
+    let Some(rig) = rig("compose_target_keeps_the_target_contract") else {
+        return;
+    };
     let stack = WebStack::new(&rig, "dk-contract", 18201).await;
     stack.write_release("contract", true, 0);
     let target = stack.target(&rig).await;
@@ -19,11 +21,16 @@ async fn compose_target_keeps_the_target_contract() {
 
 #[tokio::test]
 async fn first_deploy_serves_the_release_tag_and_its_undo_stops_the_service_plainly() {
-    let Some(rig) = rig("first_deploy") else { return };
+    let Some(rig) = rig("first_deploy") else {
+        return;
+    };
     let stack = WebStack::new(&rig, "dk-first", 18202).await;
     stack.write_release("v1", true, 0);
     let sink = Arc::new(CollectingSink::default());
-    let target = stack.target(&rig).await.events(Events::none().with(sink.clone()));
+    let target = stack
+        .target(&rig)
+        .await
+        .events(Events::none().with(sink.clone()));
 
     let v1 = spec("20260101T000000Z-v1");
     assert_eq!(target.current().await.unwrap(), None);
@@ -32,15 +39,30 @@ async fn first_deploy_serves_the_release_tag_and_its_undo_stops_the_service_plai
     target.activate(Some(&v1.id)).await.unwrap();
     assert_eq!(target.current().await.unwrap(), Some(v1.id.clone()));
     assert_eq!(stack.page().await.as_deref(), Some("v1"));
-    let c = target.engine().service_container("dk-first", "web").await.unwrap().unwrap();
-    assert_eq!(c.image, format!("{}:{}", stack.repo, v1.id), "the container runs the immutable tag");
+    let c = target
+        .engine()
+        .service_container("dk-first", "web")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        c.image,
+        format!("{}:{}", stack.repo, v1.id),
+        "the container runs the immutable tag"
+    );
 
     // The undo of a first deploy: no previous release, so the service is stopped.
     target.activate(None).await.unwrap();
     assert_eq!(target.current().await.unwrap(), None);
     assert_eq!(stack.page().await, None);
-    let warned = sink.events().iter().any(|e| matches!(e, Event::Warning { message } if message.contains("no previous release")));
-    assert!(warned, "stopping the service is said plainly: {:?}", sink.events());
+    let warned = sink.events().iter().any(
+        |e| matches!(e, Event::Warning { message } if message.contains("no previous release")),
+    );
+    assert!(
+        warned,
+        "stopping the service is said plainly: {:?}",
+        sink.events()
+    );
 }
 
 #[tokio::test]
@@ -52,19 +74,39 @@ async fn upgrade_switches_to_the_new_tag_and_leaves_the_old_one_for_rollback() {
     stack.write_release("v1", true, 0);
     target.prepare(&v1).await.unwrap();
     target.activate(Some(&v1.id)).await.unwrap();
-    let before = target.engine().service_container("dk-upgrade", "web").await.unwrap().unwrap();
+    let before = target
+        .engine()
+        .service_container("dk-upgrade", "web")
+        .await
+        .unwrap()
+        .unwrap();
 
     stack.write_release("v2", true, 0);
     target.prepare(&v2).await.unwrap();
-    let still = target.engine().service_container("dk-upgrade", "web").await.unwrap().unwrap();
-    assert_eq!(still.id, before.id, "prepare leaves the live container alone");
+    let still = target
+        .engine()
+        .service_container("dk-upgrade", "web")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        still.id, before.id,
+        "prepare leaves the live container alone"
+    );
     assert_eq!(stack.page().await.as_deref(), Some("v1"));
 
     target.activate(Some(&v2.id)).await.unwrap();
     assert_eq!(target.current().await.unwrap(), Some(v2.id.clone()));
     assert_eq!(stack.page().await.as_deref(), Some("v2"));
-    assert_eq!(target.list().await.unwrap(), vec![v1.id.clone(), v2.id.clone()]);
-    assert!(target.engine().image_exists(&format!("{}:rollback", stack.repo)).await.unwrap());
+    assert_eq!(
+        target.list().await.unwrap(),
+        vec![v1.id.clone(), v2.id.clone()]
+    );
+    assert!(target
+        .engine()
+        .image_exists(&format!("{}:rollback", stack.repo))
+        .await
+        .unwrap());
 
     // Preparing v1 again (a re-run) never moves its immutable tag.
     stack.write_release("v1-rebuilt", true, 0);
@@ -85,10 +127,21 @@ async fn unhealthy_new_container_fails_with_its_logs_and_the_previous_tag_serves
 
     stack.write_release("bad", false, 0);
     target.prepare(&bad).await.unwrap();
-    let err = target.activate(Some(&bad.id)).await.unwrap_err().to_string();
+    let err = target
+        .activate(Some(&bad.id))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("unhealthy"), "{err}");
-    assert!(err.contains("container output"), "the last log lines are captured: {err}");
-    assert_eq!(target.current().await.unwrap(), Some(bad.id.clone()), "the failed release is what runs until undone");
+    assert!(
+        err.contains("container output"),
+        "the last log lines are captured: {err}"
+    );
+    assert_eq!(
+        target.current().await.unwrap(),
+        Some(bad.id.clone()),
+        "the failed release is what runs until undone"
+    );
 
     // The pipeline's undo: reactivate the previous release and wait for healthy.
     target.activate(Some(&good.id)).await.unwrap();
@@ -101,7 +154,9 @@ async fn prune_keeps_n_tags_and_never_the_live_or_previous_one() {
     let Some(rig) = rig("prune") else { return };
     let stack = WebStack::new(&rig, "dk-prune", 18205).await;
     let target = stack.target(&rig).await;
-    let ids: Vec<_> = (1..=5).map(|i| spec(&format!("2026010{i}T000000Z-r{i}"))).collect();
+    let ids: Vec<_> = (1..=5)
+        .map(|i| spec(&format!("2026010{i}T000000Z-r{i}")))
+        .collect();
     for (i, s) in ids.iter().enumerate() {
         stack.write_release(&format!("r{}", i + 1), true, 0);
         target.prepare(s).await.unwrap();
@@ -113,6 +168,14 @@ async fn prune_keeps_n_tags_and_never_the_live_or_previous_one() {
     let removed: Vec<&str> = removed.iter().map(ReleaseId::as_str).collect();
     assert_eq!(removed, [ids[2].id.as_str()]);
     let left: Vec<ReleaseId> = target.list().await.unwrap();
-    assert_eq!(left, vec![ids[0].id.clone(), ids[1].id.clone(), ids[3].id.clone(), ids[4].id.clone()]);
+    assert_eq!(
+        left,
+        vec![
+            ids[0].id.clone(),
+            ids[1].id.clone(),
+            ids[3].id.clone(),
+            ids[4].id.clone()
+        ]
+    );
     assert_eq!(stack.page().await.as_deref(), Some("r1"));
 }

@@ -63,7 +63,9 @@ async fn live_container(target: &ComposeTarget) -> String {
 
 #[tokio::test]
 async fn failing_migration_never_replaces_the_live_container() {
-    let Some(rig) = rig("failing_migration") else { return };
+    let Some(rig) = rig("failing_migration") else {
+        return;
+    };
     let stack = WebStack::new(&rig, "dk-migfail", 18211).await;
     let target = stack.target(&rig).await;
     let (v1, v2) = (spec("20260101T000000Z-v1"), spec("20260102T000000Z-v2"));
@@ -71,27 +73,48 @@ async fn failing_migration_never_replaces_the_live_container() {
     stack.write_release("v1", true, 0);
     let report = deploy(&rig, &stack, &v1).await;
     assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
-    assert_eq!(stack.revision(), "v1", "the migration ran before the switch");
+    assert_eq!(
+        stack.revision(),
+        "v1",
+        "the migration ran before the switch"
+    );
     let live = live_container(&target).await;
 
     stack.write_release("v2", true, 3);
     let report = deploy(&rig, &stack, &v2).await;
     assert_eq!(report.outcome, Outcome::RolledBack, "{report:?}");
-    assert_eq!(report.failed_phase, Some(Phase::Migrate), "{:?}", report.error);
+    assert_eq!(
+        report.failed_phase,
+        Some(Phase::Migrate),
+        "{:?}",
+        report.error
+    );
     let error = report.error.clone().unwrap();
-    assert!(error.contains("column \"guest\" already exists"), "the tool's stderr is in the error: {error}");
+    assert!(
+        error.contains("column \"guest\" already exists"),
+        "the tool's stderr is in the error: {error}"
+    );
     assert!(error.contains("run --rm --no-deps"), "{error}");
 
-    assert_eq!(live_container(&target).await, live, "the live container was never replaced");
+    assert_eq!(
+        live_container(&target).await,
+        live,
+        "the live container was never replaced"
+    );
     assert_eq!(target.current().await.unwrap(), Some(v1.id.clone()));
     assert_eq!(stack.page().await.as_deref(), Some("v1"));
     assert_eq!(stack.revision(), "v1");
-    assert!(!target.list().await.unwrap().contains(&v2.id), "the staged v2 tag was discarded");
+    assert!(
+        !target.list().await.unwrap().contains(&v2.id),
+        "the staged v2 tag was discarded"
+    );
 }
 
 #[tokio::test]
 async fn unhealthy_release_is_undone_code_and_schema() {
-    let Some(rig) = rig("unhealthy_release") else { return };
+    let Some(rig) = rig("unhealthy_release") else {
+        return;
+    };
     let stack = WebStack::new(&rig, "dk-undo", 18212).await;
     let target = stack.target(&rig).await;
     let (v1, v2) = (spec("20260101T000000Z-v1"), spec("20260102T000000Z-v2"));
@@ -100,17 +123,39 @@ async fn unhealthy_release_is_undone_code_and_schema() {
     stack.write_release("v1", true, 0);
     let report = deploy(&rig, &stack, &v1).await;
     assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
-    assert_eq!(report.applied.as_ref().unwrap().revision_before.as_deref(), None);
-    assert_eq!(report.applied.as_ref().unwrap().revision_after.as_deref(), Some("v1"));
+    assert_eq!(
+        report.applied.as_ref().unwrap().revision_before.as_deref(),
+        None
+    );
+    assert_eq!(
+        report.applied.as_ref().unwrap().revision_after.as_deref(),
+        Some("v1")
+    );
 
     // v2 migrates fine but its container never turns healthy.
     stack.write_release("v2", false, 0);
     let report = deploy(&rig, &stack, &v2).await;
     assert_eq!(report.outcome, Outcome::RolledBack, "{report:?}");
     assert_eq!(report.failed_phase, Some(Phase::Activate));
-    assert!(report.error.as_deref().unwrap().contains("unhealthy"), "{:?}", report.error);
-    assert_eq!(target.current().await.unwrap(), Some(v1.id.clone()), "previous tag live again");
+    assert!(
+        report.error.as_deref().unwrap().contains("unhealthy"),
+        "{:?}",
+        report.error
+    );
+    assert_eq!(
+        target.current().await.unwrap(),
+        Some(v1.id.clone()),
+        "previous tag live again"
+    );
     assert_eq!(stack.page().await.as_deref(), Some("v1"));
-    assert_eq!(stack.revision(), "v1", "the migration was reverted to the recorded revision");
-    assert!(report.undone.iter().all(|u| u.error.is_none()), "{:?}", report.undone);
+    assert_eq!(
+        stack.revision(),
+        "v1",
+        "the migration was reverted to the recorded revision"
+    );
+    assert!(
+        report.undone.iter().all(|u| u.error.is_none()),
+        "{:?}",
+        report.undone
+    );
 }

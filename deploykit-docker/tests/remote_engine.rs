@@ -11,7 +11,9 @@ use std::time::Duration;
 use common::{rig, spec, WebStack};
 use deploykit_core::shell::{SshConfig, SshShell};
 use deploykit_core::testing::MemoryJournal;
-use deploykit_core::{HealthPolicy, Outcome, Pipeline, Policy, ReleaseSpec, RunReport, Shell, Target};
+use deploykit_core::{
+    HealthPolicy, Outcome, Pipeline, Policy, ReleaseSpec, RunReport, Shell, Target,
+};
 use deploykit_docker::remote::connect_over_ssh;
 use deploykit_docker::{ComposeRunMigrator, ComposeTarget, ContainerHealthProbe};
 
@@ -21,7 +23,13 @@ struct Ssh {
 }
 
 fn ssh_rig() -> Option<Ssh> {
-    let vars = ["DEPLOYKIT_RIG_SSH_HOST", "DEPLOYKIT_RIG_SSH_PORT", "DEPLOYKIT_RIG_SSH_USER", "DEPLOYKIT_RIG_SSH_KEY", "DEPLOYKIT_RIG_SSH_KNOWN_HOSTS"];
+    let vars = [
+        "DEPLOYKIT_RIG_SSH_HOST",
+        "DEPLOYKIT_RIG_SSH_PORT",
+        "DEPLOYKIT_RIG_SSH_USER",
+        "DEPLOYKIT_RIG_SSH_KEY",
+        "DEPLOYKIT_RIG_SSH_KNOWN_HOSTS",
+    ];
     let v: Vec<Option<String>> = vars.iter().map(|k| std::env::var(k).ok()).collect();
     if let Some((k, _)) = vars.iter().zip(&v).find(|(_, v)| v.is_none()) {
         if std::env::var_os("CI").is_some() {
@@ -83,19 +91,35 @@ async fn deploy(target: Arc<ComposeTarget>, release: &ReleaseSpec) -> RunReport 
 
 #[tokio::test]
 async fn remote_engine_over_ssh_passes_the_upgrade_scenario() {
-    let Some(rig) = rig("remote_engine") else { return };
+    let Some(rig) = rig("remote_engine") else {
+        return;
+    };
     let Some(ssh) = ssh_rig() else { return };
     let stack = WebStack::new(&rig, "dk-remote", 18221).await;
 
-    let shell = Arc::new(SshShell::connect(&ssh.config).await.expect("ssh to the rig"));
+    let shell = Arc::new(
+        SshShell::connect(&ssh.config)
+            .await
+            .expect("ssh to the rig"),
+    );
     let sockets = tempfile::tempdir().unwrap();
     let local: PathBuf = sockets.path().join("engine.sock");
     let remote_socket = PathBuf::from(rig.docker_host.trim_start_matches("unix://"));
-    let engine = connect_over_ssh(&shell, &remote_socket, &local).await.expect("engine over ssh");
-    assert!(engine.location().contains(&ssh.user), "{}", engine.location());
+    let engine = connect_over_ssh(&shell, &remote_socket, &local)
+        .await
+        .expect("engine over ssh");
+    assert!(
+        engine.location().contains(&ssh.user),
+        "{}",
+        engine.location()
+    );
     let target = Arc::new(stack.target_with(shell.clone() as Arc<dyn Shell>, engine));
 
-    let (v1, v2, v3) = (spec("20260101T000000Z-v1"), spec("20260102T000000Z-v2"), spec("20260103T000000Z-v3"));
+    let (v1, v2, v3) = (
+        spec("20260101T000000Z-v1"),
+        spec("20260102T000000Z-v2"),
+        spec("20260103T000000Z-v3"),
+    );
     stack.write_release("v1", true, 0);
     hand_over(stack.path(), &ssh.user);
     let report = deploy(target.clone(), &v1).await;
@@ -120,7 +144,9 @@ async fn remote_engine_over_ssh_passes_the_upgrade_scenario() {
 
     // The override files were written on the remote host, by its user.
     let pin = target.pin_file().path;
-    assert!(std::fs::read_to_string(&pin).unwrap().contains(v2.id.as_str()));
+    assert!(std::fs::read_to_string(&pin)
+        .unwrap()
+        .contains(v2.id.as_str()));
     drop(target);
     shell.close().await.unwrap();
 }

@@ -34,7 +34,8 @@ pub fn rig(test: &str) -> Option<Rig> {
             postgres,
         }),
         _ => {
-            let why = "DEPLOYKIT_RIG_DOCKER_* not set: run through script/test, which starts dockerd";
+            let why =
+                "DEPLOYKIT_RIG_DOCKER_* not set: run through script/test, which starts dockerd";
             if std::env::var_os("CI").is_some() {
                 panic!("{test}: the Docker engine is missing in CI: {why}");
             }
@@ -199,7 +200,9 @@ pub async fn reset(engine: &Engine, project: &str, repo: &str) {
 
 /// GET `path` from 127.0.0.1:`port` over HTTP/1.0; the body's first line.
 pub async fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
     s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
         .await
         .ok()?;
