@@ -150,4 +150,9 @@ rig_docker_stop() {
   for i in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
   kill -KILL "$pid" 2>/dev/null || true
   rm -f "$RIG_DOCKER_SOCK"
+  # dockerd leaves its network namespace mount behind; nothing else may use it.
+  local m
+  for m in $(awk -v d="$RIG_DOCKER_DIR/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r); do
+    umount "$m" 2>/dev/null || true
+  done
 }
