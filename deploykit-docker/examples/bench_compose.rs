@@ -141,7 +141,10 @@ async fn get_ok(port: u16) -> bool {
     let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
         return false;
     };
-    if s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").await.is_err() {
+    if s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n")
+        .await
+        .is_err()
+    {
         return false;
     }
     let mut buf = Vec::new();
@@ -346,7 +349,11 @@ async fn seeds_round(
     let failed_at = Instant::now();
     sh.check(
         "seed",
-        &docker(&["tag", &format!("{image}:rollback"), &format!("{image}:latest")]),
+        &docker(&[
+            "tag",
+            &format!("{image}:rollback"),
+            &format!("{image}:latest"),
+        ]),
     )
     .await?;
     let _ = sh.run(&docker(&["stop", &container]), None).await?;
@@ -377,7 +384,11 @@ async fn seed_deploy(
 ) -> Result<(), BoxError> {
     sh.check(
         "seed",
-        &docker(&["tag", &format!("{image}:latest"), &format!("{image}:rollback")]),
+        &docker(&[
+            "tag",
+            &format!("{image}:latest"),
+            &format!("{image}:rollback"),
+        ]),
     )
     .await?;
     sh.check("seed", &stack.project.build("web")).await?;
