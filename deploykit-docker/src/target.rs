@@ -60,6 +60,7 @@ pub struct ComposeTarget {
     poll: Duration,
     log_lines: usize,
     rollback_alias: bool,
+    adopt: bool,
     events: Events,
 }
 
@@ -92,6 +93,7 @@ impl ComposeTarget {
             poll: Duration::from_millis(500),
             log_lines: 30,
             rollback_alias: false,
+            adopt: true,
             events: Events::none(),
         })
     }
@@ -124,6 +126,15 @@ impl ComposeTarget {
     /// to the hand-written scripts. deploykit itself never rolls back to it.
     pub fn keep_rollback_alias(mut self, keep: bool) -> Self {
         self.rollback_alias = keep;
+        self
+    }
+
+    /// Adopt a running container that deploykit did not start (an image such as
+    /// `crm-backend:latest` deployed by hand): `current` tags its exact image as
+    /// `<repo>:adopted-<image id>` and reports that, so the undo of the first
+    /// deploykit deploy goes back to it instead of stopping the service. On by default.
+    pub fn adopt_unmanaged(mut self, adopt: bool) -> Self {
+        self.adopt = adopt;
         self
     }
 
@@ -189,6 +200,29 @@ impl ComposeTarget {
             return None;
         }
         ReleaseId::parse(tag).ok()
+    }
+
+    /// Tags the image an unmanaged container runs as a release, once.
+    async fn adopt(&self, container: &ContainerState) -> Result<Option<ReleaseId>> {
+        let hex = container.image_id.trim_start_matches("sha256:");
+        if hex.len() < 12 {
+            return Ok(None);
+        }
+        let release = ReleaseId::parse(format!("adopted-{}", &hex[..12]))?;
+        if !self.engine.image_exists(&self.image_of(&release)).await? {
+            self.engine
+                .tag(&container.image_id, &self.repo, release.as_str())
+                .await?;
+            self.events.emit(Event::Warning {
+                message: format!(
+                    "{} ran {} (not a deploykit release); tagged it {} so a rollback can return to it",
+                    self.where_(),
+                    container.image,
+                    self.image_of(&release)
+                ),
+            });
+        }
+        Ok(Some(release))
     }
 
     /// Waits until the service's container runs `image` and is healthy (or has no
@@ -270,10 +304,16 @@ fn validate_repo(repo: &str) -> Result<()> {
 #[async_trait]
 impl Target for ComposeTarget {
     async fn current(&self) -> Result<Option<ReleaseId>> {
-        Ok(match self.container().await? {
-            Some(c) if matches!(c.status.as_str(), "running" | "restarting") => self.release_of(&c),
-            _ => None,
-        })
+        match self.container().await? {
+            Some(c) if matches!(c.status.as_str(), "running" | "restarting") => {
+                match self.release_of(&c) {
+                    Some(release) => Ok(Some(release)),
+                    None if self.adopt => self.adopt(&c).await,
+                    None => Ok(None),
+                }
+            }
+            _ => Ok(None),
+        }
     }
 
     async fn prepare(&self, spec: &ReleaseSpec) -> Result<()> {

@@ -179,3 +179,66 @@ async fn prune_keeps_n_tags_and_never_the_live_or_previous_one() {
     );
     assert_eq!(stack.page().await.as_deref(), Some("r1"));
 }
+
+#[tokio::test]
+async fn hand_deployed_container_is_adopted_so_a_failed_first_deploy_returns_to_it() {
+    use deploykit_core::testing::MemoryJournal;
+    use deploykit_core::{LocalShell, Outcome, Pipeline, ShellExt};
+    use deploykit_docker::ContainerHealthProbe;
+
+    let Some(rig) = rig("adopt") else { return };
+    let stack = WebStack::new(&rig, "dk-adopt", 18206).await;
+    // Deployed by hand, as the seeds do: `compose build` + `compose up -d`.
+    stack.write_release("manual", true, 0);
+    let shell = LocalShell::new();
+    let plain = stack.path().join("plain.yml");
+    std::fs::write(&plain, "version: \"2.4\"\n").unwrap();
+    shell
+        .check("setup", &stack.project.build("web"))
+        .await
+        .unwrap();
+    shell
+        .check("setup", &stack.project.up("web", &plain))
+        .await
+        .unwrap();
+
+    let sink = Arc::new(CollectingSink::default());
+    let target = Arc::new(
+        stack
+            .target(&rig)
+            .await
+            .events(Events::none().with(sink.clone())),
+    );
+    let adopted = target
+        .current()
+        .await
+        .unwrap()
+        .expect("the running container is adopted");
+    assert!(adopted.as_str().starts_with("adopted-"), "{adopted}");
+    assert_eq!(
+        target.current().await.unwrap(),
+        Some(adopted.clone()),
+        "adoption is stable"
+    );
+    assert!(sink.events().iter().any(
+        |e| matches!(e, Event::Warning { message } if message.contains("not a deploykit release"))
+    ));
+
+    // The first deploykit release is broken: the run goes back to the adopted image.
+    stack.write_release("broken", false, 0);
+    let probe = ContainerHealthProbe::new(target.engine().clone(), "dk-adopt", "web");
+    let report = Pipeline::new("staging")
+        .target(target.clone() as Arc<dyn Target>)
+        .probe(Arc::new(probe))
+        .run(&spec("20260101T000000Z-v1"), &MemoryJournal::default())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::RolledBack, "{report:?}");
+    assert_eq!(report.previous, Some(adopted.clone()));
+    assert_eq!(target.current().await.unwrap(), Some(adopted));
+    assert_eq!(
+        stack.page().await.as_deref(),
+        Some("manual"),
+        "the hand-deployed app serves again"
+    );
+}
