@@ -73,16 +73,22 @@ pub struct WebStack {
 
 impl WebStack {
     pub async fn new(rig: &Rig, name: &str, port: u16) -> Self {
+        Self::with_services(rig, name, port, "").await
+    }
+
+    /// Like `new`, with more services appended to the compose file (YAML under
+    /// `services:`, indented two spaces).
+    pub async fn with_services(rig: &Rig, name: &str, port: u16, extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let compose = dir.path().join("docker-compose.yml");
         std::fs::write(
             &compose,
-            "version: \"2.4\"\n\
+            format!("version: \"2.4\"\n\
              services:\n\
              \x20 web:\n    build: .\n    network_mode: host\n    stop_grace_period: 1s\n    volumes:\n      - ./state:/state\n\
              \x20 # One-off migration containers (compose v1 cannot `run` a host-network\n\
              \x20 # service that has a running container).\n\
-             \x20 web-migrate:\n    build: .\n    network_mode: host\n    volumes:\n      - ./state:/state\n",
+             \x20 web-migrate:\n    build: .\n    network_mode: host\n    volumes:\n      - ./state:/state\n{extra}"),
         )
         .unwrap();
         std::fs::write(dir.path().join(".env"), "UNUSED=1\n").unwrap();
