@@ -282,6 +282,58 @@ mod tests {
         );
     }
 
+    /// A shell where only the listed programs' `version` succeeds.
+    struct Installed(&'static [&'static str]);
+
+    #[async_trait::async_trait]
+    impl Shell for Installed {
+        fn location(&self) -> &str {
+            "test host"
+        }
+        async fn run(&self, cmd: &Cmd, _: Option<&[u8]>) -> Result<deploykit_core::shell::Output> {
+            let name = match cmd.args.first().map(String::as_str) {
+                Some("compose") => "docker compose",
+                _ => cmd.program.as_str(),
+            };
+            if self.0.contains(&name) {
+                Ok(deploykit_core::shell::Output::default())
+            } else if cmd.program == "docker" {
+                Ok(deploykit_core::shell::Output {
+                    status: 1,
+                    ..Default::default()
+                })
+            } else {
+                Err(Error::part(
+                    "run",
+                    "test host",
+                    format!("cannot start `{cmd}`"),
+                ))
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn detection_prefers_v2_falls_back_to_v1_and_says_what_to_install() {
+        let both = Installed(&["docker compose", "docker-compose"]);
+        assert_eq!(
+            ComposeCli::detect(&both).await.unwrap(),
+            ComposeCli::V2Plugin
+        );
+        let v1 = Installed(&["docker-compose"]);
+        assert_eq!(
+            ComposeCli::detect(&v1).await.unwrap(),
+            ComposeCli::V1Standalone
+        );
+        let err = ComposeCli::detect(&Installed(&[]))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("test host") && err.contains("install"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn built_image_names_follow_each_generation() {
         assert_eq!(
