@@ -1,0 +1,290 @@
+//! [`ComposeRunMigrator`]: the app's own migration tool, run in a one-off container
+//! of the new release's image before the switch.
+//!
+//! The seeds start the new container first and only then run `prisma migrate deploy`
+//! inside it, so a failing migration has already taken the old container down. Here
+//! the command runs as `compose run --rm --no-deps <service> <argv>` with the service
+//! pinned (by a separate override file) to the *new* release tag: the live container
+//! is never touched, and a failure stops the run before `activate`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use deploykit_core::shell::CommandFailed;
+use deploykit_core::{
+    AppliedSet, Error, MigrationId, MigrationPlan, MigrationStatus, Migrator, PlannedMigration,
+    ReleaseId, Result, Shell,
+};
+
+use crate::compose::ComposeProject;
+use crate::engine::Engine;
+use crate::pin::PinFile;
+use crate::target::ComposeTarget;
+
+/// The argv element replaced by the revision to go back to in a revert command.
+pub const REVISION_PLACEHOLDER: &str = "{revision}";
+
+/// Runs a migration tool (`npx prisma migrate deploy`, `alembic upgrade head`…) in a
+/// one-off container of the release being deployed.
+///
+/// The tool keeps its own history, so the plan is one step: "run the command". With
+/// a `revision` command (e.g. `alembic current`) the revision before and after is
+/// recorded, and with a `revert` command (e.g. `alembic downgrade {revision}`) the
+/// step can be undone — exactly back to the revision recorded before, and only if
+/// the database is not already there.
+pub struct ComposeRunMigrator {
+    shell: Arc<dyn Shell>,
+    engine: Engine,
+    project: ComposeProject,
+    service: String,
+    run_service: String,
+    image: String,
+    state_dir: PathBuf,
+    apply: Vec<String>,
+    revision: Option<Vec<String>>,
+    revert: Option<Vec<String>>,
+    base_revision: String,
+}
+
+impl ComposeRunMigrator {
+    /// Runs `apply` in the image of `release` staged by `target`, with the target's
+    /// project, service, shell and engine.
+    pub fn for_release(target: &ComposeTarget, release: &ReleaseId, apply: Vec<String>) -> Self {
+        Self {
+            shell: target.shell(),
+            engine: target.engine().clone(),
+            project: target.project().clone(),
+            service: target.service().to_string(),
+            run_service: target.service().to_string(),
+            image: target.image_of(release),
+            state_dir: target.state_dir_path().to_path_buf(),
+            apply,
+            revision: None,
+            revert: None,
+            base_revision: "base".into(),
+        }
+    }
+
+    /// Runs the one-off containers as `service` (same build, env and volumes as the
+    /// app, e.g. a `migrate` service) instead of the app's own service. Needed with
+    /// Compose v1 and `network_mode: host`: v1's `run` links a one-off container to
+    /// its service's running containers, which the engine refuses for host networking.
+    pub fn run_service(mut self, service: &str) -> Result<Self> {
+        crate::compose::validate_compose_name("compose service name", service)?;
+        self.run_service = service.to_string();
+        Ok(self)
+    }
+
+    /// A command printing the database's current revision as its last output line.
+    pub fn revision_command(mut self, argv: Vec<String>) -> Self {
+        self.revision = Some(argv);
+        self
+    }
+
+    /// A command going back to a revision; its `{revision}` argument is replaced by
+    /// the revision recorded before the run (or the base revision).
+    pub fn revert_command(mut self, argv: Vec<String>) -> Self {
+        self.revert = Some(argv);
+        self
+    }
+
+    /// What `{revision}` becomes when the database had no revision before (default
+    /// `base`, as alembic names it).
+    pub fn base_revision(mut self, base: impl Into<String>) -> Self {
+        self.base_revision = base.into();
+        self
+    }
+
+    /// The one step the plan holds.
+    pub fn step_id(&self) -> MigrationId {
+        MigrationId {
+            version: "command".into(),
+            name: self.apply.join(" "),
+        }
+    }
+
+    /// `argv` with [`REVISION_PLACEHOLDER`] replaced by `revision` (a whole-argument
+    /// replacement: values are data, never parsed by a shell).
+    pub fn with_revision(argv: &[String], revision: &str) -> Vec<String> {
+        argv.iter()
+            .map(|a| {
+                if a == REVISION_PLACEHOLDER {
+                    revision.to_string()
+                } else {
+                    a.clone()
+                }
+            })
+            .collect()
+    }
+
+    fn where_(&self) -> String {
+        format!(
+            "{}/{} on {}",
+            self.project.name,
+            self.service,
+            self.shell.location()
+        )
+    }
+
+    /// The image one-off containers use: the new release's if it is staged yet
+    /// (apply, revert), else the live container's (plan runs before prepare; the
+    /// tool in the live image reads the database's revision just as well).
+    async fn run_image(&self) -> Result<Option<String>> {
+        if self.engine.image_exists(&self.image).await? {
+            return Ok(Some(self.image.clone()));
+        }
+        Ok(self
+            .engine
+            .service_container(&self.project.name, &self.service)
+            .await?
+            .filter(|c| c.status == "running")
+            .map(|c| c.image))
+    }
+
+    async fn run(&self, step: &str, image: &str, argv: &[String]) -> Result<String> {
+        let pin = PinFile::new(
+            &self.state_dir,
+            &self.project.name,
+            &self.run_service,
+            "oneoff",
+        );
+        pin.write(self.shell.as_ref(), &self.run_service, image)
+            .await?;
+        let cmd = self.project.run(&self.run_service, &pin.path, argv);
+        let out = self.shell.run(&cmd, None).await?;
+        if out.success() {
+            Ok(out.stdout_text())
+        } else {
+            Err(Error::from(CommandFailed::new(
+                step,
+                &self.where_(),
+                &cmd,
+                &out,
+            )))
+        }
+    }
+
+    async fn current_revision(&self, step: &str) -> Result<Option<String>> {
+        let Some(argv) = &self.revision else {
+            return Ok(None);
+        };
+        let Some(image) = self.run_image().await? else {
+            return Ok(None);
+        };
+        let out = self.run(step, &image, argv).await?;
+        Ok(out
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty())
+            .map(str::to_string))
+    }
+}
+
+#[async_trait]
+impl Migrator for ComposeRunMigrator {
+    async fn status(&self) -> Result<MigrationStatus> {
+        // The tool alone knows what is pending; running it is idempotent.
+        Ok(MigrationStatus {
+            pending: vec![self.step_id()],
+            ..Default::default()
+        })
+    }
+
+    async fn plan(&self) -> Result<MigrationPlan> {
+        let from_revision = self.current_revision("migrate.plan").await?;
+        Ok(MigrationPlan {
+            migrations: vec![PlannedMigration {
+                id: self.step_id(),
+                reversible: self.revert.is_some() && self.revision.is_some(),
+                findings: Vec::new(),
+                allowed: false,
+            }],
+            from_revision,
+        })
+    }
+
+    async fn apply(&self, plan: &MigrationPlan) -> Result<AppliedSet> {
+        if plan.is_empty() {
+            return Ok(plan.as_applied());
+        }
+        if !self.engine.image_exists(&self.image).await? {
+            return Err(Error::part(
+                "migrate",
+                self.where_(),
+                format!("the new release image {} does not exist", self.image),
+            )
+            .with_hint("prepare the release before migrating"));
+        }
+        self.run("migrate", &self.image, &self.apply)
+            .await
+            .map_err(|e| {
+                e.with_hint(
+                    "the live container was not touched; fix the migration and deploy again",
+                )
+            })?;
+        let revision_after = self.current_revision("migrate").await?;
+        Ok(AppliedSet {
+            migrations: plan.migrations.iter().map(|m| m.id.clone()).collect(),
+            revision_before: plan.from_revision.clone(),
+            revision_after,
+        })
+    }
+
+    async fn revert(&self, applied: &AppliedSet) -> Result<()> {
+        let (Some(revert), Some(_)) = (&self.revert, &self.revision) else {
+            return Err(Error::Refused {
+                reason: format!(
+                    "`{}` has no revert and revision commands, so it cannot be undone",
+                    self.apply.join(" ")
+                ),
+                next: "configure both, or use the `keep` or `restore` migration failure policy"
+                    .into(),
+            });
+        };
+        let target = applied
+            .revision_before
+            .clone()
+            .unwrap_or_else(|| self.base_revision.clone());
+        let now = self
+            .current_revision("migrate.revert")
+            .await?
+            .unwrap_or_else(|| self.base_revision.clone());
+        if now == target {
+            return Ok(());
+        }
+        let Some(image) = self.run_image().await? else {
+            return Err(Error::part(
+                "migrate.revert",
+                self.where_(),
+                format!(
+                    "neither the release image {} nor a live container exists to run the revert in",
+                    self.image
+                ),
+            ));
+        };
+        self.run(
+            "migrate.revert",
+            &image,
+            &Self::with_revision(revert, &target),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revision_placeholder_is_replaced_as_a_whole_argument_only() {
+        let argv: Vec<String> = ["alembic", "downgrade", "{revision}", "x{revision}"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            ComposeRunMigrator::with_revision(&argv, "abc123; rm -rf /"),
+            ["alembic", "downgrade", "abc123; rm -rf /", "x{revision}"]
+        );
+    }
+}

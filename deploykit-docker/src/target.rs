@@ -1,0 +1,452 @@
+//! [`ComposeTarget`]: releases as immutable image tags of one Compose service.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deploykit_core::{
+    Error, Event, Events, ReleaseId, ReleaseSpec, Result, Shell, ShellExt, Target,
+};
+use tokio::time::Instant;
+
+use crate::compose::{validate_compose_name, ComposeProject};
+use crate::engine::{ContainerState, Engine, Health};
+use crate::pin::PinFile;
+
+/// Tags that name no release and are never listed, pruned or parsed as one.
+pub const ALIAS_TAGS: [&str; 2] = ["rollback", "latest"];
+
+/// Where the image a release is made from comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageSource {
+    /// `compose build <service>`, which leaves the image named `image`.
+    Build {
+        /// What compose names the built image (v1 `project_service`, v2
+        /// `project-service`, or the service's own `image:`).
+        image: String,
+    },
+    /// `compose pull <service>` of the service's `image:`, named `image`.
+    Pull {
+        /// The pulled reference.
+        image: String,
+    },
+    /// An image already on the engine (e.g. `docker load`ed by CI), named `image`.
+    Present {
+        /// Its reference.
+        image: String,
+    },
+}
+
+/// One Compose service deployed as immutable release tags `<repo>:<release-id>`.
+///
+/// * `prepare` builds (or pulls) the image and tags it through the engine API; the
+///   live container is not touched and an existing release tag is never moved.
+/// * `activate` pins the service to the release tag with an override file, runs
+///   `up -d --no-deps --no-build <service>` and waits for the container's own
+///   HEALTHCHECK to report `healthy`, failing with the last log lines otherwise.
+/// * `activate(None)` (the undo of a first deploy) stops the service's container and
+///   says so in a warning event.
+/// * `current` is the release tag the running container was created from.
+pub struct ComposeTarget {
+    shell: Arc<dyn Shell>,
+    engine: Engine,
+    project: ComposeProject,
+    service: String,
+    repo: String,
+    source: ImageSource,
+    state_dir: PathBuf,
+    health_deadline: Duration,
+    poll: Duration,
+    log_lines: usize,
+    rollback_alias: bool,
+    adopt: bool,
+    events: Events,
+}
+
+impl ComposeTarget {
+    /// `service` of `project`, built by compose and tagged into `repo`. Compose runs
+    /// through `shell` (local or SSH), the engine is reached through `engine`; the
+    /// pin override lives in `<project dir>/.deploykit/`.
+    pub fn new(
+        shell: Arc<dyn Shell>,
+        engine: Engine,
+        project: ComposeProject,
+        service: &str,
+        repo: &str,
+    ) -> Result<Self> {
+        validate_compose_name("compose service name", service)?;
+        validate_repo(repo)?;
+        let source = ImageSource::Build {
+            image: project.cli.built_image_name(&project.name, service),
+        };
+        let state_dir = project.directory.join(".deploykit");
+        Ok(Self {
+            shell,
+            engine,
+            project,
+            service: service.to_string(),
+            repo: repo.to_string(),
+            source,
+            state_dir,
+            health_deadline: Duration::from_secs(120),
+            poll: Duration::from_millis(500),
+            log_lines: 30,
+            rollback_alias: false,
+            adopt: true,
+            events: Events::none(),
+        })
+    }
+
+    /// Where the image comes from (default: `compose build`).
+    pub fn source(mut self, source: ImageSource) -> Self {
+        self.source = source;
+        self
+    }
+
+    /// Where deploykit keeps its override files on the compose host.
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = dir.into();
+        self
+    }
+
+    /// How long `activate` waits for `healthy` (default 120 s).
+    pub fn health_deadline(mut self, deadline: Duration) -> Self {
+        self.health_deadline = deadline;
+        self
+    }
+
+    /// How often `activate` asks the engine while waiting (default 500 ms).
+    pub fn poll_interval(mut self, poll: Duration) -> Self {
+        self.poll = poll;
+        self
+    }
+
+    /// Also tag the release being replaced as `<repo>:rollback`, for people used
+    /// to the hand-written scripts. deploykit itself never rolls back to it.
+    pub fn keep_rollback_alias(mut self, keep: bool) -> Self {
+        self.rollback_alias = keep;
+        self
+    }
+
+    /// Adopt a running container that deploykit did not start (an image such as
+    /// `crm-backend:latest` deployed by hand): `current` tags its exact image as
+    /// `<repo>:adopted-<image id>` and reports that, so the undo of the first
+    /// deploykit deploy goes back to it instead of stopping the service. On by default.
+    pub fn adopt_unmanaged(mut self, adopt: bool) -> Self {
+        self.adopt = adopt;
+        self
+    }
+
+    /// Where warnings (e.g. "service stopped, no previous release") are sent.
+    pub fn events(mut self, events: Events) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// The image reference of a release.
+    pub fn image_of(&self, release: &ReleaseId) -> String {
+        format!("{}:{release}", self.repo)
+    }
+
+    /// The compose project.
+    pub fn project(&self) -> &ComposeProject {
+        &self.project
+    }
+
+    /// The service's name.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// The shell compose runs through.
+    pub fn shell(&self) -> Arc<dyn Shell> {
+        self.shell.clone()
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The override file that pins the live release.
+    pub fn pin_file(&self) -> PinFile {
+        PinFile::new(&self.state_dir, &self.project.name, &self.service, "live")
+    }
+
+    /// The directory override files are written to.
+    pub fn state_dir_path(&self) -> &Path {
+        &self.state_dir
+    }
+
+    fn where_(&self) -> String {
+        format!(
+            "{}/{} on {}",
+            self.project.name,
+            self.service,
+            self.engine.location()
+        )
+    }
+
+    async fn container(&self) -> Result<Option<ContainerState>> {
+        self.engine
+            .service_container(&self.project.name, &self.service)
+            .await
+    }
+
+    fn release_of(&self, container: &ContainerState) -> Option<ReleaseId> {
+        let tag = container.image.strip_prefix(&format!("{}:", self.repo))?;
+        if ALIAS_TAGS.contains(&tag) {
+            return None;
+        }
+        ReleaseId::parse(tag).ok()
+    }
+
+    /// Tags the image an unmanaged container runs as a release, once.
+    async fn adopt(&self, container: &ContainerState) -> Result<Option<ReleaseId>> {
+        let hex = container.image_id.trim_start_matches("sha256:");
+        if hex.len() < 12 {
+            return Ok(None);
+        }
+        let release = ReleaseId::parse(format!("adopted-{}", &hex[..12]))?;
+        if !self.engine.image_exists(&self.image_of(&release)).await? {
+            self.engine
+                .tag(&container.image_id, &self.repo, release.as_str())
+                .await?;
+            self.events.emit(Event::Warning {
+                message: format!(
+                    "{} ran {} (not a deploykit release); tagged it {} so a rollback can return to it",
+                    self.where_(),
+                    container.image,
+                    self.image_of(&release)
+                ),
+            });
+        }
+        Ok(Some(release))
+    }
+
+    /// Waits until the service's container runs `image` and is healthy (or has no
+    /// HEALTHCHECK and runs); fails at once on `unhealthy` or an exited container.
+    pub async fn wait_serving(&self, image: &str) -> Result<ContainerState> {
+        let deadline = Instant::now() + self.health_deadline;
+        let mut last: Option<ContainerState> = None;
+        loop {
+            if let Some(c) = self.container().await? {
+                let ours = c.image == image;
+                if ours && c.is_serving() {
+                    return Ok(c);
+                }
+                let broken = ours
+                    && (c.health == Some(Health::Unhealthy)
+                        || matches!(c.status.as_str(), "exited" | "dead"));
+                if broken {
+                    return Err(self.not_serving(&c, "").await);
+                }
+                last = Some(c);
+            }
+            if Instant::now() + self.poll > deadline {
+                break;
+            }
+            tokio::time::sleep(self.poll).await;
+        }
+        let why = format!("did not turn healthy within {:?}; ", self.health_deadline);
+        match last {
+            Some(c) => Err(self.not_serving(&c, &why).await),
+            None => Err(Error::part(
+                "activate.health",
+                self.where_(),
+                format!("{why}no container of the service exists"),
+            )),
+        }
+    }
+
+    async fn not_serving(&self, c: &ContainerState, why: &str) -> Error {
+        let logs = self.engine.log_tail(&c.id, self.log_lines).await;
+        Error::part(
+            "activate.health",
+            self.where_(),
+            format!(
+                "{why}{}\n---- container output (last lines) ----\n{}\n----",
+                c.describe(),
+                logs.trim_end()
+            ),
+        )
+        .with_hint(
+            "fix the release and deploy again; the previous release is restored by the rollback",
+        )
+    }
+}
+
+fn validate_repo(repo: &str) -> Result<()> {
+    let ok = !repo.is_empty()
+        && repo.len() <= 200
+        && repo
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/".contains(&b))
+        && repo
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && !repo.contains("//");
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid {
+            what: "image repository",
+            value: repo.chars().take(80).collect(),
+            reason:
+                "use lowercase letters, digits, '.', '_', '-' and '/' (no tag, no registry port)"
+                    .into(),
+        })
+    }
+}
+
+#[async_trait]
+impl Target for ComposeTarget {
+    async fn current(&self) -> Result<Option<ReleaseId>> {
+        match self.container().await? {
+            Some(c) if matches!(c.status.as_str(), "running" | "restarting") => {
+                match self.release_of(&c) {
+                    Some(release) => Ok(Some(release)),
+                    None if self.adopt => self.adopt(&c).await,
+                    None => Ok(None),
+                }
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn prepare(&self, spec: &ReleaseSpec) -> Result<()> {
+        let target = self.image_of(&spec.id);
+        if self.engine.image_exists(&target).await? {
+            // Release tags are immutable: a re-run of prepare keeps what was staged.
+            return Ok(());
+        }
+        let image = match &self.source {
+            ImageSource::Build { image } => {
+                self.shell
+                    .check("prepare", &self.project.build(&self.service))
+                    .await?;
+                image
+            }
+            ImageSource::Pull { image } => {
+                self.shell
+                    .check("prepare", &self.project.pull(&self.service))
+                    .await?;
+                image
+            }
+            ImageSource::Present { image } => image,
+        };
+        if !self.engine.image_exists(image).await? {
+            return Err(Error::part(
+                "prepare",
+                self.where_(),
+                format!("the image {image} to tag as {target} does not exist"),
+            )
+            .with_hint("set the target's image source to the name compose gives the built image"));
+        }
+        self.engine.tag(image, &self.repo, spec.id.as_str()).await
+    }
+
+    async fn activate(&self, release: Option<&ReleaseId>) -> Result<()> {
+        let Some(release) = release else {
+            let message = match self.container().await? {
+                Some(c) if c.status == "running" || c.status == "restarting" => {
+                    self.engine.stop(&c.id, Duration::from_secs(10)).await?;
+                    format!(
+                        "stopped {} of {}: this was its first deploy, so there is no previous \
+                         release to go back to; the service is down until a release is deployed \
+                         (the journal keeps the record)",
+                        c.name,
+                        self.where_()
+                    )
+                }
+                _ => format!(
+                    "{} has no running container: nothing to stop (first deploy, no previous release)",
+                    self.where_()
+                ),
+            };
+            self.events.emit(Event::Warning { message });
+            return Ok(());
+        };
+        let image = self.image_of(release);
+        if !self.engine.image_exists(&image).await? {
+            return Err(Error::part(
+                "activate",
+                self.where_(),
+                format!("release image {image} does not exist"),
+            )
+            .with_hint("prepare the release first (it may have been pruned)"));
+        }
+        let live = self.container().await?;
+        if let Some(c) = &live {
+            if c.image == image && c.is_serving() {
+                return Ok(());
+            }
+        }
+        if self.rollback_alias {
+            if let Some(previous) = live.as_ref().and_then(|c| self.release_of(c)) {
+                if &previous != release {
+                    self.engine
+                        .tag(&self.image_of(&previous), &self.repo, "rollback")
+                        .await?;
+                }
+            }
+        }
+        let pin = self.pin_file();
+        pin.write(self.shell.as_ref(), &self.service, &image)
+            .await?;
+        self.shell
+            .check("activate", &self.project.up(&self.service, &pin.path))
+            .await?;
+        self.wait_serving(&image).await.map(|_| ())
+    }
+
+    async fn discard(&self, release: &ReleaseId) -> Result<()> {
+        if self.current().await?.as_ref() == Some(release) {
+            return Err(Error::part(
+                "discard",
+                self.where_(),
+                format!("release {release} is live; a live release is never removed"),
+            )
+            .with_hint("activate another release first"));
+        }
+        self.engine.untag(&self.image_of(release)).await
+    }
+
+    async fn list(&self) -> Result<Vec<ReleaseId>> {
+        let mut releases: Vec<ReleaseId> = self
+            .engine
+            .tags_of(&self.repo)
+            .await?
+            .into_iter()
+            .filter(|t| !ALIAS_TAGS.contains(&t.as_str()))
+            .filter_map(|t| ReleaseId::parse(t).ok())
+            .collect();
+        releases.sort();
+        Ok(releases)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repositories_that_could_carry_a_tag_or_break_argv_are_refused() {
+        for bad in [
+            "",
+            "Crm/api",
+            "crm/api:latest",
+            "a b",
+            "-x",
+            "crm//api",
+            "crm;rm",
+        ] {
+            assert!(validate_repo(bad).is_err(), "{bad}");
+        }
+        for good in ["crm/backend", "registry.example.com/crm/backend", "app"] {
+            assert!(validate_repo(good).is_ok(), "{good}");
+        }
+    }
+}
