@@ -28,16 +28,8 @@ impl HostShell {
     }
 }
 
-/// Parses `user@host[:port]` (or `local`) into an SSH config for `pm2`'s settings.
-pub fn ssh_config(
-    env: &str,
-    spec: &str,
-    pm2: &Pm2Config,
-    base: &std::path::Path,
-) -> Result<Option<SshConfig>, WiringError> {
-    if spec == "local" {
-        return Ok(None);
-    }
+/// Parses `user@host[:port]` into a strict SSH config.
+pub fn parse_ssh(env: &str, spec: &str) -> Result<SshConfig, WiringError> {
     let (user, rest) = match spec.split_once('@') {
         Some((u, r)) => (Some(u), r),
         None => (None, spec),
@@ -53,12 +45,25 @@ pub fn ssh_config(
         }
         None => (rest, 22),
     };
-    let mut config = SshConfig::new(host)
-        .port(port)
-        .connect_timeout(Duration::from_secs(pm2.connect_timeout_secs));
+    let mut config = SshConfig::new(host).port(port);
     if let Some(u) = user {
         config = config.user(u);
     }
+    Ok(config)
+}
+
+/// Parses `user@host[:port]` (or `local`) into an SSH config for `pm2`'s settings.
+pub fn ssh_config(
+    env: &str,
+    spec: &str,
+    pm2: &Pm2Config,
+    base: &std::path::Path,
+) -> Result<Option<SshConfig>, WiringError> {
+    if spec == "local" {
+        return Ok(None);
+    }
+    let mut config =
+        parse_ssh(env, spec)?.connect_timeout(Duration::from_secs(pm2.connect_timeout_secs));
     let resolve = |p: &PathBuf| {
         if p.is_absolute() {
             p.clone()

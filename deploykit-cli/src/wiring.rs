@@ -19,6 +19,13 @@ use crate::config::{
 };
 use crate::hosts::{self, HostShell};
 use crate::local_target::LocalTarget;
+use deploykit_core::shell::SshShell;
+use deploykit_core::{Events, ReleaseId, Shell};
+use deploykit_docker::remote::{connect_over_ssh, DEFAULT_REMOTE_SOCKET};
+use deploykit_docker::{
+    ComposeCli, ComposeProject, ComposeRunMigrator, ComposeTarget, ContainerHealthProbe, Engine,
+    ExecPgDumpBackup,
+};
 use deploykit_pm2::{Pm2Config as Pm2AppConfig, Pm2Fleet, Pm2Probe, Pm2Target, Rollout, Source};
 
 /// The parts of one environment, ready to go into a pipeline.
@@ -36,6 +43,22 @@ pub struct Parts {
     pub probes: Vec<Arc<dyn HealthProbe>>,
     /// Host shells opened for this environment (closed by [`Parts::close`]).
     pub hosts: Vec<(String, HostShell)>,
+    /// The Compose stack, when that is the target.
+    pub compose: Option<ComposeStack>,
+}
+
+/// A Compose target and what its backup, migrator and probe share with it.
+pub struct ComposeStack {
+    /// The target.
+    pub target: Arc<ComposeTarget>,
+    /// The engine (local, or forwarded over SSH).
+    pub engine: Engine,
+    /// The project.
+    pub project: ComposeProject,
+    /// The deployed service.
+    pub service: String,
+    /// The SSH connection of a remote engine.
+    pub ssh: Option<Arc<SshShell>>,
 }
 
 impl Parts {
@@ -68,6 +91,8 @@ pub async fn parts(
     loaded: &LoadedConfig,
     name: &str,
     env: &Environment,
+    release: Option<&ReleaseId>,
+    events: Events,
 ) -> Result<Parts, WiringError> {
     let mut parts = Parts::default();
     match &env.target {
@@ -111,7 +136,17 @@ pub async fn parts(
                 Arc::new(Pm2Fleet::new(targets).rollout(rollout))
             });
         }
-        Some(TargetConfig::Compose(_)) => return Err(not_wired(name, "target kind compose")),
+        Some(TargetConfig::Compose(compose)) => {
+            let stack = compose_stack(loaded, name, compose, events.clone()).await?;
+            parts.target = Some(stack.target.clone());
+            if let Some(ssh) = &stack.ssh {
+                parts.hosts.push((
+                    compose.host.clone().unwrap_or_default(),
+                    HostShell::Ssh(ssh.clone()),
+                ));
+            }
+            parts.compose = Some(stack);
+        }
     }
     let database = env
         .database
@@ -119,10 +154,23 @@ pub async fn parts(
         .map(|d| Database::parse(name, d.url.expose()))
         .transpose()?;
     if let Some(backup) = &env.backup {
-        parts.backup = Some(backup_part(loaded, name, backup, database.as_ref())?);
+        parts.backup = Some(backup_part(
+            loaded,
+            name,
+            backup,
+            database.as_ref(),
+            parts.compose.as_ref(),
+        )?);
     }
     if let Some(migrations) = &env.migrations {
-        parts.migrator = Some(migrator_part(loaded, name, migrations, database.as_ref())?);
+        parts.migrator = migrator_part(
+            loaded,
+            name,
+            migrations,
+            database.as_ref(),
+            parts.compose.as_ref(),
+            release,
+        )?;
     }
     for probe in &env.probes {
         match probe {
@@ -141,6 +189,19 @@ pub async fn parts(
                     }
                     parts.probes.push(Arc::new(p));
                 }
+            }
+            ProbeConfig::Container => {
+                let stack = parts.compose.as_ref().ok_or_else(|| {
+                    WiringError(format!(
+                        "environment {name}: probe kind container needs a compose target"
+                    ))
+                })?;
+                let probe = ContainerHealthProbe::new(
+                    stack.engine.clone(),
+                    &stack.project.name,
+                    &stack.service,
+                );
+                parts.probes.push(Arc::new(probe));
             }
             other => parts
                 .probes
@@ -188,17 +249,12 @@ fn needs_db<'a>(
     })
 }
 
-fn not_wired(env: &str, what: &str) -> WiringError {
-    WiringError(format!(
-        "environment {env}: {what} is not wired into this build yet"
-    ))
-}
-
 fn backup_part(
     loaded: &LoadedConfig,
     env: &str,
     backup: &BackupConfig,
     db: Option<&Database>,
+    compose: Option<&ComposeStack>,
 ) -> Result<Arc<dyn Backup>, WiringError> {
     let wrap = |e: deploykit_core::Error| WiringError(format!("environment {env}: {e}"));
     match backup {
@@ -228,7 +284,27 @@ fn backup_part(
                 "environment {env}: backup kind pg_dump needs a postgres:// database"
             ))),
         },
-        BackupConfig::ComposeExec { .. } => Err(not_wired(env, "backup kind compose_exec")),
+        BackupConfig::ComposeExec {
+            service,
+            database,
+            user,
+            dir,
+            ..
+        } => {
+            let stack = compose.ok_or_else(|| {
+                WiringError(format!(
+                    "environment {env}: backup kind compose_exec needs a compose target"
+                ))
+            })?;
+            Ok(Arc::new(ExecPgDumpBackup::new(
+                stack.engine.clone(),
+                &stack.project.name,
+                service,
+                database,
+                user,
+                loaded.resolve(dir),
+            )))
+        }
     }
 }
 
@@ -237,7 +313,9 @@ fn migrator_part(
     env: &str,
     migrations: &MigrationsConfig,
     db: Option<&Database>,
-) -> Result<Arc<dyn Migrator>, WiringError> {
+    compose: Option<&ComposeStack>,
+    release: Option<&ReleaseId>,
+) -> Result<Option<Arc<dyn Migrator>>, WiringError> {
     let wrap = |e: deploykit_core::Error| WiringError(format!("environment {env}: {e}"));
     match migrations {
         MigrationsConfig::Sql { dir, dialect } => {
@@ -257,7 +335,7 @@ fn migrator_part(
                     SqlMigrator::postgres(url, loaded.resolve(dir), dialect).map_err(wrap)?
                 }
             };
-            Ok(Arc::new(migrator))
+            Ok(Some(Arc::new(migrator)))
         }
         MigrationsConfig::Command {
             up,
@@ -280,12 +358,39 @@ fn migrator_part(
                 pending: None,
                 base_revision: Some(base_revision.clone()),
             };
-            Ok(Arc::new(CommandMigrator::new(
+            Ok(Some(Arc::new(CommandMigrator::new(
                 Arc::new(LocalShell::new()),
                 commands,
-            )))
+            ))))
         }
-        MigrationsConfig::ComposeRun { .. } => Err(not_wired(env, "migrations kind compose_run")),
+        MigrationsConfig::ComposeRun {
+            service,
+            up,
+            current,
+            down,
+        } => {
+            let stack = compose.ok_or_else(|| {
+                WiringError(format!(
+                    "environment {env}: migrations kind compose_run needs a compose target"
+                ))
+            })?;
+            // The one-off container runs the release being deployed; outside a deploy
+            // there is no such image, so there is no migrator.
+            let Some(release) = release else {
+                return Ok(None);
+            };
+            let mut m = ComposeRunMigrator::for_release(&stack.target, release, up.clone());
+            if let Some(service) = service {
+                m = m.run_service(service).map_err(wrap)?;
+            }
+            if let Some(current) = current {
+                m = m.revision_command(current.clone());
+            }
+            if let Some(down) = down {
+                m = m.revert_command(down.clone());
+            }
+            Ok(Some(Arc::new(m)))
+        }
     }
 }
 
@@ -328,8 +433,82 @@ fn probe_part(
         ProbeConfig::Pm2 { .. } => Err(WiringError(format!(
             "environment {env}: probe kind pm2 needs a pm2 target"
         ))),
-        ProbeConfig::Container => Err(not_wired(env, "probe kind container")),
+        ProbeConfig::Container => Err(WiringError(format!(
+            "environment {env}: probe kind container needs a compose target"
+        ))),
     }
+}
+
+/// Connects to the stack's engine (local socket, or forwarded over SSH) and builds
+/// its target.
+async fn compose_stack(
+    loaded: &LoadedConfig,
+    env: &str,
+    c: &config::ComposeConfig,
+    events: Events,
+) -> Result<ComposeStack, WiringError> {
+    let wrap = |e: deploykit_core::Error| WiringError(format!("environment {env}: {e}"));
+    let files: Vec<PathBuf> = c.files.iter().map(|f| loaded.resolve(f)).collect();
+    let (shell, engine, ssh, docker_host): (
+        Arc<dyn Shell>,
+        Engine,
+        Option<Arc<SshShell>>,
+        Option<String>,
+    ) = match c.host.as_deref() {
+        Some(h) if h.starts_with("ssh://") => {
+            let spec = &h["ssh://".len()..];
+            let mut ssh_config = hosts::parse_ssh(env, spec)?;
+            if let Some(k) = &c.key_file {
+                ssh_config = ssh_config.key_file(loaded.resolve(k));
+            }
+            if let Some(k) = &c.known_hosts {
+                ssh_config = ssh_config.known_hosts_file(loaded.resolve(k));
+            }
+            let ssh =
+                Arc::new(SshShell::connect(&ssh_config).await.map_err(|e| {
+                    WiringError(format!("environment {env}: cannot reach {h}: {e}"))
+                })?);
+            let dir = loaded.state_dir().join("sockets");
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| WiringError(format!("environment {env}: {}: {e}", dir.display())))?;
+            let local = dir.join(format!("{env}-{}.sock", std::process::id()));
+            let _ = std::fs::remove_file(&local);
+            let engine =
+                connect_over_ssh(&ssh, std::path::Path::new(DEFAULT_REMOTE_SOCKET), &local)
+                    .await
+                    .map_err(wrap)?;
+            (ssh.clone(), engine, Some(ssh), None)
+        }
+        other => {
+            let host = other
+                .map(str::to_string)
+                .or_else(|| std::env::var("DOCKER_HOST").ok())
+                .unwrap_or_else(|| "unix:///var/run/docker.sock".into());
+            let engine = Engine::connect(&host, format!("docker engine {host}"))
+                .await
+                .map_err(wrap)?;
+            (Arc::new(LocalShell::new()), engine, None, Some(host))
+        }
+    };
+    let cli = ComposeCli::detect(shell.as_ref()).await.map_err(wrap)?;
+    let mut project = ComposeProject::new(&c.project, files, cli).map_err(wrap)?;
+    if let Some(f) = &c.env_file {
+        project = project.env_file(loaded.resolve(f));
+    }
+    if let Some(h) = docker_host {
+        project = project.docker_host(h);
+    }
+    let target = ComposeTarget::new(shell, engine.clone(), project.clone(), &c.service, &c.image)
+        .map_err(wrap)?
+        .health_deadline(Duration::from_secs(c.health_wait_secs))
+        .events(events);
+    Ok(ComposeStack {
+        target: Arc::new(target),
+        engine,
+        project,
+        service: c.service.clone(),
+        ssh,
+    })
 }
 
 /// The per-host PM2 app settings from the environment's target table.

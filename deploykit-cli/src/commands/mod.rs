@@ -39,9 +39,27 @@ pub struct EnvContext {
 impl EnvContext {
     /// Loads the config and builds the environment's parts.
     pub async fn open(config: &Path, name: &str, mode: Mode) -> Result<Self> {
+        Self::open_for(config, name, mode, None).await
+    }
+
+    /// Like [`open`](Self::open), for deploying `release` (migrators that run the
+    /// new release's image need to know which).
+    pub async fn open_for(
+        config: &Path,
+        name: &str,
+        mode: Mode,
+        release: Option<&deploykit_core::ReleaseId>,
+    ) -> Result<Self> {
         let loaded = config::load(config)?;
         let env = loaded.env(name)?.clone();
-        let parts = wiring::parts(&loaded, name, &env).await?;
+        let parts = wiring::parts(
+            &loaded,
+            name,
+            &env,
+            release,
+            Events::none().with(mode.sink()),
+        )
+        .await?;
         Ok(Self {
             loaded,
             name: name.to_string(),

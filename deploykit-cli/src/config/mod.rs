@@ -184,8 +184,13 @@ pub struct ComposeConfig {
     pub service: String,
     /// The image repository release tags are made in (e.g. `crm-backend`).
     pub image: String,
-    /// `ssh://user@host[:port]` for a remote engine; local socket when absent.
+    /// The engine: `unix:///path/docker.sock`, or `ssh://user@host[:port]` for a
+    /// remote one reached over SSH; `$DOCKER_HOST` or the default socket when absent.
     pub host: Option<String>,
+    /// SSH private key for an `ssh://` host.
+    pub key_file: Option<PathBuf>,
+    /// known_hosts file for an `ssh://` host (strict checking).
+    pub known_hosts: Option<PathBuf>,
     /// Seconds to wait for the container's HEALTHCHECK.
     #[serde(default = "default_health_wait")]
     pub health_wait_secs: u64,
