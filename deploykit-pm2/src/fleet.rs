@@ -152,7 +152,24 @@ impl Target for Pm2Fleet {
     }
 
     async fn activate(&self, release: Option<&ReleaseId>) -> Result<()> {
-        let previous = self.current().await.ok().flatten();
+        // Each host's own live release, read before anything changes: what it is
+        // switched back to if the fleet fails.
+        let read = self.each(&self.all(), |t| t.current()).await;
+        let errors = self.failures(&read);
+        if !errors.is_empty() {
+            return Err(Error::part(
+                "activate",
+                "fleet",
+                format!(
+                    "could not read the live release, nothing was changed: {}",
+                    errors.join("; ")
+                ),
+            ));
+        }
+        let previous: Vec<Option<ReleaseId>> = read
+            .into_iter()
+            .map(|(_, r)| r.expect("errors handled above"))
+            .collect();
         let batches: Vec<Vec<usize>> = match self.rollout {
             Rollout::AllAtOnce => vec![self.all()],
             Rollout::Rolling { batch } => self
@@ -171,16 +188,31 @@ impl Target for Pm2Fleet {
             }
             // Switch back every host this call touched, failing ones included (a
             // failed reload may already have swapped `current`).
-            let undo = self.each(&touched, |t| t.activate(previous.as_ref())).await;
+            let undo: Vec<(usize, Result<()>)> = stream::iter(touched.iter().copied())
+                .map(|i| {
+                    let back = previous[i].clone();
+                    async move { (i, self.hosts[i].activate(back.as_ref()).await) }
+                })
+                .buffer_unordered(self.max_parallel)
+                .collect()
+                .await;
             let undo_errors = self.failures(&undo);
-            let back = previous
-                .as_ref()
-                .map_or("offline".to_string(), |p| p.to_string());
+            let mut targets: Vec<String> = touched
+                .iter()
+                .map(|i| {
+                    previous[*i]
+                        .as_ref()
+                        .map_or("offline".to_string(), |p| p.to_string())
+                })
+                .collect();
+            targets.sort();
+            targets.dedup();
             let message = format!(
-                "{} host(s) failed to activate: {}. Switched {} host(s) back to {back}{}",
+                "{} host(s) failed to activate: {}. Switched {} host(s) back to {}{}",
                 errors.len(),
                 errors.join("; "),
                 touched.len(),
+                targets.join(" / "),
                 if undo_errors.is_empty() {
                     String::new()
                 } else {
