@@ -21,6 +21,8 @@
 //!   `pm2 jlist`: all instances online, no restarts during a settle window.
 //! - [`Pm2Fleet`]: one release on N hosts, all at once or in rolling batches;
 //!   a failure on any host switches every host back.
+//! - [`Pm2HostLock`]: the deploy lock as a file on the host, so deployers on
+//!   different machines exclude each other.
 //! - [`commands`]: every command as data.
 //!
 //! ```no_run
@@ -47,6 +49,7 @@
 pub mod commands;
 mod config;
 mod fleet;
+mod host_lock;
 pub mod jlist;
 mod layout;
 mod probe;
@@ -54,6 +57,7 @@ mod target;
 
 pub use config::{Pm2Config, Source};
 pub use fleet::{Pm2Fleet, Rollout};
+pub use host_lock::Pm2HostLock;
 pub use layout::Layout;
 pub use probe::Pm2Probe;
 pub use target::Pm2Target;

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use common::app::{policy, spec, AppRepo, Behaviour, HostApp};
 use deploykit_core::testing::MemoryJournal;
-use deploykit_core::{Outcome, Phase, Pipeline, Target, TargetExt};
+use deploykit_core::{DeployLock, LockHolder, Outcome, Phase, Pipeline, Target, TargetExt};
+use deploykit_pm2::Pm2HostLock;
 
 /// The pipeline of the sample app on one host: PM2 target, PM2 probe, HTTP probe.
 fn pipeline(app: &HostApp) -> Pipeline {
