@@ -78,13 +78,28 @@ async fn first_deploy_then_upgrade() {
     );
     assert!(app.exists(&layout.shared().join("logs")).await);
 
+    // The host's deploy lock: a deploy from elsewhere holds it, this one is refused.
+    let lock = Arc::new(Pm2HostLock::new(app.shell.clone(), layout.clone()));
+    let other = LockHolder::this_process("test", "run-from-another-runner", "someone-else");
+    lock.acquire(&other).await.unwrap();
     let v2 = spec(2, "2.0.0", &repo.commit("2.0.0", Behaviour::Good));
+    let err = pipeline(&app)
+        .lock(lock.clone())
+        .run(&v2, &MemoryJournal::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("someone-else"), "{err}");
+    assert_eq!(target.current().await.unwrap(), Some(v1.id.clone()));
+    lock.release("run-from-another-runner").await.unwrap();
+
     let report = pipeline(&app)
+        .lock(lock.clone())
         .run(&v2, &MemoryJournal::default())
         .await
         .unwrap();
     assert_eq!(report.outcome, Outcome::Succeeded, "{report:#?}");
     assert_eq!(report.previous, Some(v1.id.clone()));
+    assert_eq!(lock.holder().await.unwrap(), None, "released after the run");
     assert_eq!(target.current().await.unwrap(), Some(v2.id.clone()));
     assert_eq!(app.wait_version("2.0.0").await.as_deref(), Some("2.0.0"));
     // The previous release stays on disk, built: the rollback path.
