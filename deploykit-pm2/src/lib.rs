@@ -13,6 +13,17 @@
 //! `pm2 startOrReload --update-env` (worker-by-worker in cluster mode); going back
 //! is the same swap to the release that was live before — still built on disk.
 //!
+//! # The ecosystem file
+//!
+//! Activation runs `pm2 startOrReload <deploy_to>/current/<ecosystem> --update-env
+//! --only <app>` with `DEPLOYKIT_APP_DIR=<deploy_to>/current` and
+//! `DEPLOYKIT_RELEASE=<id>` in its environment. Set the app's `cwd` to
+//! `process.env.DEPLOYKIT_APP_DIR` (not `__dirname`, which Node resolves to the
+//! release directory): PM2 then keeps one stable path across releases and each
+//! reload starts workers in whatever `current` points at. See
+//! `examples/node-app/ecosystem.config.js`. A cluster-mode app should finish
+//! in-flight requests on `SIGINT` for reloads without failed requests.
+//!
 //! # Parts
 //!
 //! - [`Pm2Target`]: the core [`Target`](deploykit_core::Target) for one app on

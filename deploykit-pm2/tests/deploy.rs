@@ -148,7 +148,11 @@ async fn a_failed_build_leaves_the_live_release_serving() {
         "the output tail is shown: {error}"
     );
     assert!(error.contains("was removed"), "{error}");
-    assert!(!error.contains("not-for-logs"), "{error}");
+    assert!(error.contains("config: DATABASE_URL="), "{error}");
+    assert!(
+        !error.contains("db-pa55word"),
+        "secrets are redacted: {error}"
+    );
     assert_eq!(target.current().await.unwrap(), Some(v1.id.clone()));
     assert!(
         !app.exists(&target.layout().release(&v2.id)).await,
