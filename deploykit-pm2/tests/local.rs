@@ -10,18 +10,22 @@ use deploykit_core::testing::conformance::target_contract;
 use deploykit_core::{Cmd, LocalShell, Shell, Target};
 use deploykit_pm2::{commands, Pm2Config, Pm2Target, Source};
 
+/// This process's user: the local shell's commands run as it.
+fn me() -> String {
+    let out = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 #[tokio::test]
 async fn pm2_target_over_a_local_shell_keeps_the_target_contract() {
     let Some(pm2) = common::Pm2Rig::get() else {
         return;
     };
-    let owner = std::process::Command::new("id")
-        .arg("-un")
-        .output()
-        .unwrap();
-    let owner = String::from_utf8_lossy(&owner.stdout).trim().to_string();
     let base = pm2.root.join("local");
-    let mut repo = AppRepo::create(&base.join("src"), &owner);
+    let mut repo = AppRepo::create(&base.join("src"), &me());
     let port = free_port();
     let config = Pm2Config::new(
         "local-contract",
@@ -58,7 +62,7 @@ async fn an_in_place_checkout_at_current_is_not_overwritten() {
         return;
     };
     let base = pm2.root.join("local-in-place");
-    let mut repo = AppRepo::create(&base.join("src"), "root");
+    let mut repo = AppRepo::create(&base.join("src"), &me());
     let config = Pm2Config::new(
         "local-in-place",
         base.join("app"),
