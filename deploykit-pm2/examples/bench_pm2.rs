@@ -21,16 +21,19 @@ use deploykit_core::{Cmd, Event, EventSink, Events, Outcome, Phase, Pipeline, Sh
 
 const ROUNDS: usize = 3;
 
+/// When each request was sent, and the body it got (`None`: failed).
+type Samples = Arc<Mutex<Vec<(Instant, Option<String>)>>>;
+
 /// A request every 10 ms against one port, each outcome recorded.
 struct Load {
-    results: Arc<Mutex<Vec<(Instant, Option<String>)>>>,
+    results: Samples,
     stop: Arc<std::sync::atomic::AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Load {
     fn start(port: u16) -> Self {
-        let results = Arc::new(Mutex::new(Vec::new()));
+        let results: Samples = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (r, s) = (results.clone(), stop.clone());
         let task = tokio::spawn(async move {
@@ -293,7 +296,7 @@ async fn main() {
         fmt(&dk_rollback)
     );
     println!(
-        "| failed requests during deploykit's rollback | per round: {} |",
+        "| failed requests during the failed deploy and deploykit's rollback | per round: {} |",
         dk_failed
             .iter()
             .map(|x| x.to_string())
@@ -318,7 +321,7 @@ async fn main() {
         "The sample app has no dependencies and a trivial build, so the seeds' reinstall and \
          rebuild take a second or two here; with a real Next.js app (`pnpm install`, `next build`) \
          they take minutes while deploykit's rollback stays a symlink swap and a reload, so the \
-         ratio above is a lower bound. deploykit's rollback time is dominated by PM2's reload and \
-         the health probe's settle window, not by SSH (one multiplexed connection)."
+         ratio above is a lower bound. deploykit's rollback time is PM2 reloading the 2 workers of the \
+         old release; the SSH commands around it (one multiplexed connection) take milliseconds."
     );
 }

@@ -176,6 +176,29 @@ pub fn remove_release(layout: &Layout, release: &ReleaseId) -> Cmd {
         .arg(path(&layout.release(release)))
 }
 
+/// Creates the host's deploy lock with the holder's JSON from stdin, failing if it
+/// exists (`set -C`: the shell opens the file with `O_EXCL`).
+pub fn lock_create(layout: &Layout) -> Cmd {
+    script(
+        r#"mkdir -p "$(dirname "$1")" && set -C && cat > "$1""#,
+        [path(&layout.lock())],
+    )
+}
+
+/// Prints the lock's JSON, or nothing when the host is not locked.
+pub fn lock_read(layout: &Layout) -> Cmd {
+    script(
+        r#"[ -f "$1" ] || exit 0
+cat "$1""#,
+        [path(&layout.lock())],
+    )
+}
+
+/// Removes the lock file.
+pub fn lock_remove(layout: &Layout) -> Cmd {
+    Cmd::new("rm").arg("-f").arg(path(&layout.lock()))
+}
+
 /// `pm2 …` with `PM2_HOME` when configured. Non-secret variables travel as `env`
 /// arguments so they stay readable in logs; the app's env (secrets) as `Cmd::env`.
 fn pm2(config: &Pm2Config, extra_env: &[(&str, String)]) -> Cmd {
@@ -426,6 +449,14 @@ mod tests {
             "/srv/my app/releases/r1"
         );
         assert_eq!(list_releases(&layout()).args[3], "/srv/my app/releases");
+        assert_eq!(
+            lock_create(&layout()).args[3],
+            "/srv/my app/.deploykit/lock.json"
+        );
+        assert_eq!(
+            argv(&lock_remove(&layout())),
+            ["rm", "-f", "/srv/my app/.deploykit/lock.json"]
+        );
     }
 
     #[tokio::test]

@@ -132,13 +132,9 @@ impl Target for Pm2Fleet {
         if errors.is_empty() {
             return Ok(());
         }
-        // Hosts that did stage it keep nothing either.
-        let staged: Vec<usize> = results
-            .iter()
-            .filter(|(_, r)| r.is_ok())
-            .map(|(i, _)| *i)
-            .collect();
-        let _ = self.each(&staged, |t| t.discard(&spec.id)).await;
+        // No host keeps any of it, the failing ones included (their own cleanup
+        // may have failed too); discard is idempotent.
+        let _ = self.each(&self.all(), |t| t.discard(&spec.id)).await;
         Err(Error::part(
             "prepare",
             "fleet",
@@ -152,7 +148,24 @@ impl Target for Pm2Fleet {
     }
 
     async fn activate(&self, release: Option<&ReleaseId>) -> Result<()> {
-        let previous = self.current().await.ok().flatten();
+        // Each host's own live release, read before anything changes: what it is
+        // switched back to if the fleet fails.
+        let read = self.each(&self.all(), |t| t.current()).await;
+        let errors = self.failures(&read);
+        if !errors.is_empty() {
+            return Err(Error::part(
+                "activate",
+                "fleet",
+                format!(
+                    "could not read the live release, nothing was changed: {}",
+                    errors.join("; ")
+                ),
+            ));
+        }
+        let previous: Vec<Option<ReleaseId>> = read
+            .into_iter()
+            .map(|(_, r)| r.expect("errors handled above"))
+            .collect();
         let batches: Vec<Vec<usize>> = match self.rollout {
             Rollout::AllAtOnce => vec![self.all()],
             Rollout::Rolling { batch } => self
@@ -171,16 +184,31 @@ impl Target for Pm2Fleet {
             }
             // Switch back every host this call touched, failing ones included (a
             // failed reload may already have swapped `current`).
-            let undo = self.each(&touched, |t| t.activate(previous.as_ref())).await;
+            let undo: Vec<(usize, Result<()>)> = stream::iter(touched.iter().copied())
+                .map(|i| {
+                    let back = previous[i].clone();
+                    async move { (i, self.hosts[i].activate(back.as_ref()).await) }
+                })
+                .buffer_unordered(self.max_parallel)
+                .collect()
+                .await;
             let undo_errors = self.failures(&undo);
-            let back = previous
-                .as_ref()
-                .map_or("offline".to_string(), |p| p.to_string());
+            let mut targets: Vec<String> = touched
+                .iter()
+                .map(|i| {
+                    previous[*i]
+                        .as_ref()
+                        .map_or("offline".to_string(), |p| p.to_string())
+                })
+                .collect();
+            targets.sort();
+            targets.dedup();
             let message = format!(
-                "{} host(s) failed to activate: {}. Switched {} host(s) back to {back}{}",
+                "{} host(s) failed to activate: {}. Switched {} host(s) back to {}{}",
                 errors.len(),
                 errors.join("; "),
                 touched.len(),
+                targets.join(" / "),
                 if undo_errors.is_empty() {
                     String::new()
                 } else {
@@ -274,5 +302,55 @@ mod tests {
         for w in &worlds {
             assert_eq!(w.snapshot().live.unwrap().as_str(), "v1");
         }
+    }
+
+    #[tokio::test]
+    async fn all_at_once_failure_switches_every_host_back_and_disagreement_is_refused() {
+        let worlds: Vec<World> = (0..3).map(|_| World::new()).collect();
+        let fleet = Pm2Fleet::new(
+            worlds
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (format!("h{i}"), Arc::new(w.target()) as Arc<dyn Target>))
+                .collect(),
+        );
+        let v1 = spec(&worlds[0], "v1");
+        let v2 = spec(&worlds[0], "v2");
+        fleet.prepare(&v1).await.unwrap();
+        fleet.activate(Some(&v1.id)).await.unwrap();
+        fleet.prepare(&v2).await.unwrap();
+        worlds[0].faults.on_call("target.activate", 2, Fault::Fail);
+        let err = fleet.activate(Some(&v2.id)).await.unwrap_err().to_string();
+        assert!(
+            err.contains("h0") && err.contains("Switched 3 host(s)"),
+            "{err}"
+        );
+        for w in &worlds {
+            assert_eq!(w.snapshot().live.unwrap().as_str(), "v1");
+        }
+
+        // A host on another release: the fleet refuses to guess what "current" is.
+        worlds[1].target().activate(Some(&v2.id)).await.unwrap();
+        let err = fleet.current().await.unwrap_err().to_string();
+        assert!(err.contains("disagree") && err.contains("h1: v2"), "{err}");
+        assert!(fleet.activate(Some(&v2.id)).await.is_ok());
+        assert_eq!(fleet.current().await.unwrap().unwrap().as_str(), "v2");
+    }
+
+    #[tokio::test]
+    async fn a_failed_prepare_leaves_no_host_with_the_release() {
+        let worlds: Vec<World> = (0..2).map(|_| World::new()).collect();
+        let fleet = Pm2Fleet::new(
+            worlds
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (format!("h{i}"), Arc::new(w.target()) as Arc<dyn Target>))
+                .collect(),
+        );
+        worlds[1].faults.on_call("target.prepare", 1, Fault::Fail);
+        let v1 = spec(&worlds[0], "v1");
+        let err = fleet.prepare(&v1).await.unwrap_err().to_string();
+        assert!(err.contains("1 of 2 host(s) failed"), "{err}");
+        assert!(fleet.list().await.unwrap().is_empty());
     }
 }

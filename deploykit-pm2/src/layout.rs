@@ -105,6 +105,11 @@ impl Layout {
         self.root.join(".deploykit")
     }
 
+    /// `<deploy_to>/.deploykit/lock.json`: the host's deploy lock.
+    pub fn lock(&self) -> PathBuf {
+        self.state().join("lock.json")
+    }
+
     /// The marker written last by a successful prepare: a release without it is
     /// incomplete and never activated.
     pub fn prepared_marker(&self, id: &ReleaseId) -> PathBuf {

@@ -13,6 +13,17 @@
 //! `pm2 startOrReload --update-env` (worker-by-worker in cluster mode); going back
 //! is the same swap to the release that was live before — still built on disk.
 //!
+//! # The ecosystem file
+//!
+//! Activation runs `pm2 startOrReload <deploy_to>/current/<ecosystem> --update-env
+//! --only <app>` with `DEPLOYKIT_APP_DIR=<deploy_to>/current` and
+//! `DEPLOYKIT_RELEASE=<id>` in its environment. Set the app's `cwd` to
+//! `process.env.DEPLOYKIT_APP_DIR` (not `__dirname`, which Node resolves to the
+//! release directory): PM2 then keeps one stable path across releases and each
+//! reload starts workers in whatever `current` points at. See
+//! `examples/node-app/ecosystem.config.js`. A cluster-mode app should finish
+//! in-flight requests on `SIGINT` for reloads without failed requests.
+//!
 //! # Parts
 //!
 //! - [`Pm2Target`]: the core [`Target`](deploykit_core::Target) for one app on
@@ -21,6 +32,8 @@
 //!   `pm2 jlist`: all instances online, no restarts during a settle window.
 //! - [`Pm2Fleet`]: one release on N hosts, all at once or in rolling batches;
 //!   a failure on any host switches every host back.
+//! - [`Pm2HostLock`]: the deploy lock as a file on the host, so deployers on
+//!   different machines exclude each other.
 //! - [`commands`]: every command as data.
 //!
 //! ```no_run
@@ -47,6 +60,7 @@
 pub mod commands;
 mod config;
 mod fleet;
+mod host_lock;
 pub mod jlist;
 mod layout;
 mod probe;
@@ -54,6 +68,7 @@ mod target;
 
 pub use config::{Pm2Config, Source};
 pub use fleet::{Pm2Fleet, Rollout};
+pub use host_lock::Pm2HostLock;
 pub use layout::Layout;
 pub use probe::Pm2Probe;
 pub use target::Pm2Target;

@@ -254,7 +254,13 @@ impl Target for Pm2Target {
         sh.check("activate.swap", &commands::link_next(&self.layout, id))
             .await?;
         sh.check("activate.swap", &commands::swap_current(&self.layout, id))
-            .await?;
+            .await
+            .map_err(|e| {
+                e.with_hint(format!(
+                    "nothing was switched; if {} is a real directory (an earlier in-place deploy), move it aside so deploykit can manage it as a symlink",
+                    self.layout.current().display()
+                ))
+            })?;
         sh.check(
             "activate.reload",
             &commands::start_or_reload(&self.config, &self.layout, id),

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use common::app::{policy, spec, AppRepo, Behaviour, HostApp};
 use deploykit_core::testing::MemoryJournal;
-use deploykit_core::{Outcome, Phase, Pipeline, Target, TargetExt};
+use deploykit_core::{DeployLock, LockHolder, Outcome, Phase, Pipeline, Target, TargetExt};
+use deploykit_pm2::Pm2HostLock;
 
 /// The pipeline of the sample app on one host: PM2 target, PM2 probe, HTTP probe.
 fn pipeline(app: &HostApp) -> Pipeline {
@@ -77,13 +78,28 @@ async fn first_deploy_then_upgrade() {
     );
     assert!(app.exists(&layout.shared().join("logs")).await);
 
+    // The host's deploy lock: a deploy from elsewhere holds it, this one is refused.
+    let lock = Arc::new(Pm2HostLock::new(app.shell.clone(), layout.clone()));
+    let other = LockHolder::this_process("test", "run-from-another-runner", "someone-else");
+    lock.acquire(&other).await.unwrap();
     let v2 = spec(2, "2.0.0", &repo.commit("2.0.0", Behaviour::Good));
+    let err = pipeline(&app)
+        .lock(lock.clone())
+        .run(&v2, &MemoryJournal::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("someone-else"), "{err}");
+    assert_eq!(target.current().await.unwrap(), Some(v1.id.clone()));
+    lock.release("run-from-another-runner").await.unwrap();
+
     let report = pipeline(&app)
+        .lock(lock.clone())
         .run(&v2, &MemoryJournal::default())
         .await
         .unwrap();
     assert_eq!(report.outcome, Outcome::Succeeded, "{report:#?}");
     assert_eq!(report.previous, Some(v1.id.clone()));
+    assert_eq!(lock.holder().await.unwrap(), None, "released after the run");
     assert_eq!(target.current().await.unwrap(), Some(v2.id.clone()));
     assert_eq!(app.wait_version("2.0.0").await.as_deref(), Some("2.0.0"));
     // The previous release stays on disk, built: the rollback path.
@@ -132,7 +148,11 @@ async fn a_failed_build_leaves_the_live_release_serving() {
         "the output tail is shown: {error}"
     );
     assert!(error.contains("was removed"), "{error}");
-    assert!(!error.contains("not-for-logs"), "{error}");
+    assert!(error.contains("config: DATABASE_URL="), "{error}");
+    assert!(
+        !error.contains("db-pa55word"),
+        "secrets are redacted: {error}"
+    );
     assert_eq!(target.current().await.unwrap(), Some(v1.id.clone()));
     assert!(
         !app.exists(&target.layout().release(&v2.id)).await,
@@ -242,5 +262,47 @@ async fn prune_keeps_the_newest_releases_and_never_current_or_previous() {
     assert_eq!(removed, vec![ids[2].clone()]);
     assert_eq!(target.list().await.unwrap(), vec![ids[3].clone()]);
     assert_eq!(app.version().await.as_deref(), Some("4.0.0"));
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn an_artifact_tarball_is_uploaded_over_stdin_and_deployed() {
+    let Some((mut repo, mut app)) = setup("artifact").await else {
+        return;
+    };
+    let v1 = spec(1, "1.0.0", &repo.commit("1.0.0", Behaviour::Good));
+    // Built elsewhere (CI): here, the commit's tree as a gzipped tarball.
+    let artifacts = tempfile::tempdir().unwrap();
+    let tarball = artifacts.path().join(format!("{}.tar.gz", v1.id));
+    let status = std::process::Command::new("git")
+        .args(["-c", "safe.directory=*", "-C"])
+        .arg(&repo.dir)
+        .args(["archive", "--format=tar.gz", "-o"])
+        .arg(&tarball)
+        .arg(v1.commit.as_str())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    app.config.source = deploykit_pm2::Source::Artifact {
+        dir: artifacts.path().to_path_buf(),
+    };
+    let report = pipeline(&app)
+        .run(&v1, &MemoryJournal::default())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report:#?}");
+    assert_eq!(app.version().await.as_deref(), Some("1.0.0"));
+
+    // A missing artifact fails prepare with the local path named; v1 keeps serving.
+    let v2 = spec(2, "2.0.0", &repo.commit("2.0.0", Behaviour::Good));
+    let report = pipeline(&app)
+        .run(&v2, &MemoryJournal::default())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::RolledBack, "{report:#?}");
+    let error = report.error.unwrap();
+    assert!(error.contains(&format!("{}.tar.gz", v2.id)), "{error}");
+    assert_eq!(app.target().current().await.unwrap(), Some(v1.id.clone()));
+    assert_eq!(app.version().await.as_deref(), Some("1.0.0"));
     app.finish().await;
 }

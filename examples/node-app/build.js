@@ -6,6 +6,9 @@ const path = require('path');
 
 if (process.env.FAIL_BUILD === '1' || fs.existsSync(path.join(__dirname, '.fail-build'))) {
   console.error('build failed: FAIL_BUILD requested (simulated compile error in src/app.ts:42)');
+  // Like many build tools, it echoes its configuration on failure: deploykit must
+  // redact it from the error it reports.
+  console.error(`config: DATABASE_URL=${process.env.DATABASE_URL || '(unset)'}`);
   process.exit(1);
 }
 const version = fs.existsSync(path.join(__dirname, 'VERSION'))

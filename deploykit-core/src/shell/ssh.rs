@@ -159,7 +159,8 @@ impl SshConfig {
 /// [`SshShell::connect`] and reused by every command until [`SshShell::close`].
 ///
 /// Commands are sent as the single string [`Cmd::to_shell`] builds (the one quoting
-/// function), interpreted by the remote login shell.
+/// function), interpreted by the remote login shell, which must therefore be a POSIX
+/// shell (sh, bash, dash, zsh; not fish or csh).
 pub struct SshShell {
     location: String,
     session: Mutex<Option<Arc<Session>>>,

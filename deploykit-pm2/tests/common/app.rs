@@ -153,6 +153,7 @@ impl HostApp {
         .build_step(Cmd::new("npm").args(["run", "build", "--silent"]))
         .env("PORT", port.to_string())
         .env("APP_NAME", name)
+        .env("DATABASE_URL", "postgres://app:db-pa55word@127.0.0.1/app")
         .pm2_home(base.join("pm2home").to_string_lossy());
         config.linked_files = vec![".env".into()];
         config.linked_dirs = vec!["logs".into()];
