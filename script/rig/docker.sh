@@ -110,7 +110,9 @@ set -e
 export PATH=/usr/lib/postgresql/15/bin:$PATH
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   initdb -D "$PGDATA" -U "${POSTGRES_USER:-postgres}" --auth=trust --no-locale -E UTF8 --no-sync >/dev/null 2>&1
-  if [ -n "$POSTGRES_DB" ] && [ "$POSTGRES_DB" != "${POSTGRES_USER:-postgres}" ]; then
+  # Like the official image: the database defaults to the user's name.
+  POSTGRES_DB="${POSTGRES_DB:-${POSTGRES_USER:-postgres}}"
+  if [ "$POSTGRES_DB" != postgres ]; then
     postgres --single -D "$PGDATA" -c listen_addresses='' postgres <<SQL >/dev/null
 CREATE DATABASE "$POSTGRES_DB";
 SQL

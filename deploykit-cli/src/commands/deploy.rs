@@ -10,14 +10,15 @@ use time::OffsetDateTime;
 
 use super::EnvContext;
 use crate::cli::DeployArgs;
-use crate::config::{ConfigError, TargetConfig};
+use crate::config::{ConfigError, Environment, LoadedConfig, TargetConfig};
 use crate::exit;
 use crate::render::Mode;
 
 /// Runs a deploy (or prints its plan) and returns the exit code.
 pub async fn run(config: &Path, args: &DeployArgs, mode: Mode) -> Result<u8> {
-    let ctx = EnvContext::open(config, &args.env, mode).await?;
-    let commit = resolve_commit(&source_repo(&ctx), &args.git_ref).await?;
+    let loaded = crate::config::load(config)?;
+    let commit =
+        resolve_commit(&source_repo(&loaded, loaded.env(&args.env)?), &args.git_ref).await?;
     let id = match &args.release {
         Some(r) => ReleaseId::parse(r.clone())?,
         None => ReleaseId::for_commit(OffsetDateTime::now_utc(), &commit),
@@ -27,6 +28,7 @@ pub async fn run(config: &Path, args: &DeployArgs, mode: Mode) -> Result<u8> {
         commit,
         branch: None,
     };
+    let ctx = EnvContext::open_for(config, &args.env, mode, Some(&spec.id)).await?;
 
     if args.dry_run {
         return print_plan(&ctx, &spec).await;
@@ -63,10 +65,10 @@ pub async fn run(config: &Path, args: &DeployArgs, mode: Mode) -> Result<u8> {
 }
 
 /// The repository commits are resolved in: a local target's repo, else the config's directory.
-pub fn source_repo(ctx: &EnvContext) -> PathBuf {
-    match &ctx.env().target {
-        Some(TargetConfig::Local { repo, .. }) => ctx.loaded.resolve(repo),
-        _ => ctx.loaded.base.clone(),
+pub fn source_repo(loaded: &LoadedConfig, env: &Environment) -> PathBuf {
+    match &env.target {
+        Some(TargetConfig::Local { repo, .. }) => loaded.resolve(repo),
+        _ => loaded.base.clone(),
     }
 }
 

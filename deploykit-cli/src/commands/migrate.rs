@@ -18,11 +18,12 @@ pub async fn run(config: &Path, cmd: &MigrateCommand, mode: Mode) -> Result<u8> 
         MigrateCommand::Revert(r) => &r.env,
     };
     let ctx = EnvContext::open(config, env, mode).await?;
-    let migrator = ctx.parts.migrator.clone().ok_or_else(|| {
-        ConfigError(format!(
-            "environment {} has no [migrations] configured",
+    let migrator = ctx.parts.migrator.clone().ok_or_else(|| match ctx.env().migrations {
+        Some(_) => ConfigError(format!(
+            "environment {}'s migrations run in a container of the release being deployed; use `deploykit deploy`",
             ctx.name
-        ))
+        )),
+        None => ConfigError(format!("environment {} has no [migrations] configured", ctx.name)),
     })?;
     match cmd {
         MigrateCommand::Status(_) => {

@@ -1,0 +1,449 @@
+//! The CRM and Cabañas examples end to end, through the `deploykit` binary, against
+//! the rig's Docker engine: a real compose stack (backend + PostgreSQL), migrations
+//! in one-off containers of the new image, in-container backups, and rollbacks to
+//! the previous image tag.
+
+use std::path::{Path, PathBuf};
+use std::process::Command as Std;
+
+use assert_cmd::Command;
+
+struct Rig {
+    docker_host: String,
+    postgres_image: String,
+}
+
+fn rig() -> Option<Rig> {
+    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (
+        get("DEPLOYKIT_RIG_DOCKER_HOST"),
+        get("DEPLOYKIT_RIG_DOCKER_POSTGRES"),
+    ) {
+        (Some(docker_host), Some(postgres_image)) => Some(Rig {
+            docker_host,
+            postgres_image,
+        }),
+        _ => {
+            let why =
+                "DEPLOYKIT_RIG_DOCKER_* not set: run through script/test, which starts dockerd";
+            if std::env::var_os("CI").is_some() {
+                panic!("the Docker engine is missing in CI: {why}");
+            }
+            eprintln!("skipped: {why}");
+            None
+        }
+    }
+}
+
+fn run(cmd: &mut Std) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nhost: x\r\n\r\n").ok()?;
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some((
+        status,
+        text.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
+    ))
+}
+
+/// A copy of an example as its own git repository, with the rig's images and ports.
+struct Stack {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    rig: Rig,
+    project: String,
+    files: Vec<String>,
+    db_port: u16,
+}
+
+impl Stack {
+    fn new(rig: Rig, example: &str, env: &[(&str, String)], project: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join(example);
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../examples")
+                .join(example),
+            &root,
+        );
+        let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        std::fs::write(root.join(".env"), text).unwrap();
+        std::fs::write(root.join(".gitignore"), ".deploykit/\nbackups/\n").unwrap();
+        run(Std::new("git")
+            .arg("-C")
+            .arg(&root)
+            .args(["init", "-q", "-b", "main"]));
+        let db_port = env
+            .iter()
+            .find(|(k, _)| k.ends_with("_DB_PORT"))
+            .unwrap()
+            .1
+            .parse()
+            .unwrap();
+        let s = Self {
+            _dir: dir,
+            root,
+            rig,
+            project: project.to_string(),
+            files: vec!["docker-compose.yml".into()],
+            db_port,
+        };
+        s.commit("initial");
+        s
+    }
+
+    fn commit(&self, message: &str) -> String {
+        let git = |args: &[&str]| {
+            run(Std::new("git")
+                .arg("-C")
+                .arg(&self.root)
+                .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+                .args(args))
+        };
+        git(&["add", "-A"]);
+        git(&["commit", "-qm", message, "--allow-empty"]);
+        git(&["rev-parse", "HEAD"])
+    }
+
+    fn compose(&self, args: &[&str]) -> String {
+        let mut cmd = Std::new("docker-compose");
+        cmd.current_dir(&self.root)
+            .env("DOCKER_HOST", &self.rig.docker_host)
+            .args(["-p", &self.project]);
+        for f in &self.files {
+            cmd.args(["-f", f]);
+        }
+        run(cmd.args(["--env-file", ".env"]).args(args))
+    }
+
+    fn start_db(&self, user: &str) {
+        self.compose(&["up", "-d", "db"]);
+        for _ in 0..120 {
+            let ok = Std::new("psql")
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.db_port.to_string(),
+                    "-U",
+                    user,
+                    "-d",
+                    user,
+                    "-qtAc",
+                    "select 1",
+                ])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            if ok {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        let logs = self.compose(&["logs", "--no-color", "--tail", "30", "db"]);
+        panic!("the example's db service did not come up:\n{logs}");
+    }
+
+    fn psql(&self, user: &str, sql: &str) -> String {
+        run(Std::new("psql").args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.db_port.to_string(),
+            "-U",
+            user,
+            "-d",
+            user,
+            "-qtAc",
+            sql,
+        ]))
+    }
+
+    fn deploykit(&self) -> Command {
+        let mut c = Command::cargo_bin("deploykit").unwrap();
+        c.current_dir(&self.root)
+            .env("NO_COLOR", "1")
+            .env("DOCKER_HOST", &self.rig.docker_host)
+            .env_remove("GITHUB_STEP_SUMMARY");
+        c
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let mut cmd = Std::new("docker-compose");
+        cmd.current_dir(&self.root)
+            .env("DOCKER_HOST", &self.rig.docker_host)
+            .args(["-p", &self.project]);
+        for f in &self.files {
+            cmd.args(["-f", f]);
+        }
+        let _ = cmd
+            .args([
+                "--env-file",
+                ".env",
+                "down",
+                "-v",
+                "--remove-orphans",
+                "-t",
+                "1",
+            ])
+            .output();
+    }
+}
+
+#[test]
+fn crm_example_migrates_before_the_switch_and_rolls_back_to_the_previous_tag() {
+    let Some(rig) = rig() else { return };
+    let (port, db_port) = (free_port(), free_port());
+    let project = format!("crm-e2e-{}", std::process::id());
+    let env = [
+        ("CRM_PROJECT", project.clone()),
+        ("CRM_PORT", port.to_string()),
+        ("CRM_DB_PORT", db_port.to_string()),
+        ("CRM_DB_IMAGE", rig.postgres_image.clone()),
+        ("CRM_BASE_IMAGE", rig.postgres_image.clone()),
+    ];
+    let s = Stack::new(rig, "crm", &env, &project);
+    // Faster probes for the test than the seeds' 30 × 5 s.
+    let toml = std::fs::read_to_string(s.root.join("deploykit.toml"))
+        .unwrap()
+        .replace("health_interval_secs = 5", "health_interval_secs = 1");
+    std::fs::write(s.root.join("deploykit.toml"), toml).unwrap();
+    let v1 = s.commit("v1");
+    s.start_db("crm");
+
+    // v1: the first deploy; migrations run in a one-off container of the new image.
+    let out = s
+        .deploykit()
+        .args(["deploy", "--env", "production", "--ref", &v1])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(get(port, "/").unwrap().1.contains("crm 1.0.0"));
+    assert_eq!(
+        s.psql("crm", "SELECT count(*) FROM _prisma_migrations"),
+        "2"
+    );
+    let backups = s
+        .deploykit()
+        .args(["--json", "backup", "list", "--env", "production"])
+        .output()
+        .unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&backups.stdout).unwrap();
+    assert_eq!(
+        listed["artifacts"].as_array().unwrap().len(),
+        1,
+        "an in-container pg_dump before migrating"
+    );
+    s.deploykit()
+        .args(["backup", "verify", "--env", "production"])
+        .assert()
+        .code(0);
+
+    // v2: a migration that fails. The live container is never replaced.
+    std::fs::write(s.root.join("backend/VERSION"), "crm 2.0.0\n").unwrap();
+    let bad = s
+        .root
+        .join("backend/prisma/migrations/20260112100000_broken");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(
+        bad.join("migration.sql"),
+        "ALTER TABLE leads ADD COLUMN source text;\n",
+    )
+    .unwrap();
+    let v2 = s.commit("v2 with a failing migration");
+    let out = s
+        .deploykit()
+        .args(["--json", "deploy", "--env", "production", "--ref", &v2])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(last["failed_phase"], "migrate", "{last}");
+    assert!(
+        last["error"].as_str().unwrap().contains("already exists"),
+        "{last}"
+    );
+    assert!(
+        get(port, "/").unwrap().1.contains("crm 1.0.0"),
+        "v1 kept serving"
+    );
+
+    // v3: the migration is fixed, but the new container never turns healthy.
+    std::fs::remove_dir_all(&bad).unwrap();
+    std::fs::write(s.root.join("backend/VERSION"), "crm 3.0.0\n").unwrap();
+    let dockerfile = std::fs::read_to_string(s.root.join("backend/Dockerfile")).unwrap();
+    std::fs::write(
+        s.root.join("backend/Dockerfile"),
+        dockerfile.replace(
+            "/api/health\" || exit 1",
+            "/api/broken\" && false || exit 1",
+        ),
+    )
+    .unwrap();
+    let v3 = s.commit("v3 unhealthy");
+    let out = s
+        .deploykit()
+        .args(["--json", "deploy", "--env", "production", "--ref", &v3])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(last["outcome"], "rolled_back", "{last}");
+    let mut serving = None;
+    for _ in 0..40 {
+        serving = get(port, "/");
+        if serving.as_ref().is_some_and(|r| r.1.contains("crm 1.0.0")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert!(
+        serving.unwrap().1.contains("crm 1.0.0"),
+        "the previous tag serves again"
+    );
+    s.deploykit()
+        .args(["history", "--env", "production"])
+        .assert()
+        .code(0);
+}
+
+#[test]
+fn cabanas_example_accepts_degraded_and_downgrades_exactly_on_rollback() {
+    let Some(rig) = rig() else { return };
+    let (port, db_port) = (free_port(), free_port());
+    let project = format!("cabanas-e2e-{}", std::process::id());
+    let env = [
+        ("CABANAS_PROJECT", project.clone()),
+        ("CABANAS_PORT", port.to_string()),
+        ("CABANAS_DB_PORT", db_port.to_string()),
+        ("CABANAS_DB_IMAGE", rig.postgres_image.clone()),
+        ("CABANAS_BASE_IMAGE", rig.postgres_image.clone()),
+    ];
+    let s = Stack::new(rig, "cabanas", &env, &project);
+    let toml = std::fs::read_to_string(s.root.join("deploykit.toml"))
+        .unwrap()
+        .replace("health_interval_secs = 3", "health_interval_secs = 1");
+    std::fs::write(s.root.join("deploykit.toml"), toml).unwrap();
+    let v1 = s.commit("v1");
+    s.start_db("cabanas");
+
+    // v1: WhatsApp is not configured, so the API is degraded: deployed, with a warning.
+    let out = s
+        .deploykit()
+        .args(["deploy", "--env", "production", "--ref", &v1])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("is degraded"), "{stderr}");
+    let (status, body) = get(port, "/api/v1/healthz").unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("\"whatsapp\":\"degraded\""), "{body}");
+    assert_eq!(
+        s.psql("cabanas", "SELECT version_num FROM alembic_version"),
+        "d4e5f6"
+    );
+
+    // v2: a new revision, and an API whose health endpoint fails.
+    std::fs::write(
+        s.root
+            .join("api/alembic/versions/g7h8i9_create_reviews.up.sql"),
+        "CREATE TABLE reviews (id serial PRIMARY KEY, body text);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        s.root
+            .join("api/alembic/versions/g7h8i9_create_reviews.down.sql"),
+        "DROP TABLE reviews;\n",
+    )
+    .unwrap();
+    let handler = std::fs::read_to_string(s.root.join("api/bin/handle")).unwrap();
+    std::fs::write(
+        s.root.join("api/bin/handle"),
+        handler.replace(
+            "if psql -qtAc 'SELECT 1'",
+            "if false && psql -qtAc 'SELECT 1'",
+        ),
+    )
+    .unwrap();
+    std::fs::write(s.root.join("api/VERSION"), "cabanas 2.4.0\n").unwrap();
+    let v2 = s.commit("v2 broken");
+    let out = s
+        .deploykit()
+        .args(["--json", "deploy", "--env", "production", "--ref", &v2])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(last["outcome"], "rolled_back", "{last}");
+    assert_eq!(
+        s.psql("cabanas", "SELECT version_num FROM alembic_version"),
+        "d4e5f6",
+        "downgraded to the revision recorded before the run"
+    );
+    assert_eq!(
+        s.psql("cabanas", "SELECT to_regclass('reviews') IS NULL"),
+        "t"
+    );
+    assert!(
+        get(port, "/").unwrap().1.contains("cabanas 2.3.0"),
+        "v1 serves again"
+    );
+}
