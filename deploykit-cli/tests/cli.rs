@@ -506,8 +506,7 @@ fn demo_deploys_v1_v2_then_rolls_back_the_broken_v3_and_cleans_up() {
     );
     let last_schema = stderr
         .lines()
-        .filter(|l| l.starts_with("schema now: "))
-        .last()
+        .rfind(|l| l.starts_with("schema now: "))
         .unwrap();
     assert_eq!(
         last_schema, "schema now: 0001_create_notes, 0002_create_tags",
