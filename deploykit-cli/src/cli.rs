@@ -34,7 +34,10 @@ pub struct Cli {
 pub enum Command {
     /// Deploy a commit: preflight, prepare ∥ backup, migrate, activate, verify, commit.
     Deploy(DeployArgs),
-    /// Make an earlier release live again (the previous one by default).
+    /// Make an earlier, still-staged release live again (the previous one by default).
+    ///
+    /// Code only: schema changes of newer releases stay; revert them with
+    /// `migrate revert --run RUN` if the old code needs the old schema.
     Rollback(RollbackArgs),
     /// What is live, who holds the lock, and whether a run needs recovering.
     Status(EnvArg),
@@ -83,7 +86,8 @@ pub struct DeployArgs {
     /// The environment, as named in the config.
     #[arg(long, short = 'e')]
     pub env: String,
-    /// The git ref to deploy (resolved to a commit in the current repository).
+    /// The git ref to deploy, resolved to an exact commit in the repository holding
+    /// the config file (or a local target's `repo`).
     #[arg(long = "ref", default_value = "HEAD")]
     pub git_ref: String,
     /// Release id to use instead of `<UTC time>-<short commit>`.
