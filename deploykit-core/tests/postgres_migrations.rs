@@ -280,3 +280,58 @@ async fn connection_errors_are_clear_and_never_show_the_password() {
     assert!(err.contains("connection refused"), "{err}");
     assert!(!err.contains("Secr3tPw"), "{err}");
 }
+
+#[tokio::test]
+async fn apply_waits_for_the_advisory_lock() {
+    let Some(db) = TestDb::create("lock").await else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    bookings(tmp.path());
+    let mut holder = db.conn().await;
+    sqlx::query("select pg_advisory_lock($1)")
+        .bind(deploykit_core::postgres::MIGRATION_LOCK_KEY)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let m = SqlMigrator::postgres(&db.url, tmp.path(), HistoryDialect::Deploykit).unwrap();
+    let plan = m.plan().await.unwrap();
+    let task = tokio::spawn({
+        let m = m.clone();
+        async move { m.apply(&plan).await }
+    });
+    // Wait until the migrator is connected and asking for the lock.
+    let mut watcher = db.conn().await;
+    loop {
+        let asking: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity where datname = current_database() \
+             and application_name = 'deploykit' and query like '%pg_try_advisory_lock%'",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap();
+        if asking > 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let table: Option<String> =
+        sqlx::query_scalar("select to_regclass('deploykit_migrations')::text")
+            .fetch_one(&mut watcher)
+            .await
+            .unwrap();
+    assert_eq!(
+        table, None,
+        "nothing ran while another session held the lock"
+    );
+    assert!(!task.is_finished());
+    sqlx::query("select pg_advisory_unlock($1)")
+        .bind(deploykit_core::postgres::MIGRATION_LOCK_KEY)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let applied = task.await.unwrap().unwrap();
+    assert_eq!(applied.migrations.len(), 2);
+    holder.close().await.unwrap();
+    watcher.close().await.unwrap();
+}

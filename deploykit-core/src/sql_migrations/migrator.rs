@@ -58,9 +58,11 @@ impl std::fmt::Debug for SqlMigrator {
 }
 
 impl SqlMigrator {
-    /// Replaces the options.
+    /// Replaces the options. The history dialect is fixed by the constructor
+    /// (it decides the backend's SQL), so `options.dialect` is ignored.
     pub fn with_options(mut self, options: SqlMigratorOptions) -> Self {
-        self.options = options;
+        let dialect = self.options.dialect;
+        self.options = SqlMigratorOptions { dialect, ..options };
         self
     }
 
