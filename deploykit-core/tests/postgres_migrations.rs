@@ -335,3 +335,40 @@ async fn apply_waits_for_the_advisory_lock() {
     holder.close().await.unwrap();
     watcher.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn no_transaction_marker_allows_create_index_concurrently() {
+    let Some(db) = TestDb::create("concurrently").await else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    bookings(tmp.path());
+    write(
+        tmp.path(),
+        "20250103000000_email_index.sql",
+        "-- deploykit:no-transaction\ncreate index concurrently users_email on users (email);\n",
+    );
+    write(
+        tmp.path(),
+        "20250103000000_email_index.down.sql",
+        "drop index users_email;\n",
+    );
+    let m = SqlMigrator::postgres(&db.url, tmp.path(), HistoryDialect::Deploykit).unwrap();
+    let plan = m.plan().await.unwrap();
+    assert!(
+        plan.migrations[2].findings.is_empty(),
+        "CONCURRENTLY is the safe form"
+    );
+    let err = m
+        .clone()
+        .single_transaction(true)
+        .apply(&plan)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Refused { .. }), "{err}");
+    let applied = m.apply(&plan).await.unwrap();
+    assert_eq!(applied.migrations.len(), 3);
+    assert!(db.schema().contains("CREATE INDEX users_email"));
+    m.revert(&applied).await.unwrap();
+    assert!(m.status().await.unwrap().applied.is_empty());
+}
