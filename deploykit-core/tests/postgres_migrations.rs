@@ -280,3 +280,95 @@ async fn connection_errors_are_clear_and_never_show_the_password() {
     assert!(err.contains("connection refused"), "{err}");
     assert!(!err.contains("Secr3tPw"), "{err}");
 }
+
+#[tokio::test]
+async fn apply_waits_for_the_advisory_lock() {
+    let Some(db) = TestDb::create("lock").await else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    bookings(tmp.path());
+    let mut holder = db.conn().await;
+    sqlx::query("select pg_advisory_lock($1)")
+        .bind(deploykit_core::postgres::MIGRATION_LOCK_KEY)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let m = SqlMigrator::postgres(&db.url, tmp.path(), HistoryDialect::Deploykit).unwrap();
+    let plan = m.plan().await.unwrap();
+    let task = tokio::spawn({
+        let m = m.clone();
+        async move { m.apply(&plan).await }
+    });
+    // Wait until the migrator is connected and asking for the lock.
+    let mut watcher = db.conn().await;
+    loop {
+        let asking: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity where datname = current_database() \
+             and application_name = 'deploykit' and query like '%pg_try_advisory_lock%'",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap();
+        if asking > 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let table: Option<String> =
+        sqlx::query_scalar("select to_regclass('deploykit_migrations')::text")
+            .fetch_one(&mut watcher)
+            .await
+            .unwrap();
+    assert_eq!(
+        table, None,
+        "nothing ran while another session held the lock"
+    );
+    assert!(!task.is_finished());
+    sqlx::query("select pg_advisory_unlock($1)")
+        .bind(deploykit_core::postgres::MIGRATION_LOCK_KEY)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let applied = task.await.unwrap().unwrap();
+    assert_eq!(applied.migrations.len(), 2);
+    holder.close().await.unwrap();
+    watcher.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn no_transaction_marker_allows_create_index_concurrently() {
+    let Some(db) = TestDb::create("concurrently").await else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    bookings(tmp.path());
+    write(
+        tmp.path(),
+        "20250103000000_email_index.sql",
+        "-- deploykit:no-transaction\ncreate index concurrently users_email on users (email);\n",
+    );
+    write(
+        tmp.path(),
+        "20250103000000_email_index.down.sql",
+        "drop index users_email;\n",
+    );
+    let m = SqlMigrator::postgres(&db.url, tmp.path(), HistoryDialect::Deploykit).unwrap();
+    let plan = m.plan().await.unwrap();
+    assert!(
+        plan.migrations[2].findings.is_empty(),
+        "CONCURRENTLY is the safe form"
+    );
+    let err = m
+        .clone()
+        .single_transaction(true)
+        .apply(&plan)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Refused { .. }), "{err}");
+    let applied = m.apply(&plan).await.unwrap();
+    assert_eq!(applied.migrations.len(), 3);
+    assert!(db.schema().contains("CREATE INDEX users_email"));
+    m.revert(&applied).await.unwrap();
+    assert!(m.status().await.unwrap().applied.is_empty());
+}

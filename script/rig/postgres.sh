@@ -19,6 +19,11 @@ _rig_pg_server_bin() {
 rig_postgres_provision() {
   if ! _rig_pg_server_bin >/dev/null; then
     log "postgres: server binaries missing; installing postgresql-15"
+    # No default cluster: the package would otherwise start one on :5432 that
+    # outlives script/test.
+    mkdir -p /etc/postgresql-common
+    grep -qs '^create_main_cluster' /etc/postgresql-common/createcluster.conf \
+      || echo 'create_main_cluster = false' >> /etc/postgresql-common/createcluster.conf
     apt_install postgresql-15
   fi
   local tool

@@ -58,9 +58,11 @@ impl std::fmt::Debug for SqlMigrator {
 }
 
 impl SqlMigrator {
-    /// Replaces the options.
+    /// Replaces the options. The history dialect is fixed by the constructor
+    /// (it decides the backend's SQL), so `options.dialect` is ignored.
     pub fn with_options(mut self, options: SqlMigratorOptions) -> Self {
-        self.options = options;
+        let dialect = self.options.dialect;
+        self.options = SqlMigratorOptions { dialect, ..options };
         self
     }
 
@@ -191,6 +193,19 @@ impl SqlMigrator {
             .collect();
         let single = self.options.single_transaction;
         if single {
+            if let Some(f) = todo.iter().find(|f| f.runs_outside_transaction()) {
+                return Err(Error::Refused {
+                    reason: format!(
+                        "{} must run outside a transaction, but the plan is set to run in one",
+                        f.file_name()
+                    ),
+                    next: "apply one transaction per migration, or move that statement to \
+                           a plan of its own"
+                        .into(),
+                });
+            }
+        }
+        if single {
             session
                 .execute("BEGIN")
                 .await
@@ -202,7 +217,8 @@ impl SqlMigrator {
                 // Applied meanwhile (e.g. by a concurrent run that held the lock first).
                 continue;
             }
-            if !single {
+            let outside = file.runs_outside_transaction();
+            if !single && !outside {
                 session.execute("BEGIN").await.map_err(|e| {
                     self.fail("migrate.apply", format!("BEGIN failed: {}", e.message))
                 })?;
@@ -212,6 +228,14 @@ impl SqlMigrator {
                 .run_script(session, file, &file.up, "migrate.apply")
                 .await
             {
+                if outside {
+                    return Err(e.with_hint(format!(
+                        "{} runs outside a transaction (deploykit:no-transaction): its \
+                         statements before the failing one stay applied and it is not \
+                         recorded; check the database, fix the file and deploy again",
+                        file.file_name()
+                    )));
+                }
                 rollback(session).await;
                 let undone = if single {
                     "nothing of this plan was applied (one transaction, rolled back)".to_string()
@@ -229,6 +253,12 @@ impl SqlMigrator {
                 return Err(e.with_hint(format!("{undone}; fix the migration and deploy again")));
             }
             let ms = started.elapsed().as_millis() as i64;
+            if outside {
+                // The history row still gets a transaction of its own.
+                session.execute("BEGIN").await.map_err(|e| {
+                    self.fail("migrate.apply", format!("BEGIN failed: {}", e.message))
+                })?;
+            }
             if let Err(e) = session
                 .record(file, ms, self.options.release.as_deref())
                 .await

@@ -40,6 +40,12 @@ impl MigrationFile {
         split_statements(&self.up)
     }
 
+    /// The file carries `-- deploykit:no-transaction` (e.g. for `CREATE INDEX
+    /// CONCURRENTLY`, which PostgreSQL refuses inside a transaction).
+    pub fn runs_outside_transaction(&self) -> bool {
+        self.up.lines().any(|l| l.trim() == NO_TRANSACTION_MARKER)
+    }
+
     /// The file name, for messages.
     pub fn file_name(&self) -> String {
         self.path
@@ -48,6 +54,9 @@ impl MigrationFile {
             .unwrap_or_else(|| self.id.to_string())
     }
 }
+
+/// The comment line that makes a migration run outside a transaction.
+pub const NO_TRANSACTION_MARKER: &str = "-- deploykit:no-transaction";
 
 /// `text` with `\r\n` and lone `\r` turned into `\n`.
 pub fn normalise_line_endings(text: &str) -> String {

@@ -133,6 +133,10 @@ impl Backup for VacuumIntoBackup {
         tokio::fs::copy(&artifact.path, &tmp)
             .await
             .map_err(|e| Error::io("copy backup for restore", &tmp, e))?;
+        // Keep the live file's permissions (the artifact is 0600).
+        if let Ok(meta) = tokio::fs::metadata(&self.database).await {
+            let _ = tokio::fs::set_permissions(&tmp, meta.permissions()).await;
+        }
         if let Ok(f) = tokio::fs::File::open(&tmp).await {
             let _ = f.sync_all().await;
         }

@@ -1,0 +1,39 @@
+//! Takes one verified pg_dump backup of `$DATABASE_URL` into the directory given as
+//! the first argument and prints the artifact, its size and the seconds it took.
+//! Used by `script/bench-backup`; also a minimal example of wiring `PgDumpBackup`.
+//!
+//! ```sh
+//! DATABASE_URL=postgres://user:pass@127.0.0.1:5432/app \
+//!   cargo run --release --example backup_once --features postgres -- /tmp/backups
+//! ```
+
+use std::time::Instant;
+
+use deploykit_core::postgres::PgDumpBackup;
+use deploykit_core::{Backup, BackupRequest, Commit, ReleaseId, Secret};
+
+#[tokio::main]
+async fn main() {
+    let url = Secret::new(std::env::var("DATABASE_URL").expect("DATABASE_URL is set"));
+    let dir = std::env::args().nth(1).expect("usage: backup_once DIR");
+    let backup = PgDumpBackup::new(&url, dir).expect("valid DATABASE_URL");
+    let request = BackupRequest {
+        env: "bench".into(),
+        release: ReleaseId::parse("bench").expect("valid id"),
+        commit: Commit::parse("0000000").expect("valid commit"),
+        branch: None,
+    };
+    let started = Instant::now();
+    match backup.create(&request).await {
+        Ok(a) => println!(
+            "{} {} {:.3}",
+            a.path.display(),
+            a.size,
+            started.elapsed().as_secs_f64()
+        ),
+        Err(e) => {
+            eprintln!("backup failed: {e}");
+            std::process::exit(1);
+        }
+    }
+}
