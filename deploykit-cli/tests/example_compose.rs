@@ -8,6 +8,9 @@ use std::process::Command as Std;
 
 use assert_cmd::Command;
 
+mod common;
+use common::{copy_dir, free_port, get, run};
+
 struct Rig {
     docker_host: String,
     postgres_image: String,
@@ -33,53 +36,6 @@ fn rig() -> Option<Rig> {
             None
         }
     }
-}
-
-fn run(cmd: &mut Std) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), dest).unwrap();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
-        .ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nhost: x\r\n\r\n").ok()?;
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    Some((
-        status,
-        text.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
-    ))
 }
 
 /// A copy of an example as its own git repository, with the rig's images and ports.
