@@ -524,3 +524,77 @@ fn demo_deploys_v1_v2_then_rolls_back_the_broken_v3_and_cleans_up() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("change-failure rate: 33%"), "{stdout}");
 }
+
+#[test]
+fn a_failed_undo_exits_3_keeps_the_lock_and_recover_finishes_once_fixed() {
+    let p = Project::new("");
+    let port = p.port;
+    let text = std::fs::read_to_string(p.path("deploykit.toml")).unwrap();
+    // v2's build sabotages the previous release, so switching back to it fails.
+    let text = text.replace(
+        "port = ",
+        "build = [[\"sh\", \"-c\", \"if [ -f SABOTAGE ]; then rm -rf ../r1; fi\"]]\nport = ",
+    ) + &format!(
+        "[[environments.s.probes]]\nkind = \"http\"\nurl = \"http://127.0.0.1:{port}/api/health\"\njson_status = true\n\
+         [environments.s.policy]\nhealth_attempts = 3\nhealth_interval_secs = 1\nhealth_deadline_secs = 5\n"
+    );
+    std::fs::write(p.path("deploykit.toml"), text).unwrap();
+    p.cmd()
+        .args(["deploy", "-e", "s", "--release", "r1"])
+        .assert()
+        .code(0);
+
+    std::fs::write(p.path("app/SABOTAGE"), "on\n").unwrap();
+    git(&p.path("app"), &["add", "SABOTAGE"]);
+    p.commit("v2", false);
+    p.cmd()
+        .args(["deploy", "-e", "s", "--release", "r2"])
+        .assert()
+        .code(3)
+        .stderr(
+            predicate::str::contains("ROLLBACK FAILED")
+                .and(predicate::str::contains("deploykit recover --env s")),
+        );
+    p.cmd()
+        .args(["deploy", "-e", "s", "--release", "r3"])
+        .assert()
+        .code(4);
+    p.cmd()
+        .args(["status", "-e", "s"])
+        .assert()
+        .stdout(predicate::str::contains("rollback_failed"));
+
+    // A human puts r1 back (here: rebuilds its directory), then recovers.
+    let repo = p.path("app");
+    let first = Std::new("git")
+        .arg("-C")
+        .arg(&repo)
+        .args(["rev-list", "--max-parents=0", "HEAD"])
+        .output()
+        .unwrap();
+    let first = String::from_utf8(first.stdout).unwrap().trim().to_string();
+    std::fs::create_dir_all(p.path("srv/releases/r1")).unwrap();
+    let tar = Std::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "git -C {} archive {first} | tar -x -C {}",
+            repo.display(),
+            p.path("srv/releases/r1").display()
+        ))
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    p.cmd().args(["recover", "-e", "s"]).assert().code(0);
+    assert_eq!(
+        std::fs::read_link(p.path("srv/current")).unwrap(),
+        Path::new("releases/r1")
+    );
+    p.cmd()
+        .args(["deploy", "-e", "s", "--release", "r4", "--dry-run"])
+        .assert()
+        .code(0);
+    p.cmd()
+        .args(["lock", "status", "-e", "s"])
+        .assert()
+        .stdout(predicate::str::contains("free"));
+}
