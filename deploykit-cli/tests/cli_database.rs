@@ -183,3 +183,43 @@ fn health_exits_1_when_a_probe_fails_and_0_when_all_pass() {
         .code(0)
         .stdout(predicate::str::contains("Healthy"));
 }
+
+#[test]
+fn migrate_revert_undoes_exactly_what_a_run_applied() {
+    let db = Db::new();
+    db.cmd()
+        .args(["migrate", "apply", "-e", "d"])
+        .assert()
+        .code(0);
+    // The journal of a run that applied 0002 only.
+    let journal = db.dir.path().join(".deploykit/journal/d");
+    std::fs::create_dir_all(&journal).unwrap();
+    let records = [
+        serde_json::json!({"record": "run_started", "run_id": "run-a", "env": "d", "release": "r2", "commit": "abc1234", "branch": null, "previous": "r1", "who": "ci", "at": "2026-11-26T10:00:00Z"}),
+        serde_json::json!({"record": "intent", "seq": 1, "phase": "migrate", "undo": {"undo": "revert_migrations", "applied": {"migrations": [{"version": "0002", "name": "tags"}], "revision_before": null, "revision_after": null}}, "at": "2026-11-26T10:00:01Z"}),
+    ];
+    let text: String = records.iter().map(|r| r.to_string() + "\n").collect();
+    std::fs::write(journal.join("run-a.jsonl"), text).unwrap();
+    db.cmd()
+        .args(["migrate", "revert", "-e", "d", "--run", "run-a"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("0002_tags"));
+    let status = db.json(&["migrate", "status", "-e", "d"]);
+    let applied: Vec<&str> = status["status"]["applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        applied,
+        vec!["notes"],
+        "0001 stays; only the run's migration was reverted"
+    );
+    db.cmd()
+        .args(["migrate", "revert", "-e", "d", "--run", "nope"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("nope"));
+}
