@@ -152,7 +152,7 @@ impl Stack {
     }
 
     fn deploykit(&self) -> Command {
-        let mut c = Command::cargo_bin("deploykit").unwrap();
+        let mut c = common::deploykit();
         c.current_dir(&self.root)
             .env("NO_COLOR", "1")
             .env("DOCKER_HOST", &self.rig.docker_host)

@@ -54,3 +54,29 @@ pub fn get(port: u16, path: &str) -> Option<(u16, String)> {
         text.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
     ))
 }
+
+/// The `deploykit` binary, built once for this test run (it belongs to another
+/// package, so cargo does not build it for these tests by itself).
+pub fn deploykit() -> assert_cmd::Command {
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let bin = BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "deploykit-cli",
+                "--bin",
+                "deploykit",
+            ])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building the deploykit binary failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+        target.join("debug").join("deploykit")
+    });
+    assert_cmd::Command::new(bin)
+}

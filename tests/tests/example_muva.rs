@@ -89,7 +89,7 @@ impl Muva {
     }
 
     fn deploykit(&self) -> Command {
-        let mut c = Command::cargo_bin("deploykit").unwrap();
+        let mut c = common::deploykit();
         c.current_dir(&self.repo)
             .env("NO_COLOR", "1")
             .env_remove("GITHUB_STEP_SUMMARY")
