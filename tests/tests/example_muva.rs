@@ -290,6 +290,13 @@ fn muva_example_deploys_upgrades_and_rolls_back_a_broken_release() {
         "a verified backup before each migrating deploy ({backups} files)"
     );
 
+    // The lock lives on the host (so laptops and CI runners see each other) and is free.
+    m.deploykit()
+        .args(["lock", "status", "--env", "staging"])
+        .assert()
+        .code(0)
+        .stdout(predicates::str::contains("free"));
+    assert!(!m.repo.join("../srv/.deploykit/lock.json").exists());
     m.deploykit()
         .args(["history", "--env", "staging"])
         .assert()

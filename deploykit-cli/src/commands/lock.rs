@@ -3,7 +3,6 @@
 use std::path::Path;
 
 use anyhow::Result;
-use deploykit_core::DeployLock;
 
 use super::EnvContext;
 use crate::cli::{EnvArg, LockReleaseArgs};
@@ -56,7 +55,8 @@ pub async fn release(config: &Path, args: &LockReleaseArgs, mode: Mode) -> Resul
     if !ctx.journals().unfinished()?.is_empty() {
         eprintln!("warning: a run did not finish; run `deploykit recover --env {}` before deploying again", ctx.name);
     }
-    lock.force_release()?;
+    // Releasing as the holder's run is the explicit, human-confirmed override.
+    lock.release(&holder.run_id).await?;
     super::say(
         mode,
         &format!("{}: released the lock of {holder}", ctx.name),

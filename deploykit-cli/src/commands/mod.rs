@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Result;
-use deploykit_core::{Events, FileLock, JournalDir, Pipeline, PreApproved};
+use deploykit_core::{DeployLock, Events, FileLock, JournalDir, Pipeline, PreApproved};
+use deploykit_pm2::{Layout, Pm2HostLock};
 
 use crate::config::{self, Environment, LoadedConfig};
 use crate::render::Mode;
@@ -79,8 +80,19 @@ impl EnvContext {
     }
 
     /// This environment's deploy lock.
-    pub fn lock(&self) -> FileLock {
-        FileLock::new(self.lock_path())
+    ///
+    /// PM2 environments keep it on their (first) host, so deployers on different
+    /// machines — laptops, CI runners — see each other; others keep it in the
+    /// project's state directory.
+    pub fn lock(&self) -> Arc<dyn DeployLock> {
+        if let (Some(config::TargetConfig::Pm2(pm2)), Some((_, host))) =
+            (&self.env().target, self.parts.hosts.first())
+        {
+            if let Ok(layout) = Layout::new(&pm2.deploy_to) {
+                return Arc::new(Pm2HostLock::new(host.shell(), layout));
+            }
+        }
+        Arc::new(FileLock::new(self.lock_path()))
     }
 
     /// The lock file's path.
@@ -101,7 +113,7 @@ impl EnvContext {
         });
         let mut p = Pipeline::new(&self.name)
             .policy(env.policy.to_policy(env.gates.approval, keep_backups))
-            .lock(Arc::new(self.lock()))
+            .lock(self.lock())
             .events(Events::none().with(self.mode.sink()));
         if let Some(t) = &self.parts.target {
             p = p.target(t.clone());

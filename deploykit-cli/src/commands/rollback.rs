@@ -56,7 +56,7 @@ pub async fn run(config: &Path, args: &RollbackArgs, mode: Mode) -> Result<u8> {
     let mut pipeline = Pipeline::new(&ctx.name)
         .target(target)
         .policy(env.policy.to_policy(env.gates.approval, None))
-        .lock(Arc::new(ctx.lock()))
+        .lock(ctx.lock())
         .events(Events::none().with(mode.sink()));
     for p in &ctx.parts.probes {
         pipeline = pipeline.probe(p.clone());

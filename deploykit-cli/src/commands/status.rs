@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use deploykit_core::{DeployLock, History};
+use deploykit_core::History;
 
 use super::EnvContext;
 use crate::cli::EnvArg;
