@@ -4,7 +4,7 @@
 //! Deploy wall time of one release to fleets of 1, 5 and 20 PM2 "hosts". Each host
 //! is the sample app with its own deploy dir, PM2_HOME (its own PM2 daemon) and port,
 //! reached over its own SSH connection to one of the rig's sshd instances (host `i`
-//! uses instance `i % instances`). All of them share this machine's CPU and disk,
+//! uses instance `i % instances`); each fleet size has its own hosts. All of them share this machine's CPU and disk,
 //! unlike real separate hosts: the figures measure deploykit's fan-out plus the
 //! machine's ability to run N builds and N PM2 reloads at once.
 //!
@@ -13,7 +13,8 @@
 //! `BENCH_FLEET_WORKERS` (PM2 cluster workers per host, default 1).
 //!
 //! Prints one line per measured deploy, `fleet <n> <parallel> <round> <seconds>
-//! <phase>=<ms>…`, for `script/bench` to tabulate.
+//! <phase>=<ms>… cpu=<ms>` (`cpu`: the whole machine's busy CPU time during the
+//! deploy), for `script/bench` to tabulate.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -23,7 +24,9 @@ use std::time::{Duration, Instant};
 
 use common::app::{spec, AppRepo, Behaviour, HostApp};
 use deploykit_core::testing::MemoryJournal;
-use deploykit_core::{Event, EventSink, Events, HealthProbe, Outcome, Pipeline, Target};
+use deploykit_core::{
+    Event, EventSink, Events, HealthProbe, Outcome, Pipeline, ReleaseSpec, Target,
+};
 use deploykit_pm2::{Pm2Fleet, Pm2Probe, Rollout};
 
 /// Records each phase's duration.
@@ -42,6 +45,68 @@ impl EventSink for Phases {
                 .push((phase.to_string(), *elapsed_ms));
         }
     }
+}
+
+/// Deploys `spec` to `set` as one fleet (`parallel` hosts at a time) with a PM2 and
+/// an HTTP probe per host; returns the wall time and each phase's duration.
+async fn deploy(
+    set: &[HostApp],
+    parallel: usize,
+    workers: usize,
+    spec: ReleaseSpec,
+) -> (f64, Vec<(String, u64)>) {
+    let targets: Vec<(String, Arc<dyn Target>)> = set
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (format!("host{i}"), Arc::new(h.target()) as Arc<dyn Target>))
+        .collect();
+    let fleet = Pm2Fleet::new(targets)
+        .rollout(Rollout::AllAtOnce)
+        .max_parallel(parallel);
+    let sink = Arc::new(Phases::default());
+    let mut pipeline = Pipeline::new("fleet")
+        .target(Arc::new(fleet))
+        .policy(common::app::policy())
+        .events(Events::none().with(sink.clone()));
+    for h in set {
+        let pm2: Arc<dyn HealthProbe> = Arc::new(
+            Pm2Probe::new(h.shell.clone(), h.config.clone())
+                .instances(workers)
+                .settle(Duration::from_secs(1)),
+        );
+        pipeline = pipeline.probe(pm2).probe(Arc::new(h.http_probe()));
+    }
+    let (started, busy) = (Instant::now(), machine_busy_ms());
+    let report = pipeline.run(&spec, &MemoryJournal::default()).await;
+    let took = started.elapsed().as_secs_f64();
+    let busy = machine_busy_ms() - busy;
+    let report = report.expect("the fleet deploy runs");
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report:#?}");
+    let mut phases = sink.0.lock().unwrap().clone();
+    phases.push(("cpu".into(), busy));
+    (took, phases)
+}
+
+/// Busy CPU time of the whole machine so far, in milliseconds (`/proc/stat`: all
+/// but idle and iowait), so a run can say how much CPU N hosts' work took.
+fn machine_busy_ms() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(cpu) = stat.lines().next() else {
+        return 0;
+    };
+    let ticks: Vec<u64> = cpu
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let busy: u64 = ticks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, v)| v)
+        .sum();
+    // USER_HZ is 100 on Linux.
+    busy * 10
 }
 
 fn env_num(name: &str, default: usize) -> usize {
@@ -65,8 +130,12 @@ async fn main() {
     let workers = env_num("BENCH_FLEET_WORKERS", 1);
 
     let mut repo = AppRepo::create(&pm2.root.join("repos").join("fleet"), &ssh.user);
+    // Each fleet size gets its own hosts (disjoint sets), so the sizes' rounds can
+    // alternate (machine load drifts; other work may share it) while every fleet
+    // stays on one release.
+    let total: usize = sizes.iter().sum();
     let mut hosts = Vec::new();
-    for i in 0..largest {
+    for i in 0..total {
         let mut app = HostApp::new(
             &ssh,
             &pm2,
@@ -79,93 +148,57 @@ async fn main() {
         hosts.push(app);
     }
     eprintln!(
-        "[bench] fleet: {largest} hosts over {} sshd instances, {workers} PM2 worker(s) each",
+        "[bench] fleet: {total} hosts over {} sshd instances, {workers} PM2 worker(s) each",
         ssh.ports.len()
     );
+    let mut fleets: Vec<(usize, &[HostApp])> = Vec::new();
+    let mut from = 0;
+    for &size in &sizes {
+        fleets.push((size, &hosts[from..from + size]));
+        from += size;
+    }
+    // Pm2Fleet's default parallelism is 8 (what the CLI uses); fleets larger than
+    // that are also measured with every host at once.
+    let mut runs: Vec<(usize, &[HostApp], usize)> = Vec::new();
+    for &(size, set) in &fleets {
+        runs.push((size, set, 8.min(size)));
+        if size > 8 {
+            runs.push((size, set, size));
+        }
+    }
 
     let mut n = 0;
-    // Fleet sizes in increasing order share the hosts: each size first gets one
-    // unmeasured deploy so every host in it runs the same release (and its PM2
-    // daemon is up), then the measured rounds.
-    for &size in &sizes {
-        // The CLI's fleet uses Pm2Fleet's default parallelism (8); also measure
-        // every host at once when the fleet is larger.
-        let mut parallels = vec![8.min(size)];
-        if size > 8 {
-            parallels.push(size);
-        }
-        let fleet = |parallel: usize| {
-            let targets: Vec<(String, Arc<dyn Target>)> = hosts[..size]
-                .iter()
-                .enumerate()
-                .map(|(i, h)| (format!("host{i}"), Arc::new(h.target()) as Arc<dyn Target>))
-                .collect();
-            Pm2Fleet::new(targets)
-                .rollout(Rollout::AllAtOnce)
-                .max_parallel(parallel)
-        };
-        let probes = || {
-            let mut p: Vec<Arc<dyn HealthProbe>> = Vec::new();
-            for h in &hosts[..size] {
-                p.push(Arc::new(
-                    Pm2Probe::new(h.shell.clone(), h.config.clone())
-                        .instances(workers)
-                        .settle(Duration::from_secs(1)),
-                ));
-                p.push(Arc::new(h.http_probe()));
-            }
-            p
-        };
-        let deploy = |parallel: usize, spec: deploykit_core::ReleaseSpec| {
-            let sink = Arc::new(Phases::default());
-            let mut pipeline = Pipeline::new("fleet")
-                .target(Arc::new(fleet(parallel)))
-                .policy(common::app::policy())
-                .events(Events::none().with(sink.clone()));
-            for p in probes() {
-                pipeline = pipeline.probe(p);
-            }
-            async move {
-                let started = Instant::now();
-                let report = pipeline.run(&spec, &MemoryJournal::default()).await;
-                let took = started.elapsed().as_secs_f64();
-                let report = report.expect("the fleet deploy runs");
-                assert_eq!(report.outcome, Outcome::Succeeded, "{report:#?}");
-                let phases = sink.0.lock().unwrap().clone();
-                (took, phases)
-            }
-        };
+    let mut next = |version: &str| {
         n += 1;
-        let warm = spec(
-            n,
-            &format!("{size}.0.0"),
-            &repo.commit(&format!("{size}.0.0"), Behaviour::Good),
-        );
-        let _ = deploy(parallels[0], warm).await;
-        let rounds = if size == largest {
-            largest_rounds
-        } else {
-            rounds
-        };
-        for &parallel in &parallels {
-            for round in 0..rounds {
-                n += 1;
-                let version = format!("{size}.{parallel}.{round}");
-                let s = spec(n, &version, &repo.commit(&version, Behaviour::Good));
-                let (took, phases) = deploy(parallel, s).await;
-                let phases: Vec<String> =
-                    phases.iter().map(|(p, ms)| format!("{p}={ms}")).collect();
-                println!(
-                    "fleet {size} {parallel} {round} {took:.3} {}",
-                    phases.join(" ")
+        spec(n, version, &repo.commit(version, Behaviour::Good))
+    };
+    // Warm-up: the first deploy of every fleet (clone, PM2 daemon start), unmeasured.
+    for &(size, set) in &fleets {
+        let _ = deploy(set, 8.min(size), workers, next(&format!("{size}.0.0"))).await;
+    }
+    for round in 0..rounds.max(largest_rounds) {
+        for &(size, set, parallel) in &runs {
+            let limit = if size == largest {
+                largest_rounds
+            } else {
+                rounds
+            };
+            if round >= limit {
+                continue;
+            }
+            let version = format!("{size}.{parallel}.{round}");
+            let (took, phases) = deploy(set, parallel, workers, next(&version)).await;
+            let phases: Vec<String> = phases.iter().map(|(p, ms)| format!("{p}={ms}")).collect();
+            println!(
+                "fleet {size} {parallel} {round} {took:.3} {}",
+                phases.join(" ")
+            );
+            for h in set {
+                assert_eq!(
+                    h.version().await.as_deref(),
+                    Some(version.as_str()),
+                    "every host serves the new release"
                 );
-                for h in &hosts[..size] {
-                    assert_eq!(
-                        h.version().await.as_deref(),
-                        Some(version.as_str()),
-                        "every host serves the new release"
-                    );
-                }
             }
         }
     }
