@@ -14,7 +14,8 @@
 //!
 //! Prints one line per measured deploy, `fleet <n> <parallel> <round> <seconds>
 //! <phase>=<ms>… cpu=<ms>` (`cpu`: the whole machine's busy CPU time during the
-//! deploy), for `script/bench` to tabulate.
+//! deploy), and before each round `load fleet <round> <busy cores>` (the machine's
+//! load over 2 s with nothing of this benchmark running), for `script/bench`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -87,26 +88,41 @@ async fn deploy(
     (took, phases)
 }
 
-/// Busy CPU time of the whole machine so far, in milliseconds (`/proc/stat`: all
-/// but idle and iowait), so a run can say how much CPU N hosts' work took.
-fn machine_busy_ms() -> u64 {
+/// The whole machine's (busy, all) CPU ticks so far (`/proc/stat`; busy is all
+/// but idle and iowait).
+fn machine_ticks() -> (u64, u64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let Some(cpu) = stat.lines().next() else {
-        return 0;
-    };
-    let ticks: Vec<u64> = cpu
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
         .split_whitespace()
         .skip(1)
         .filter_map(|v| v.parse().ok())
         .collect();
-    let busy: u64 = ticks
+    let busy = ticks
         .iter()
         .enumerate()
         .filter(|(i, _)| *i != 3 && *i != 4)
         .map(|(_, v)| v)
         .sum();
-    // USER_HZ is 100 on Linux.
-    busy * 10
+    (busy, ticks.iter().sum())
+}
+
+/// Busy CPU time of the whole machine so far, in milliseconds, so a run can say
+/// how much CPU N hosts' work took (USER_HZ is 100 on Linux).
+fn machine_busy_ms() -> u64 {
+    machine_ticks().0 * 10
+}
+
+/// How many cores were busy over 2 s with none of this benchmark's work running:
+/// the load others put on the shared machine around a round.
+async fn background_load() -> f64 {
+    let (b0, t0) = machine_ticks();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (b1, t1) = machine_ticks();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (b1 - b0) as f64 / (t1 - t0).max(1) as f64 * cores as f64
 }
 
 fn env_num(name: &str, default: usize) -> usize {
@@ -177,6 +193,7 @@ async fn main() {
         let _ = deploy(set, 8.min(size), workers, next(&format!("{size}.0.0"))).await;
     }
     for round in 0..rounds.max(largest_rounds) {
+        println!("load fleet {round} {:.2}", background_load().await);
         for &(size, set, parallel) in &runs {
             let limit = if size == largest {
                 largest_rounds
