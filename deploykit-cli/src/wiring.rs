@@ -133,7 +133,13 @@ pub async fn parts(
                 } else {
                     Rollout::Rolling { batch: pm2.batch }
                 };
-                Arc::new(Pm2Fleet::new(targets).rollout(rollout))
+                {
+                    let mut fleet = Pm2Fleet::new(targets).rollout(rollout);
+                    if let Some(n) = pm2.max_parallel {
+                        fleet = fleet.max_parallel(n);
+                    }
+                    Arc::new(fleet)
+                }
             });
         }
         Some(TargetConfig::Compose(compose)) => {

@@ -157,6 +157,8 @@ pub struct Pm2Config {
     /// Hosts activated per batch in a rolling deploy; 0 = all at once.
     #[serde(default)]
     pub batch: usize,
+    /// Hosts worked on at the same time (default 8).
+    pub max_parallel: Option<usize>,
     /// Seconds to wait for each SSH connection.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_secs: u64,
