@@ -47,8 +47,24 @@ pub(crate) async fn undo_owed(
 ) -> Result<Vec<UndoResult>> {
     let owed = owed_undos(&journal.records()?);
     let mut results = Vec::new();
+    let mut failed = false;
     for (seq, undo) in owed {
         let what = undo.describe();
+        // Discarding a release is cleanup, and a failed undo before it may still
+        // need that release (its image runs a revert): leave it owed for `recover`.
+        if failed && matches!(undo, Compensation::DiscardRelease { .. }) {
+            let error = "deferred: an earlier undo failed; `deploykit recover` discards it once the rest is undone";
+            events.emit(Event::Compensated {
+                undo: what.clone(),
+                ok: false,
+                error: Some(error.into()),
+            });
+            results.push(UndoResult {
+                undo: what,
+                error: Some(error.into()),
+            });
+            continue;
+        }
         journal.append(&Record::UndoIntent {
             seq,
             at: OffsetDateTime::now_utc(),
@@ -71,6 +87,7 @@ pub(crate) async fn undo_owed(
             ok: error.is_none(),
             error: error.clone(),
         });
+        failed |= error.is_some();
         results.push(UndoResult { undo: what, error });
     }
     Ok(results)

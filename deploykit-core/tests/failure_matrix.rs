@@ -96,8 +96,27 @@ fn every_failing_undo_is_reported_then_recover_finishes_it() {
             assert_eq!(
                 report.undone.len(),
                 3,
-                "{case}: every undo is attempted, not just up to the first failure"
+                "{case}: every undo is reported, not just up to the first failure"
             );
+            if op != "target.discard" {
+                let discard = report
+                    .undone
+                    .iter()
+                    .find(|u| u.undo.starts_with("discard staged release v2"))
+                    .unwrap();
+                assert!(
+                    discard.error.as_deref().unwrap().starts_with("deferred"),
+                    "{case}: {discard:?}"
+                );
+                assert!(
+                    s.world
+                        .snapshot()
+                        .releases
+                        .iter()
+                        .any(|r| r.as_str() == "v2"),
+                    "{case}: kept for recover"
+                );
+            }
             assert!(
                 report
                     .next
