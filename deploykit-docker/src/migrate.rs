@@ -269,6 +269,22 @@ impl Migrator for ComposeRunMigrator {
             &Self::with_revision(revert, &target),
         )
         .await?;
+        // A tool can exit 0 without going back (e.g. an older image that does not
+        // know the newer revision): only the revision it reports afterwards counts.
+        let after = self
+            .current_revision("migrate.revert")
+            .await?
+            .unwrap_or_else(|| self.base_revision.clone());
+        if after != target {
+            return Err(Error::part(
+                "migrate.revert",
+                self.where_(),
+                format!("the revert ran in {image} but the database is at revision {after}, not {target}"),
+            )
+            .with_hint(format!(
+                "run the revert with the image of the release that applied {now}, then `deploykit recover`"
+            )));
+        }
         Ok(())
     }
 }
