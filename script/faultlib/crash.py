@@ -71,7 +71,9 @@ def campaign(world, failing, points=None, every=1, log=print):
         ended, w = settle(world, old, version)
         if failing:
             world.remove_migration(rev)
-        ok = ended == "old" or (ended == "new" and not failing)
+        # Healthy is not enough: a recover that leaves the lock for a human (exit 3)
+        # blocks the next deploy, so it counts as a failure too.
+        ok = (ended == "old" or (ended == "new" and not failing)) and rec.returncode == 0
         r = {"asked": k, "reached": reached, "killed": killed, "exit": code,
              "recover_exit": rec.returncode, "ended": ended, "ok": ok,
              "secs": round(time.time() - t0, 1)}
