@@ -115,8 +115,10 @@ pub async fn parts(
             parts.target = Some(t);
         }
         Some(TargetConfig::Pm2(pm2)) => {
-            parts.hosts = hosts::connect(name, pm2, &loaded.base).await?;
+            // Every value bound for remote paths and command lines is checked before
+            // the first connection: a hostile config never reaches a host.
             let app = pm2_app_config(name, pm2)?;
+            parts.hosts = hosts::connect(name, pm2, &loaded.base).await?;
             let wrap = |e: deploykit_core::Error| WiringError(format!("environment {name}: {e}"));
             let mut targets: Vec<(String, Arc<dyn Target>)> = Vec::new();
             for (host, shell) in &parts.hosts {

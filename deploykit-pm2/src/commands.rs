@@ -126,6 +126,15 @@ pub fn mark_prepared(layout: &Layout, release: &ReleaseId) -> Cmd {
     Cmd::new("touch").arg(path(&layout.prepared_marker(release)))
 }
 
+/// Succeeds only if the release holds the ecosystem file PM2 will start it from:
+/// checked before the release is marked prepared, so a wrong `ecosystem` setting
+/// fails the prepare (nothing switched) instead of the activation and its undo.
+pub fn has_ecosystem(config: &Pm2Config, layout: &Layout, release: &ReleaseId) -> Cmd {
+    Cmd::new("test")
+        .arg("-f")
+        .arg(path(&layout.release(release).join(&config.ecosystem)))
+}
+
 /// Succeeds only if the release was completely prepared.
 pub fn is_prepared(layout: &Layout, release: &ReleaseId) -> Cmd {
     Cmd::new("test")
@@ -439,6 +448,10 @@ mod tests {
         assert_eq!(
             argv(&mark_prepared(&layout(), &id())),
             ["touch", "/srv/my app/releases/r1/.deploykit-prepared"]
+        );
+        assert_eq!(
+            argv(&has_ecosystem(&config(), &layout(), &id())),
+            ["test", "-f", "/srv/my app/releases/r1/ecosystem.config.js"]
         );
         assert_eq!(
             argv(&is_prepared(&layout(), &id())),

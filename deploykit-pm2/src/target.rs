@@ -135,6 +135,20 @@ impl Pm2Target {
             )
             .await?;
         }
+        let eco = commands::has_ecosystem(&self.config, &self.layout, id);
+        if !sh.run(&eco, None).await?.success() {
+            return Err(Error::part(
+                "prepare.ecosystem",
+                self.location(),
+                format!(
+                    "release {id} has no ecosystem file {:?}",
+                    self.config.ecosystem
+                ),
+            )
+            .with_hint(
+                "fix `ecosystem` in the target config, or commit that file to the repository",
+            ));
+        }
         sh.check("prepare", &commands::mark_prepared(&self.layout, id))
             .await?;
         Ok(())

@@ -306,3 +306,37 @@ async fn an_artifact_tarball_is_uploaded_over_stdin_and_deployed() {
     assert_eq!(app.version().await.as_deref(), Some("1.0.0"));
     app.finish().await;
 }
+
+#[tokio::test]
+async fn a_missing_ecosystem_file_fails_prepare_and_switches_nothing() {
+    let Some((mut repo, mut app)) = setup("no-ecosystem").await else {
+        return;
+    };
+    let v1 = spec(1, "1.0.0", &repo.commit("1.0.0", Behaviour::Good));
+    let report = pipeline(&app)
+        .run(&v1, &MemoryJournal::default())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report:#?}");
+
+    // A config naming an ecosystem file the release does not have: caught before the
+    // switch, so the undo never has to reload the old release with the bad setting.
+    app.config.ecosystem = "missing.config.js".into();
+    let target = app.target();
+    let v2 = spec(2, "2.0.0", &repo.commit("2.0.0", Behaviour::Good));
+    let report = pipeline(&app)
+        .run(&v2, &MemoryJournal::default())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::RolledBack, "{report:#?}");
+    assert_eq!(report.failed_phase, Some(Phase::Prepare));
+    let error = report.error.clone().unwrap();
+    assert!(
+        error.contains("prepare.ecosystem failed on dkdeploy@"),
+        "{error}"
+    );
+    assert!(error.contains("missing.config.js"), "{error}");
+    assert_eq!(target.current().await.unwrap(), Some(v1.id.clone()));
+    assert_eq!(app.version().await.as_deref(), Some("1.0.0"));
+    app.finish().await;
+}

@@ -403,3 +403,111 @@ fn cabanas_example_accepts_degraded_and_downgrades_exactly_on_rollback() {
         "v1 serves again"
     );
 }
+
+/// The newest run journal's record count (0 before the run starts).
+fn journal_len(root: &Path, before: &[PathBuf]) -> usize {
+    let dir = root.join(".deploykit/journal/production");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| !before.contains(p))
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn recover_reverts_compose_run_migrations_of_a_killed_deploy() {
+    let Some(rig) = rig() else { return };
+    let (port, db_port) = (free_port(), free_port());
+    let project = format!("cabanas-kill-{}", std::process::id());
+    let env = [
+        ("CABANAS_PROJECT", project.clone()),
+        ("CABANAS_PORT", port.to_string()),
+        ("CABANAS_DB_PORT", db_port.to_string()),
+        ("CABANAS_DB_IMAGE", rig.postgres_image.clone()),
+        ("CABANAS_BASE_IMAGE", rig.postgres_image.clone()),
+    ];
+    let s = Stack::new(rig, "cabanas", &env, &project);
+    let v1 = s.commit("v1");
+    s.start_db("cabanas");
+    s.deploykit()
+        .args(["deploy", "--env", "production", "--ref", &v1])
+        .assert()
+        .code(0);
+
+    // v2's revision is slow, so the deploy is still migrating when it is killed.
+    std::fs::write(
+        s.root
+            .join("api/alembic/versions/g7h8i9_create_reviews.up.sql"),
+        "SELECT pg_sleep(5);\nCREATE TABLE reviews (id serial PRIMARY KEY);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        s.root
+            .join("api/alembic/versions/g7h8i9_create_reviews.down.sql"),
+        "DROP TABLE reviews;\n",
+    )
+    .unwrap();
+    let v2 = s.commit("v2");
+    let journals = s.root.join(".deploykit/journal/production");
+    let before: Vec<PathBuf> = std::fs::read_dir(&journals)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let mut child = Std::new(assert_cmd::cargo::cargo_bin("deploykit"))
+        .current_dir(&s.root)
+        .env("DOCKER_HOST", &s.rig.docker_host)
+        .args(["deploy", "--env", "production", "--ref", &v2])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once the journal records the migrate intent (after backup and prepare:
+    // run_started, 2 intents, 2 outcomes, then the migrate intent).
+    while journal_len(&s.root, &before) < 6 && child.try_wait().unwrap().is_none() {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The one-off migration container outlives the killed process; once it ends, its
+    // revision is committed and only a real downgrade gets back to v1's schema.
+    for _ in 0..600 {
+        let running = run(Std::new("docker")
+            .env("DOCKER_HOST", &s.rig.docker_host)
+            .args(["ps", "-q", "--filter"])
+            .arg(format!("label=com.docker.compose.project={project}"))
+            .args(["--filter", "label=com.docker.compose.oneoff=True"]));
+        if running.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+
+    let out = s
+        .deploykit()
+        .args(["recover", "--env", "production"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "recover reverts the migrations with the killed release's image: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        s.psql("cabanas", "SELECT version_num FROM alembic_version"),
+        "d4e5f6"
+    );
+    assert_eq!(
+        s.psql("cabanas", "SELECT to_regclass('reviews') IS NULL"),
+        "t"
+    );
+    // Nothing is left locked: the next deploy goes through.
+    s.deploykit()
+        .args(["deploy", "--env", "production", "--ref", &v1])
+        .assert()
+        .code(0);
+}

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use deploykit_core::{FileJournal, Outcome};
+use deploykit_core::{FileJournal, Outcome, ReleaseId};
 
 use super::EnvContext;
 use crate::cli::EnvArg;
@@ -34,24 +34,33 @@ pub async fn run(config: &Path, args: &EnvArg, mode: Mode) -> Result<u8> {
         );
         return Ok(exit::OK);
     }
-    let pipeline = ctx.pipeline(None);
+    ctx.parts.close().await;
     let mut code = exit::OK;
     for path in todo {
+        // Each run's parts are built for the release it was deploying: migrators that
+        // run in a one-off container of that release's image (compose_run) can only
+        // revert its migrations with that image.
+        let release = run_release(&path)?;
+        let ctx = EnvContext::open_for(config, &args.env, mode, release.as_ref()).await?;
         let journal = FileJournal::open(&path)?;
-        let report = pipeline.recover(&journal).await;
-        let report = match report {
-            Ok(r) => r,
-            Err(e) => {
-                ctx.parts.close().await;
-                return Err(e.into());
-            }
-        };
+        let report = ctx.pipeline(None).recover(&journal).await;
+        ctx.parts.close().await;
+        let report = report?;
         mode.finish(&report);
         code = code.max(match report.outcome {
             Outcome::Succeeded | Outcome::RolledBack => exit::OK,
             other => exit::for_outcome(other),
         });
     }
-    ctx.parts.close().await;
     Ok(code)
+}
+
+/// The release a journaled run was deploying (from its first record).
+fn run_release(path: &Path) -> Result<Option<ReleaseId>> {
+    Ok(deploykit_core::journal::read_records(path)?
+        .into_iter()
+        .find_map(|r| match r {
+            deploykit_core::Record::RunStarted { release, .. } => Some(release),
+            _ => None,
+        }))
 }
