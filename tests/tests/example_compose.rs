@@ -457,7 +457,7 @@ fn recover_reverts_compose_run_migrations_of_a_killed_deploy() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    let mut child = Std::new(assert_cmd::cargo::cargo_bin("deploykit"))
+    let mut child = Std::new(common::deploykit_bin())
         .current_dir(&s.root)
         .env("DOCKER_HOST", &s.rig.docker_host)
         .args(["deploy", "--env", "production", "--ref", &v2])

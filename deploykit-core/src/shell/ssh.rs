@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use openssh::{ForwardType, KnownHosts, Session, SessionBuilder};
+use std::num::NonZeroUsize;
+
+use openssh::{ControlPersist, ForwardType, KnownHosts, Session, SessionBuilder};
 use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
@@ -210,6 +212,12 @@ impl SshShell {
             })
             .connect_timeout(config.connect_timeout.max(Duration::from_secs(1)))
             .server_alive_interval(Duration::from_secs(15))
+            // A deploy killed with SIGKILL never closes its master: let the master
+            // exit by itself once nothing has used it for 10 minutes (longer than any
+            // quiet stretch of a run, such as a health deadline).
+            .control_persist(ControlPersist::IdleFor(
+                NonZeroUsize::new(600).expect("600 is not zero"),
+            ))
             .control_directory(std::env::temp_dir());
         if let Some(user) = &config.user {
             builder.user(user.clone());

@@ -58,6 +58,11 @@ pub fn get(port: u16, path: &str) -> Option<(u16, String)> {
 /// The `deploykit` binary, built once for this test run (it belongs to another
 /// package, so cargo does not build it for these tests by itself).
 pub fn deploykit() -> assert_cmd::Command {
+    assert_cmd::Command::new(deploykit_bin())
+}
+
+/// Where the `deploykit` binary is, after building it once for this test run.
+pub fn deploykit_bin() -> &'static std::path::Path {
     static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     let bin = BIN.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -78,5 +83,5 @@ pub fn deploykit() -> assert_cmd::Command {
             .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
         target.join("debug").join("deploykit")
     });
-    assert_cmd::Command::new(bin)
+    bin
 }
