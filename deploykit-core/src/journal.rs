@@ -283,15 +283,17 @@ impl JournalDir {
         Ok(paths)
     }
 
-    /// Journals whose run never recorded an end: candidates for `recover`.
+    /// Journals `recover` still has work in: the run recorded no end, or its last
+    /// end is `rollback_failed` (a human fixed the cause and recovers again).
     pub fn unfinished(&self) -> Result<Vec<PathBuf>> {
         let mut out = Vec::new();
         for path in self.runs()? {
             let records = read_records(&path)?;
-            if !records
-                .iter()
-                .any(|r| matches!(r, Record::RunFinished { .. }))
-            {
+            let last_end = records.iter().rev().find_map(|r| match r {
+                Record::RunFinished { outcome, .. } => Some(*outcome),
+                _ => None,
+            });
+            if matches!(last_end, None | Some(Outcome::RollbackFailed)) {
                 out.push(path);
             }
         }
@@ -376,5 +378,20 @@ mod tests {
         .unwrap();
         assert_eq!(jd.unfinished().unwrap(), vec![jd.path_of("a")]);
         assert_eq!(jd.runs().unwrap().len(), 2);
+        let c = jd.create("c").unwrap();
+        c.append(&started()).unwrap();
+        c.append(&Record::RunFinished {
+            outcome: Outcome::RollbackFailed,
+            failed_phase: None,
+            error: None,
+            next: None,
+            at: OffsetDateTime::UNIX_EPOCH,
+        })
+        .unwrap();
+        assert_eq!(
+            jd.unfinished().unwrap(),
+            vec![jd.path_of("a"), jd.path_of("c")],
+            "a failed undo still needs recover"
+        );
     }
 }

@@ -15,7 +15,7 @@ use crate::render::Mode;
 pub async fn run(config_path: &Path, args: &HistoryArgs, mode: Mode) -> Result<u8> {
     let loaded = config::load(config_path)?;
     loaded.env(&args.env)?;
-    let dir = deploykit_core::JournalDir::new(loaded.state_dir().join("journal").join(&args.env));
+    let dir = loaded.journals(&args.env);
     print(&History::load(&dir)?, &args.env, args.days, mode);
     Ok(exit::OK)
 }

@@ -76,7 +76,7 @@ impl EnvContext {
 
     /// Where this environment's run journals live.
     pub fn journals(&self) -> JournalDir {
-        JournalDir::new(self.loaded.state_dir().join("journal").join(&self.name))
+        self.loaded.journals(&self.name)
     }
 
     /// This environment's deploy lock.

@@ -12,29 +12,18 @@ use crate::render::Mode;
 
 /// Recovers each unfinished run (and each whose undo failed), oldest first.
 pub async fn run(config: &Path, args: &EnvArg, mode: Mode) -> Result<u8> {
-    let ctx = EnvContext::open(config, &args.env, mode).await?;
-    let journals = ctx.journals();
-    let mut todo = journals.unfinished()?;
-    for path in journals.runs()? {
-        let records = deploykit_core::journal::read_records(&path)?;
-        let last = records.iter().rev().find_map(|r| match r {
-            deploykit_core::Record::RunFinished { outcome, .. } => Some(*outcome),
-            _ => None,
-        });
-        if last == Some(Outcome::RollbackFailed) && !todo.contains(&path) {
-            todo.push(path);
-        }
-    }
-    todo.sort();
+    // Only the journals are needed to know what to do: connect to hosts per run below.
+    let loaded = crate::config::load(config)?;
+    loaded.env(&args.env)?;
+    let todo = loaded.journals(&args.env).unfinished()?;
     if todo.is_empty() {
         super::say(
             mode,
-            &format!("{}: nothing to recover", ctx.name),
+            &format!("{}: nothing to recover", args.env),
             serde_json::json!({"event": "outcome", "recovered": 0}),
         );
         return Ok(exit::OK);
     }
-    ctx.parts.close().await;
     let mut code = exit::OK;
     for path in todo {
         // Each run's parts are built for the release it was deploying: migrators that

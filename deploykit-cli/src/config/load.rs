@@ -68,6 +68,11 @@ impl LoadedConfig {
         }
     }
 
+    /// The run journals of environment `env`.
+    pub fn journals(&self, env: &str) -> deploykit_core::JournalDir {
+        deploykit_core::JournalDir::new(self.state_dir().join("journal").join(env))
+    }
+
     /// The state directory (journals, locks).
     pub fn state_dir(&self) -> PathBuf {
         self.resolve(&self.config.project.state_dir)
