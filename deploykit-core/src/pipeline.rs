@@ -152,11 +152,7 @@ impl Pipeline {
         let now = OffsetDateTime::now_utc();
         format!(
             "{}-{:09}-{}",
-            ReleaseId::for_commit(now, &spec.commit)
-                .as_str()
-                .split('-')
-                .next()
-                .unwrap_or("run"),
+            crate::release::utc_stamp(now),
             now.nanosecond(),
             spec.id
         )

@@ -28,17 +28,7 @@ impl ReleaseId {
     /// The conventional id for a commit deployed at `at`: UTC time first so ids sort
     /// by age, then the short commit so a human can tell releases apart.
     pub fn for_commit(at: OffsetDateTime, commit: &Commit) -> Self {
-        let at = at.to_offset(time::UtcOffset::UTC);
-        let stamp = format!(
-            "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-            at.year(),
-            u8::from(at.month()),
-            at.day(),
-            at.hour(),
-            at.minute(),
-            at.second()
-        );
-        Self(format!("{stamp}-{}", commit.short()))
+        Self(format!("{}-{}", utc_stamp(at), commit.short()))
     }
 
     /// The id as text.
@@ -128,6 +118,20 @@ pub struct ReleaseSpec {
     pub commit: Commit,
     /// The branch it came from, for the record only.
     pub branch: Option<String>,
+}
+
+/// `at` as `YYYYMMDDTHHMMSSZ`: sorts like time, and is safe in names and paths.
+pub(crate) fn utc_stamp(at: OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
 }
 
 /// Checks the shared charset of names that end up in paths and command lines.
