@@ -257,8 +257,7 @@ fn crm_example_migrates_before_the_switch_and_rolls_back_to_the_previous_tag() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let last: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    let last = common::outcome(&out);
     assert_eq!(last["failed_phase"], "migrate", "{last}");
     assert!(
         last["error"].as_str().unwrap().contains("already exists"),
@@ -293,8 +292,7 @@ fn crm_example_migrates_before_the_switch_and_rolls_back_to_the_previous_tag() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let last: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    let last = common::outcome(&out);
     assert_eq!(last["outcome"], "rolled_back", "{last}");
     let mut serving = None;
     for _ in 0..40 {
@@ -386,8 +384,7 @@ fn cabanas_example_accepts_degraded_and_downgrades_exactly_on_rollback() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let last: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    let last = common::outcome(&out);
     assert_eq!(last["outcome"], "rolled_back", "{last}");
     assert_eq!(
         s.psql("cabanas", "SELECT version_num FROM alembic_version"),

@@ -264,8 +264,7 @@ fn muva_example_deploys_upgrades_and_rolls_back_a_broken_release() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let last: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    let last = common::outcome(&out);
     assert_eq!(last["outcome"], "rolled_back");
     assert_eq!(last["failed_phase"], "verify");
     assert_eq!(

@@ -85,3 +85,15 @@ pub fn deploykit_bin() -> &'static std::path::Path {
     });
     bin
 }
+
+/// The outcome of a `--json` run: its last line, parsed.
+pub fn outcome(out: &std::process::Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_else(|| {
+        panic!(
+            "no JSON output; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {last}"))
+}
