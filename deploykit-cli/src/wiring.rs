@@ -275,8 +275,12 @@ fn backup_part(
                 "environment {env}: backup kind sqlite needs a sqlite:// database"
             ))),
         },
-        BackupConfig::PgDump { dir, format, .. } => match needs_db(env, "backup kind pg_dump", db)?
-        {
+        BackupConfig::PgDump {
+            dir,
+            format,
+            compression,
+            ..
+        } => match needs_db(env, "backup kind pg_dump", db)? {
             Database::Postgres(url) => {
                 let format = match format {
                     DumpFormat::Custom => PgDumpFormat::Custom,
@@ -285,7 +289,8 @@ fn backup_part(
                 Ok(Arc::new(
                     PgDumpBackup::new(url, loaded.resolve(dir))
                         .map_err(wrap)?
-                        .format(format),
+                        .format(format)
+                        .compression(*compression),
                 ))
             }
             Database::Sqlite(_) => Err(WiringError(format!(
@@ -297,6 +302,7 @@ fn backup_part(
             database,
             user,
             dir,
+            compression,
             ..
         } => {
             let stack = compose.ok_or_else(|| {
@@ -304,14 +310,17 @@ fn backup_part(
                     "environment {env}: backup kind compose_exec needs a compose target"
                 ))
             })?;
-            Ok(Arc::new(ExecPgDumpBackup::new(
-                stack.engine.clone(),
-                &stack.project.name,
-                service,
-                database,
-                user,
-                loaded.resolve(dir),
-            )))
+            Ok(Arc::new(
+                ExecPgDumpBackup::new(
+                    stack.engine.clone(),
+                    &stack.project.name,
+                    service,
+                    database,
+                    user,
+                    loaded.resolve(dir),
+                )
+                .compression(*compression),
+            ))
         }
     }
 }

@@ -37,6 +37,7 @@ pub mod artifact_store;
 pub mod backup;
 pub mod command_migrator;
 mod compensate;
+pub mod dump_compression;
 pub mod duration_ms;
 pub mod error;
 pub mod event;
@@ -70,6 +71,7 @@ pub mod tcp;
 pub mod testing;
 
 pub use backup::{Backup, BackupArtifact, BackupExt, BackupRequest, ConfirmDestructive};
+pub use dump_compression::DumpCompression;
 pub use error::{Error, Result};
 pub use event::{CollectingSink, Event, EventSink, Events};
 pub use gate::{ApprovalGate, ApprovalRequest, PreApproved};

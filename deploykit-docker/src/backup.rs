@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use deploykit_core::artifact_store::ArtifactStore;
 use deploykit_core::{
-    redact, Backup, BackupArtifact, BackupRequest, ConfirmDestructive, Error, Result, Secret,
+    redact, Backup, BackupArtifact, BackupRequest, ConfirmDestructive, DumpCompression, Error,
+    Result, Secret,
 };
 use tokio::io::AsyncReadExt;
 
@@ -29,6 +30,7 @@ pub struct ExecPgDumpBackup {
     database: String,
     user: String,
     password: Option<Secret>,
+    compression: DumpCompression,
     store: ArtifactStore,
 }
 
@@ -50,6 +52,7 @@ impl ExecPgDumpBackup {
             database: database.to_string(),
             user: user.to_string(),
             password: None,
+            compression: DumpCompression::default(),
             store: ArtifactStore::new(dir, "dump"),
         }
     }
@@ -61,8 +64,15 @@ impl ExecPgDumpBackup {
         self
     }
 
+    /// Compresses the dump at `level` instead of the fast default
+    /// ([`DumpCompression::FAST`]).
+    pub fn compression(mut self, level: DumpCompression) -> Self {
+        self.compression = level;
+        self
+    }
+
     fn dump_argv(&self) -> Vec<String> {
-        pg_dump_argv(&self.user, &self.database)
+        pg_dump_argv(&self.user, &self.database, self.compression)
     }
 
     fn restore_argv(&self) -> Vec<String> {
@@ -127,10 +137,11 @@ impl ExecPgDumpBackup {
 }
 
 /// `pg_dump` in custom format: compressed, and restorable table by table.
-pub fn pg_dump_argv(user: &str, database: &str) -> Vec<String> {
+pub fn pg_dump_argv(user: &str, database: &str, compression: DumpCompression) -> Vec<String> {
     [
         "pg_dump",
         "--format=custom",
+        &compression.pg_dump_arg(),
         "--no-owner",
         "--username",
         user,
@@ -271,8 +282,8 @@ mod tests {
     #[test]
     fn dump_and_restore_are_argv_with_no_password() {
         assert_eq!(
-            pg_dump_argv("crm_user", "crm db").join(" "),
-            "pg_dump --format=custom --no-owner --username crm_user --dbname crm db"
+            pg_dump_argv("crm_user", "crm db", DumpCompression::FAST).join(" "),
+            "pg_dump --format=custom --compress=1 --no-owner --username crm_user --dbname crm db"
         );
         let restore = pg_restore_argv("u", "d");
         assert!(restore.contains(&"--single-transaction".to_string()));

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use deploykit_core::{HealthPolicy, MigrationFailurePolicy, Policy, Secret};
+use deploykit_core::{DumpCompression, HealthPolicy, MigrationFailurePolicy, Policy, Secret};
 use serde::{Deserialize, Serialize};
 
 pub use interpolate::interpolate;
@@ -224,6 +224,9 @@ pub enum BackupConfig {
         /// `custom` (pg_dump -Fc) or `plain_gzip`.
         #[serde(default)]
         format: DumpFormat,
+        /// zlib level 0–9; 1 (fast) by default, since migrations wait for the dump.
+        #[serde(default)]
+        compression: DumpCompression,
     },
     /// `pg_dump` inside the stack's database container.
     ComposeExec {
@@ -238,6 +241,9 @@ pub enum BackupConfig {
         /// Backups kept.
         #[serde(default = "default_keep_backups")]
         keep: usize,
+        /// zlib level 0–9; 1 (fast) by default, since migrations wait for the dump.
+        #[serde(default)]
+        compression: DumpCompression,
     },
     /// `VACUUM INTO` for SQLite databases.
     Sqlite {

@@ -10,6 +10,7 @@ use tokio::io::{AsyncReadExt, BufReader};
 
 use crate::artifact_store::ArtifactStore;
 use crate::backup::{Backup, BackupArtifact, BackupRequest, ConfirmDestructive};
+use crate::dump_compression::DumpCompression;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::shell::Cmd;
@@ -47,15 +48,21 @@ pub struct PgDumpBackup {
     target: PgTarget,
     store: ArtifactStore,
     format: DumpFormat,
+    compression: DumpCompression,
     deep_verify: bool,
     bin_dir: Option<std::path::PathBuf>,
 }
 
 /// `pg_dump` arguments for `format` (the connection comes from the environment).
-pub(crate) fn pg_dump_cmd(program: String, format: DumpFormat) -> Cmd {
+/// Plain dumps are gzipped here, so `pg_dump` itself writes them uncompressed.
+pub(crate) fn pg_dump_cmd(
+    program: String,
+    format: DumpFormat,
+    compression: DumpCompression,
+) -> Cmd {
     let cmd = Cmd::new(program).arg("--no-password");
     match format {
-        DumpFormat::Custom => cmd.arg("--format=custom"),
+        DumpFormat::Custom => cmd.args(["--format=custom".to_string(), compression.pg_dump_arg()]),
         DumpFormat::PlainGzip => cmd.args(["--format=plain", "--clean", "--if-exists"]),
     }
 }
@@ -84,6 +91,7 @@ impl PgDumpBackup {
             target,
             store: ArtifactStore::new(dir, DumpFormat::Custom.ext()),
             format: DumpFormat::Custom,
+            compression: DumpCompression::default(),
             deep_verify: false,
             bin_dir: None,
         })
@@ -93,6 +101,13 @@ impl PgDumpBackup {
     pub fn format(mut self, format: DumpFormat) -> Self {
         self.store = ArtifactStore::new(self.store.dir().to_path_buf(), format.ext());
         self.format = format;
+        self
+    }
+
+    /// Compresses the dump at `level` instead of the fast default
+    /// ([`DumpCompression::FAST`]).
+    pub fn compression(mut self, level: DumpCompression) -> Self {
+        self.compression = level;
         self
     }
 
@@ -229,9 +244,11 @@ impl PgDumpBackup {
                     "install postgresql-client-{server_major} and point the backup at its bin dir"
                 )));
         }
-        let cmd = self
-            .target
-            .libpq(pg_dump_cmd(self.program("pg_dump"), self.format));
+        let cmd = self.target.libpq(pg_dump_cmd(
+            self.program("pg_dump"),
+            self.format,
+            self.compression,
+        ));
         let mut child = spawn(&cmd, Stdio::null())
             .map_err(|e| self.fail("backup.create", format!("cannot start `{cmd}`: {e}")))?;
         let stdout = child.stdout.take().expect("piped stdout");
@@ -245,8 +262,10 @@ impl PgDumpBackup {
         let copied = match self.format {
             DumpFormat::Custom => writer.copy_from(stdout).await,
             DumpFormat::PlainGzip => {
-                let gz =
-                    async_compression::tokio::bufread::GzipEncoder::new(BufReader::new(stdout));
+                let gz = async_compression::tokio::bufread::GzipEncoder::with_quality(
+                    BufReader::new(stdout),
+                    async_compression::Level::Precise(i32::from(self.compression.level())),
+                );
                 writer.copy_from(gz).await
             }
         };
@@ -270,6 +289,7 @@ impl PgDumpBackup {
             "format".into(),
             serde_json::to_value(self.format).unwrap_or_default(),
         );
+        extra.insert("compression".into(), u8::from(self.compression).into());
         extra.insert("pg_dump_version".into(), dump_version.into());
         extra.insert("server_version".into(), server_version.into());
         writer.finish(extra).await
@@ -647,9 +667,12 @@ mod tests {
 
     #[test]
     fn commands_are_argv_without_credentials() {
-        let c = pg_dump_cmd("pg_dump".into(), DumpFormat::Custom);
-        assert_eq!(c.args, ["--no-password", "--format=custom"]);
-        let c = pg_dump_cmd("pg_dump".into(), DumpFormat::PlainGzip);
+        let c = pg_dump_cmd("pg_dump".into(), DumpFormat::Custom, DumpCompression::FAST);
+        assert_eq!(c.args, ["--no-password", "--format=custom", "--compress=1"]);
+        let level = DumpCompression::new(6).unwrap();
+        let c = pg_dump_cmd("pg_dump".into(), DumpFormat::Custom, level);
+        assert_eq!(c.args, ["--no-password", "--format=custom", "--compress=6"]);
+        let c = pg_dump_cmd("pg_dump".into(), DumpFormat::PlainGzip, level);
         assert_eq!(
             c.args,
             ["--no-password", "--format=plain", "--clean", "--if-exists"]
