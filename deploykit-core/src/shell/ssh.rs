@@ -163,9 +163,20 @@ impl SshConfig {
 /// Commands are sent as the single string [`Cmd::to_shell`] builds (the one quoting
 /// function), interpreted by the remote login shell, which must therefore be a POSIX
 /// shell (sh, bash, dash, zsh; not fish or csh).
+///
+/// When the master connection dies (sshd restarted, a network blip), the next command
+/// opens a new one: a command that could not be sent at all is sent again on the new
+/// connection, and a command cut off midway fails (it may have run) while the commands
+/// after it — such as the run's undo steps — use the new connection.
 pub struct SshShell {
     location: String,
+    config: SshConfig,
     session: Mutex<Option<Arc<Session>>>,
+    /// Serialises reconnecting, so concurrent commands open one new master, not many.
+    reconnecting: tokio::sync::Mutex<()>,
+    /// Unix sockets forwarded with [`SshShell::forward_unix_socket`], forwarded again
+    /// on a new connection.
+    forwards: Mutex<Vec<(PathBuf, PathBuf)>>,
 }
 
 impl std::fmt::Debug for SshShell {
@@ -203,39 +214,51 @@ impl SshShell {
             }
             SshAuth::Default => None,
         };
-        let mut builder = SessionBuilder::default();
-        builder
-            .port(config.port)
-            .known_hosts_check(match config.host_keys {
-                HostKeyPolicy::Strict => KnownHosts::Strict,
-                HostKeyPolicy::AcceptNew => KnownHosts::Add,
-            })
-            .connect_timeout(config.connect_timeout.max(Duration::from_secs(1)))
-            .server_alive_interval(Duration::from_secs(15))
-            // A deploy killed with SIGKILL never closes its master: let the master
-            // exit by itself once nothing has used it for 10 minutes (longer than any
-            // quiet stretch of a run, such as a health deadline).
-            .control_persist(ControlPersist::IdleFor(
-                NonZeroUsize::new(600).expect("600 is not zero"),
-            ))
-            .control_directory(std::env::temp_dir());
-        if let Some(user) = &config.user {
-            builder.user(user.clone());
-        }
-        if let Some(key) = key {
-            builder.keyfile(key);
-        }
-        if let Some(file) = &config.known_hosts_file {
-            builder.user_known_hosts_file(file);
-        }
-        let session = builder
-            .connect_mux(&config.host)
-            .await
-            .map_err(|e| connect_error(config, &e))?;
+        let session = open_master(config, key).await?;
         Ok(Self {
             location,
+            config: config.clone(),
             session: Mutex::new(Some(Arc::new(session))),
+            reconnecting: tokio::sync::Mutex::new(()),
+            forwards: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Replaces a dead master connection (`dead` is the session the caller found
+    /// dead; if another command already replaced it, that new one is used).
+    async fn reconnect(&self, dead: &Arc<Session>) -> Result<Arc<Session>> {
+        let _one_at_a_time = self.reconnecting.lock().await;
+        let current = self.session()?;
+        if !Arc::ptr_eq(&current, dead) {
+            return Ok(current);
+        }
+        let key = match &self.config.auth {
+            SshAuth::KeyFile(path) => Some(path.as_path()),
+            _ => None,
+        };
+        let fresh = Arc::new(open_master(&self.config, key).await.map_err(|e| {
+            e.with_hint(format!(
+                "the SSH connection to {} dropped and could not be opened again; once the host answers, run `deploykit recover`",
+                self.location
+            ))
+        })?);
+        let forwards = self
+            .forwards
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for (remote, local) in &forwards {
+            // The dead master's listener left its socket file behind.
+            let _ = std::fs::remove_file(local);
+            request_forward(&fresh, &self.location, remote, local).await?;
+        }
+        let mut slot = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            // Closed meanwhile: stay closed.
+            return Err(closed(&self.location));
+        }
+        *slot = Some(fresh.clone());
+        Ok(fresh)
     }
 
     fn session(&self) -> Result<Arc<Session>> {
@@ -243,14 +266,7 @@ impl SshShell {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
-            .ok_or_else(|| {
-                Error::part(
-                    "ssh",
-                    &self.location,
-                    "the SSH connection was already closed",
-                )
-                .with_hint("connect again for the next run")
-            })
+            .ok_or_else(|| closed(&self.location))
     }
 
     /// Forwards a unix socket on the remote host (e.g. `/var/run/docker.sock`) to a
@@ -258,24 +274,20 @@ impl SshShell {
     /// Docker engine is reached without exposing it on the network.
     pub async fn forward_unix_socket(&self, remote: &Path, local: &Path) -> Result<()> {
         let session = self.session()?;
-        session
-            .request_port_forward(ForwardType::Local, local, remote)
-            .await
-            .map_err(|e| {
-                Error::part(
-                    "ssh forward",
-                    &self.location,
-                    format!(
-                        "cannot forward remote socket {} to {}: {}",
-                        remote.display(),
-                        local.display(),
-                        error_chain(&e)
-                    ),
-                )
-                .with_hint(
-                    "check that the remote socket exists and the SSH user may open it, that the local path's directory exists and the path is free, and that sshd allows forwarding (AllowStreamLocalForwarding)",
-                )
-            })
+        request_forward(&session, &self.location, remote, local).await?;
+        self.forwards
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((remote.to_path_buf(), local.to_path_buf()));
+        Ok(())
+    }
+
+    /// The master connection's control socket: for diagnostics by hand
+    /// (`ssh -S <path> -O check <host>`). `None` once closed.
+    pub fn control_socket(&self) -> Option<PathBuf> {
+        self.session()
+            .ok()
+            .map(|s| s.control_socket().to_path_buf())
     }
 
     /// Closes the master connection. Later commands fail; closing twice is a no-op.
@@ -310,15 +322,65 @@ impl Shell for SshShell {
 
     async fn run(&self, cmd: &Cmd, stdin: Option<&[u8]>) -> Result<Output> {
         let session = self.session()?;
-        let lost = |e: openssh::Error| {
-            Error::part(
-                "ssh",
-                &self.location,
-                format!("running `{cmd}`: {}", error_chain(&e)),
-            )
-            .with_hint("the SSH connection may have dropped; check the host and network, then run the deploy again (or `deploykit recover`)")
-        };
-        let mut command = Session::to_raw_command(session, cmd.to_shell());
+        match self.run_on(&session, cmd, stdin).await {
+            Attempt::Done(result) => result,
+            Attempt::NeverStarted(e) => {
+                if session.check().await.is_ok() {
+                    return Err(self.not_started(cmd, &e));
+                }
+                // The master is gone and the command never reached the host: send it
+                // again on a new connection.
+                let fresh = self.reconnect(&session).await?;
+                match self.run_on(&fresh, cmd, stdin).await {
+                    Attempt::Done(result) => result,
+                    Attempt::NeverStarted(e) => Err(self.not_started(cmd, &e)),
+                    Attempt::CutOff(e) => Err(self.lost(cmd, &e)),
+                }
+            }
+            Attempt::CutOff(e) => {
+                let err = self.lost(cmd, &e);
+                if session.check().await.is_err() {
+                    // It may have run, so it is not sent again; what follows gets a
+                    // new connection (a failure to open one shows up there).
+                    let _ = self.reconnect(&session).await;
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
+/// How far a command got over one master connection.
+enum Attempt {
+    /// It ran to the end (or failed in a way unrelated to the connection).
+    Done(Result<Output>),
+    /// The master could not start it: it never reached the host.
+    NeverStarted(openssh::Error),
+    /// The connection failed while it ran: it may or may not have run.
+    CutOff(openssh::Error),
+}
+
+impl SshShell {
+    fn lost(&self, cmd: &Cmd, e: &openssh::Error) -> Error {
+        Error::part(
+            "ssh",
+            &self.location,
+            format!("running `{cmd}`: {}", error_chain(e)),
+        )
+        .with_hint("the SSH connection dropped while the command ran, so it may or may not have run; check the host and network, then run the deploy again (or `deploykit recover`)")
+    }
+
+    fn not_started(&self, cmd: &Cmd, e: &openssh::Error) -> Error {
+        Error::part(
+            "ssh",
+            &self.location,
+            format!("could not start `{cmd}`: {}", error_chain(e)),
+        )
+        .with_hint("the command did not run; check the host's sshd (e.g. MaxSessions) and the network, then run the deploy again")
+    }
+
+    async fn run_on(&self, session: &Arc<Session>, cmd: &Cmd, stdin: Option<&[u8]>) -> Attempt {
+        let mut command = Session::to_raw_command(session.clone(), cmd.to_shell());
         command
             .stdin(if stdin.is_some() {
                 openssh::Stdio::piped()
@@ -327,7 +389,10 @@ impl Shell for SshShell {
             })
             .stdout(openssh::Stdio::piped())
             .stderr(openssh::Stdio::piped());
-        let mut child = command.spawn().await.map_err(lost)?;
+        let mut child = match command.spawn().await {
+            Ok(child) => child,
+            Err(e) => return Attempt::NeverStarted(e),
+        };
         let stdin_pipe = child.stdin().take();
         let feed = async {
             if let (Some(input), Some(mut pipe)) = (stdin, stdin_pipe) {
@@ -342,17 +407,86 @@ impl Shell for SshShell {
         let read_out = read_all(stdout.as_mut());
         let read_err = read_all(stderr.as_mut());
         let (fed, out, err) = tokio::join!(feed, read_out, read_err);
-        let status = child.wait().await.map_err(lost)?;
-        fed.map_err(|e| Error::part("ssh", &self.location, format!("stdin of `{cmd}`: {e}")))?;
+        let status = match child.wait().await {
+            Ok(status) => status,
+            Err(e) => return Attempt::CutOff(e),
+        };
         let read_error = |e: std::io::Error| {
             Error::part("ssh", &self.location, format!("output of `{cmd}`: {e}"))
         };
-        Ok(Output {
-            status: status.code().unwrap_or(-1),
-            stdout: out.map_err(read_error)?,
-            stderr: err.map_err(read_error)?,
-        })
+        Attempt::Done((|| {
+            fed.map_err(|e| Error::part("ssh", &self.location, format!("stdin of `{cmd}`: {e}")))?;
+            Ok(Output {
+                status: status.code().unwrap_or(-1),
+                stdout: out.map_err(read_error)?,
+                stderr: err.map_err(read_error)?,
+            })
+        })())
     }
+}
+
+/// Opens a master connection: checks the host key and authenticates.
+async fn open_master(config: &SshConfig, key: Option<&Path>) -> Result<Session> {
+    let mut builder = SessionBuilder::default();
+    builder
+        .port(config.port)
+        .known_hosts_check(match config.host_keys {
+            HostKeyPolicy::Strict => KnownHosts::Strict,
+            HostKeyPolicy::AcceptNew => KnownHosts::Add,
+        })
+        .connect_timeout(config.connect_timeout.max(Duration::from_secs(1)))
+        .server_alive_interval(Duration::from_secs(15))
+        // A deploy killed with SIGKILL never closes its master: let the master
+        // exit by itself once nothing has used it for 10 minutes (longer than any
+        // quiet stretch of a run, such as a health deadline).
+        .control_persist(ControlPersist::IdleFor(
+            NonZeroUsize::new(600).expect("600 is not zero"),
+        ))
+        .control_directory(std::env::temp_dir());
+    if let Some(user) = &config.user {
+        builder.user(user.clone());
+    }
+    if let Some(key) = key {
+        builder.keyfile(key);
+    }
+    if let Some(file) = &config.known_hosts_file {
+        builder.user_known_hosts_file(file);
+    }
+    builder
+        .connect_mux(&config.host)
+        .await
+        .map_err(|e| connect_error(config, &e))
+}
+
+fn closed(location: &str) -> Error {
+    Error::part("ssh", location, "the SSH connection was already closed")
+        .with_hint("connect again for the next run")
+}
+
+async fn request_forward(
+    session: &Session,
+    location: &str,
+    remote: &Path,
+    local: &Path,
+) -> Result<()> {
+    session
+        .request_port_forward(ForwardType::Local, local, remote)
+        .await
+        .map_err(|e| {
+            Error::part(
+                "ssh forward",
+                location,
+                format!(
+                    "cannot forward remote socket {} to {}: {}",
+                    remote.display(),
+                    local.display(),
+                    error_chain(&e)
+                ),
+            )
+            .with_hint(
+                "check that the remote socket exists and the SSH user may open it, that the local path's directory exists and the path is free, and that sshd allows forwarding (AllowStreamLocalForwarding)",
+            )
+        })
 }
 
 async fn read_all<R: tokio::io::AsyncRead + Unpin>(
