@@ -21,6 +21,10 @@ pub enum ComposeCli {
 
 impl ComposeCli {
     /// The commands that tell whether each flavour is installed, in order of preference.
+    ///
+    /// v1 is only looked up on `PATH`, not started: it is a Python program that takes
+    /// a second or more to start on a busy host, and a broken install still fails
+    /// loudly at the first real compose command.
     pub fn probes() -> [(ComposeCli, Cmd); 2] {
         [
             (
@@ -29,7 +33,7 @@ impl ComposeCli {
             ),
             (
                 ComposeCli::V1Standalone,
-                Cmd::new("docker-compose").arg("version"),
+                Cmd::new("sh").args(["-c", "command -v docker-compose"]),
             ),
         ]
     }
@@ -291,13 +295,16 @@ mod tests {
             "test host"
         }
         async fn run(&self, cmd: &Cmd, _: Option<&[u8]>) -> Result<deploykit_core::shell::Output> {
-            let name = match cmd.args.first().map(String::as_str) {
-                Some("compose") => "docker compose",
+            let name = match (cmd.program.as_str(), cmd.args.first().map(String::as_str)) {
+                ("docker", Some("compose")) => "docker compose",
+                ("sh", _) if cmd.args.join(" ") == "-c command -v docker-compose" => {
+                    "docker-compose"
+                }
                 _ => cmd.program.as_str(),
             };
             if self.0.contains(&name) {
                 Ok(deploykit_core::shell::Output::default())
-            } else if cmd.program == "docker" {
+            } else if cmd.program == "docker" || cmd.program == "sh" {
                 Ok(deploykit_core::shell::Output {
                     status: 1,
                     ..Default::default()

@@ -236,12 +236,23 @@ impl SshShell {
             SshAuth::KeyFile(path) => Some(path.as_path()),
             _ => None,
         };
-        let fresh = Arc::new(open_master(&self.config, key).await.map_err(|e| {
-            e.with_hint(format!(
-                "the SSH connection to {} dropped and could not be opened again; once the host answers, run `deploykit recover`",
-                self.location
-            ))
-        })?);
+        // A restarting sshd or a network blip is back within seconds; a refused key
+        // or a changed host key is not, and is reported at once.
+        let mut waits = RECONNECT_BACKOFF.iter();
+        let fresh = loop {
+            match open_master(&self.config, key).await {
+                Ok(session) => break Arc::new(session),
+                Err(e) => match waits.next() {
+                    Some(wait) if is_transient(&e) => tokio::time::sleep(*wait).await,
+                    _ => {
+                        return Err(e.with_hint(format!(
+                            "the SSH connection to {} dropped and could not be opened again; once the host answers, run `deploykit recover`",
+                            self.location
+                        )))
+                    }
+                },
+            }
+        };
         let forwards = self
             .forwards
             .lock()
@@ -458,6 +469,29 @@ async fn open_master(config: &SshConfig, key: Option<&Path>) -> Result<Session> 
         .map_err(|e| connect_error(config, &e))
 }
 
+/// Pauses between attempts to open a new master after the old one died: about 7 s
+/// in all, enough for a restarting sshd, short enough not to stall a rollback.
+const RECONNECT_BACKOFF: [Duration; 4] = [
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+];
+
+/// Whether a failed connect may succeed if tried again soon.
+fn is_transient(error: &Error) -> bool {
+    let text = error.to_string().to_ascii_lowercase();
+    [
+        "connection refused",
+        "timed out",
+        "unreachable",
+        "connection reset",
+        "connection closed",
+    ]
+    .iter()
+    .any(|s| text.contains(s))
+}
+
 fn closed(location: &str) -> Error {
     Error::part("ssh", location, "the SSH connection was already closed")
         .with_hint("connect again for the next run")
@@ -663,6 +697,23 @@ mod tests {
         let config = SshConfig::new("127.0.0.1").key_file("/nonexistent/deploy_key");
         let err = SshShell::connect(&config).await.unwrap_err().to_string();
         assert!(err.contains("/nonexistent/deploy_key"), "{err}");
+    }
+
+    #[test]
+    fn only_network_failures_are_retried_when_reconnecting() {
+        let failed = |detail: &str| Error::part("ssh connect", "u@h:22", detail.to_string());
+        assert!(is_transient(&failed(
+            "nothing accepts SSH connections (connect to host h port 22: Connection refused)"
+        )));
+        assert!(is_transient(&failed(
+            "the host did not answer (Connection timed out)"
+        )));
+        assert!(!is_transient(&failed(
+            "authentication was refused (Permission denied (publickey))"
+        )));
+        assert!(!is_transient(&failed(
+            "the host's key has CHANGED since it was recorded"
+        )));
     }
 
     #[test]
