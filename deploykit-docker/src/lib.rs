@@ -65,6 +65,7 @@ pub mod backup;
 pub mod compose;
 pub mod engine;
 pub mod migrate;
+pub mod orphaned_runs;
 pub mod pin;
 pub mod probe;
 #[cfg(feature = "ssh")]

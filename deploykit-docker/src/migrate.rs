@@ -9,6 +9,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use deploykit_core::shell::CommandFailed;
@@ -45,6 +46,7 @@ pub struct ComposeRunMigrator {
     revision: Option<Vec<String>>,
     revert: Option<Vec<String>>,
     base_revision: String,
+    orphan_wait: Duration,
 }
 
 impl ComposeRunMigrator {
@@ -63,6 +65,7 @@ impl ComposeRunMigrator {
             revision: None,
             revert: None,
             base_revision: "base".into(),
+            orphan_wait: Duration::from_secs(120),
         }
     }
 
@@ -93,6 +96,13 @@ impl ComposeRunMigrator {
     /// `base`, as alembic names it).
     pub fn base_revision(mut self, base: impl Into<String>) -> Self {
         self.base_revision = base.into();
+        self
+    }
+
+    /// How long to wait for a one-off container a killed run left running before
+    /// stopping it (default 2 minutes), so the revision read next is final.
+    pub fn orphan_wait(mut self, wait: Duration) -> Self {
+        self.orphan_wait = wait;
         self
     }
 
@@ -169,6 +179,13 @@ impl ComposeRunMigrator {
         let Some(argv) = &self.revision else {
             return Ok(None);
         };
+        crate::orphaned_runs::settle_orphaned_runs(
+            &self.engine,
+            &self.project.name,
+            &self.run_service,
+            self.orphan_wait,
+        )
+        .await?;
         let Some(image) = self.run_image().await? else {
             return Ok(None);
         };
