@@ -1,6 +1,7 @@
 //! Takes one verified pg_dump backup of `$DATABASE_URL` into the directory given as
 //! the first argument and prints the artifact, its size and the seconds it took.
 //! Used by `script/bench-backup`; also a minimal example of wiring `PgDumpBackup`.
+//! `DUMP_COMPRESSION=0..9` sets the zlib level (default 1).
 //!
 //! ```sh
 //! DATABASE_URL=postgres://user:pass@127.0.0.1:5432/app \
@@ -10,13 +11,17 @@
 use std::time::Instant;
 
 use deploykit_core::postgres::PgDumpBackup;
-use deploykit_core::{Backup, BackupRequest, Commit, ReleaseId, Secret};
+use deploykit_core::{Backup, BackupRequest, Commit, DumpCompression, ReleaseId, Secret};
 
 #[tokio::main]
 async fn main() {
     let url = Secret::new(std::env::var("DATABASE_URL").expect("DATABASE_URL is set"));
     let dir = std::env::args().nth(1).expect("usage: backup_once DIR");
-    let backup = PgDumpBackup::new(&url, dir).expect("valid DATABASE_URL");
+    let mut backup = PgDumpBackup::new(&url, dir).expect("valid DATABASE_URL");
+    if let Ok(level) = std::env::var("DUMP_COMPRESSION") {
+        let level = level.parse().expect("DUMP_COMPRESSION is a number");
+        backup = backup.compression(DumpCompression::new(level).expect("level 0-9"));
+    }
     let request = BackupRequest {
         env: "bench".into(),
         release: ReleaseId::parse("bench").expect("valid id"),
