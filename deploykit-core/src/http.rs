@@ -176,9 +176,9 @@ impl HealthProbe for HttpProbe {
                 let detail = if e.is_timeout() {
                     format!("no answer within {:?}", self.timeout)
                 } else if e.is_connect() {
-                    format!("cannot connect: {}", redact(&e.to_string(), &[]))
+                    format!("cannot connect: {}", redact(&error_chain(&e), &[]))
                 } else {
-                    redact(&e.to_string(), &[])
+                    redact(&error_chain(&e), &[])
                 };
                 return HealthReport::new(
                     &self.name,
@@ -195,7 +195,7 @@ impl HealthProbe for HttpProbe {
                 let detail = if e.is_timeout() {
                     format!("body not complete within {:?}", self.timeout)
                 } else {
-                    format!("reading the body failed: {}", redact(&e.to_string(), &[]))
+                    format!("reading the body failed: {}", redact(&error_chain(&e), &[]))
                 };
                 return HealthReport::new(
                     &self.name,
@@ -230,6 +230,21 @@ impl HealthProbe for HttpProbe {
         }
         HealthReport::new(&self.name, verdict, latency, detail)
     }
+}
+
+/// An error and its causes: reqwest's own message ("error sending request") hides
+/// the reason that matters, such as an untrusted or mismatched TLS certificate.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
 }
 
 #[cfg(test)]
