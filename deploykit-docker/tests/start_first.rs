@@ -24,8 +24,11 @@ struct ReuseportStack {
 }
 
 impl ReuseportStack {
-    /// `service_extra` is appended to the `web` service (YAML, four-space indent).
-    async fn new(rig: &Rig, name: &str, port: u16, service_extra: &str) -> Self {
+    /// `service_extra` is appended to the `web` service (YAML, four-space indent);
+    /// `{port}` in it is replaced by the stack's port.
+    async fn new(rig: &Rig, name: &str, service_extra: &str) -> Self {
+        let port = reuseport::free_port();
+        let service_extra = service_extra.replace("{port}", &port.to_string());
         let dir = tempfile::tempdir().unwrap();
         let app = reuseport::build_app(&PathBuf::from(env!("CARGO_TARGET_TMPDIR")))
             .expect("compile the reuseport test app");
@@ -180,7 +183,7 @@ async fn start_first_upgrade_keeps_the_old_container_serving_until_the_new_one_i
     let Some(rig) = rig("start_first_upgrade") else {
         return;
     };
-    let stack = ReuseportStack::new(&rig, "dk-sf-upgrade", 18211, "").await;
+    let stack = ReuseportStack::new(&rig, "dk-sf-upgrade", "").await;
     let target = stack.target(&rig).await;
     let (_, old) = serving_v1(&stack, &target).await;
 
@@ -215,7 +218,7 @@ async fn failed_new_release_is_removed_and_the_old_container_never_stops() {
     let Some(rig) = rig("start_first_failure") else {
         return;
     };
-    let stack = ReuseportStack::new(&rig, "dk-sf-failure", 18212, "").await;
+    let stack = ReuseportStack::new(&rig, "dk-sf-failure", "").await;
     let target = stack.target(&rig).await;
     let (v1, old) = serving_v1(&stack, &target).await;
 
@@ -255,7 +258,7 @@ async fn leftovers_of_a_killed_run_converge_to_one_container_of_the_requested_re
     let Some(rig) = rig("start_first_crash") else {
         return;
     };
-    let stack = ReuseportStack::new(&rig, "dk-sf-crash", 18213, "").await;
+    let stack = ReuseportStack::new(&rig, "dk-sf-crash", "").await;
     let target = stack.target(&rig).await;
     let (v1, a) = serving_v1(&stack, &target).await;
     let v2 = spec("20260102T000000Z-v2");
@@ -334,12 +337,12 @@ async fn start_first_is_refused_before_anything_is_touched() {
         ),
         (
             "dk-sf-ported",
-            "    ports:\n      - \"18214:18214\"\n",
-            "18214:18214",
+            "    ports:\n      - \"{port}:{port}\"\n",
+            "fixed host port",
         ),
     ] {
         // A fixed host port needs bridge networking (host mode ignores `ports`).
-        let stack = ReuseportStack::new(&rig, name, 18214, extra).await;
+        let stack = ReuseportStack::new(&rig, name, extra).await;
         if name == "dk-sf-ported" {
             let file = stack.project.files[0].clone();
             let text = std::fs::read_to_string(&file)
@@ -356,6 +359,10 @@ async fn start_first_is_refused_before_anything_is_touched() {
         ] {
             let text = err.to_string();
             assert!(text.contains(expect), "{name}: {text}");
+            if name == "dk-sf-ported" {
+                let fixed = format!("{0}:{0}", stack.port);
+                assert!(text.contains(&fixed), "{name}: {text}");
+            }
             match &err {
                 Error::Part {
                     step,

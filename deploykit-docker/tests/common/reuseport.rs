@@ -59,6 +59,16 @@ pub fn write_root(ctx: &Path, app: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// A loopback port nobody listens on now, from the kernel's ephemeral range: other
+/// checkouts of this repository test on the same machine with host networking, so a
+/// fixed port could be taken by their containers.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
 /// The Dockerfile of one release: serves `version` on 127.0.0.1:`port` with
 /// `SO_REUSEPORT`; `ready = false` never listens (its HEALTHCHECK fails).
 pub fn dockerfile(base: &str, port: u16, version: &str, ready: bool) -> String {
