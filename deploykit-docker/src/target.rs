@@ -343,8 +343,12 @@ impl ComposeTarget {
     }
 
     /// Start-first activation of `image` (see the type's docs).
-    async fn activate_start_first(&self, release: &ReleaseId, image: &str) -> Result<()> {
-        let settings = self.start_first_settings().await?;
+    async fn activate_start_first(
+        &self,
+        release: &ReleaseId,
+        image: &str,
+        settings: StartFirstSettings,
+    ) -> Result<()> {
         let all = self
             .engine
             .service_containers(&self.project.name, &self.service)
@@ -543,9 +547,11 @@ impl Target for ComposeTarget {
             return Ok(());
         };
         let image = self.image_of(release);
-        if self.strategy == Strategy::StartFirst {
-            self.start_first_settings().await?;
-        }
+        // Refuse start-first before touching anything.
+        let start_first = match self.strategy {
+            Strategy::StartFirst => Some(self.start_first_settings().await?),
+            Strategy::StopFirst => None,
+        };
         if !self.engine.image_exists(&image).await? {
             return Err(Error::part(
                 "activate",
@@ -554,8 +560,8 @@ impl Target for ComposeTarget {
             )
             .with_hint("prepare the release first (it may have been pruned)"));
         }
-        if self.strategy == Strategy::StartFirst {
-            return self.activate_start_first(release, &image).await;
+        if let Some(settings) = start_first {
+            return self.activate_start_first(release, &image, settings).await;
         }
         let live = self.container().await?;
         if let Some(c) = &live {

@@ -385,3 +385,30 @@ async fn start_first_is_refused_before_anything_is_touched() {
         );
     }
 }
+
+#[tokio::test]
+async fn pipeline_rollback_after_a_failed_start_first_switch_keeps_the_old_container() {
+    use deploykit_core::testing::MemoryJournal;
+    use deploykit_core::{Outcome, Pipeline};
+    use deploykit_docker::ContainerHealthProbe;
+
+    let Some(rig) = rig("start_first_pipeline") else {
+        return;
+    };
+    let stack = ReuseportStack::new(&rig, "dk-sf-pipeline", "").await;
+    let target = Arc::new(stack.target(&rig).await);
+    let (v1, old) = serving_v1(&stack, &target).await;
+
+    stack.write_release("broken", false);
+    let probe = ContainerHealthProbe::new(target.engine().clone(), "dk-sf-pipeline", "web");
+    let report = Pipeline::new("staging")
+        .target(target.clone() as Arc<dyn Target>)
+        .probe(Arc::new(probe))
+        .run(&spec("20260102T000000Z-broken"), &MemoryJournal::default())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::RolledBack, "{report:?}");
+    assert_eq!(report.previous, Some(v1.clone()));
+    // The undo re-activated v1: no second container, the original one still serves.
+    assert_eq!(assert_only(&stack, &target, &v1).await, old.id);
+}
