@@ -239,7 +239,7 @@ pub enum ConfigCommand {
 pub enum InitKind {
     /// A Node app under PM2 on SSH hosts.
     Pm2,
-    /// A Docker Compose stack.
+    /// A Docker Compose stack (target strategy "stop-first" or "start-first", see docs/CONFIG.md).
     Compose,
 }
 

@@ -24,7 +24,7 @@ use deploykit_core::{Events, ReleaseId, Shell};
 use deploykit_docker::remote::{connect_over_ssh, DEFAULT_REMOTE_SOCKET};
 use deploykit_docker::{
     ComposeCli, ComposeProject, ComposeRunMigrator, ComposeTarget, ContainerHealthProbe, Engine,
-    ExecPgDumpBackup,
+    ExecPgDumpBackup, Strategy,
 };
 use deploykit_pm2::{Pm2Config as Pm2AppConfig, Pm2Fleet, Pm2Probe, Pm2Target, Rollout, Source};
 
@@ -518,6 +518,10 @@ async fn compose_stack(
     let target = ComposeTarget::new(shell, engine.clone(), project.clone(), &c.service, &c.image)
         .map_err(wrap)?
         .health_deadline(Duration::from_secs(c.health_wait_secs))
+        .strategy(match c.strategy {
+            config::ComposeStrategy::StopFirst => Strategy::StopFirst,
+            config::ComposeStrategy::StartFirst => Strategy::StartFirst,
+        })
         .events(events);
     Ok(ComposeStack {
         target: Arc::new(target),

@@ -1,9 +1,15 @@
-//! Benchmark (not a test): deploykit's Compose deploy and rollback against the seeds'
-//! hand-written `stop / rm / up` sequence, on the same stack, under continuous HTTP
-//! requests. Run through `script/bench-docker`, which starts the rig's engine.
+//! Benchmark (not a test): deploykit's Compose deploy and rollback, stop-first (the
+//! default) and start-first, against the seeds' hand-written `stop / rm / up`
+//! sequence, on the same stack, under continuous HTTP requests. Run through
+//! `script/bench-docker`, which starts the rig's engine.
+//!
+//! Every way runs the same app: tests/apps/reuseport_httpd.rs (binds with
+//! `SO_REUSEPORT` under `network_mode: host`, which start-first needs; exits cleanly
+//! on SIGTERM), compiled with `rustc` and copied into a FROM-busybox image.
 //!
 //! Measures, per scenario and round:
-//! * failed requests (refused, timed out or not 200) while the deploy runs;
+//! * failed requests (refused, timed out or not 200) while the deploy runs, and the
+//!   longest time between two successful responses (requests go out every 10 ms);
 //! * for rollbacks, seconds from the failed health verdict to the previous release
 //!   being healthy again.
 
@@ -17,11 +23,15 @@ use deploykit_core::{
     Commit, HealthPolicy, LocalShell, Outcome, Pipeline, Policy, ReleaseId, ReleaseSpec, Shell,
     ShellExt, Target,
 };
+use deploykit_docker::Strategy;
 use deploykit_docker::{
     ComposeCli, ComposeProject, ComposeRunMigrator, ComposeTarget, ContainerHealthProbe, Engine,
     Health,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[path = "../tests/common/reuseport.rs"]
+mod reuseport;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -38,29 +48,35 @@ async fn main() -> Result<(), BoxError> {
     let engine = Engine::connect(&docker_host, "rig docker engine").await?;
     let shell = LocalShell::new();
     let cli = ComposeCli::detect(&shell).await?;
+    let app = reuseport::build_app(&std::env::temp_dir().join("deploykit-bench-app"))?;
+    let base = Base { busybox, app };
 
     let mut rows = Vec::new();
     for round in 1..=rounds {
-        eprintln!("round {round}/{rounds}: deploykit");
-        rows.push(deploykit_round(&engine, cli, &docker_host, &busybox, round).await?);
+        for strategy in [Strategy::StopFirst, Strategy::StartFirst] {
+            eprintln!("round {round}/{rounds}: deploykit {strategy}");
+            rows.push(deploykit_round(&engine, cli, &docker_host, &base, round, strategy).await?);
+        }
         eprintln!("round {round}/{rounds}: seeds");
-        rows.push(seeds_round(&engine, cli, &docker_host, &busybox, round).await?);
+        rows.push(seeds_round(&engine, cli, &docker_host, &base, round).await?);
     }
-    println!("| way | round | upgrade: requests | upgrade: failed | rollback: requests | rollback: failed | failed health -> previous healthy (s) |");
+    println!("| way | round | upgrade: failed / requests | upgrade: longest gap (s) | rollback: failed / requests | rollback: longest gap (s) | failed health -> previous healthy (s) |");
     println!("|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {} | {} | {} | {} | {} | {:.2} |",
+            "| {} | {} | {} / {} | {:.2} | {} / {} | {:.2} | {:.2} |",
             r.way,
             r.round,
-            r.upgrade.total,
             r.upgrade.failed,
-            r.rollback.total,
+            r.upgrade.total,
+            r.upgrade.longest_gap.as_secs_f64(),
             r.rollback.failed,
+            r.rollback.total,
+            r.rollback.longest_gap.as_secs_f64(),
             r.recovery.as_secs_f64()
         );
     }
-    for way in ["deploykit", "seeds (stop/rm/up)"] {
+    for way in [WAY_STOP_FIRST, WAY_START_FIRST, WAY_SEEDS] {
         let mine: Vec<&Row> = rows.iter().filter(|r| r.way == way).collect();
         let mut rec: Vec<f64> = mine.iter().map(|r| r.recovery.as_secs_f64()).collect();
         rec.sort_by(|a, b| a.total_cmp(b));
@@ -68,15 +84,38 @@ async fn main() -> Result<(), BoxError> {
         let total_up: u64 = mine.iter().map(|r| r.upgrade.total).sum();
         let failed_rb: u64 = mine.iter().map(|r| r.rollback.failed).sum();
         let total_rb: u64 = mine.iter().map(|r| r.rollback.total).sum();
+        let gap_up = mine
+            .iter()
+            .map(|r| r.upgrade.longest_gap)
+            .max()
+            .unwrap_or_default();
+        let gap_rb = mine
+            .iter()
+            .map(|r| r.rollback.longest_gap)
+            .max()
+            .unwrap_or_default();
         println!(
-            "\n{way}: upgrade failed {failed_up}/{total_up} requests, rollback failed {failed_rb}/{total_rb}; \
+            "\n{way}: upgrade failed {failed_up}/{total_up} requests (longest gap {:.2} s), \
+             rollback failed {failed_rb}/{total_rb} (longest gap {:.2} s); \
              failed health -> previous healthy median {:.2} s (min {:.2}, max {:.2})",
+            gap_up.as_secs_f64(),
+            gap_rb.as_secs_f64(),
             rec[rec.len() / 2],
             rec[0],
             rec[rec.len() - 1]
         );
     }
     Ok(())
+}
+
+const WAY_STOP_FIRST: &str = "deploykit stop-first";
+const WAY_START_FIRST: &str = "deploykit start-first";
+const WAY_SEEDS: &str = "seeds (stop/rm/up)";
+
+/// What every stack's image is made of.
+struct Base {
+    busybox: String,
+    app: std::path::PathBuf,
 }
 
 struct Row {
@@ -91,6 +130,9 @@ struct Row {
 struct Load {
     total: u64,
     failed: u64,
+    /// The longest time between two successful responses (or from the start to the
+    /// first, or from the last to the end).
+    longest_gap: Duration,
 }
 
 /// Requests `GET /` back to back (10 ms apart) until stopped.
@@ -98,7 +140,7 @@ struct LoadGen {
     stop: Arc<AtomicBool>,
     total: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<Duration>,
 }
 
 impl LoadGen {
@@ -108,16 +150,22 @@ impl LoadGen {
         let failed = Arc::new(AtomicU64::new(0));
         let (s, t, f) = (stop.clone(), total.clone(), failed.clone());
         let task = tokio::spawn(async move {
+            let mut last_ok = Instant::now();
+            let mut longest = Duration::ZERO;
             while !s.load(Ordering::Relaxed) {
                 let ok = tokio::time::timeout(Duration::from_secs(1), get_ok(PORT))
                     .await
                     .unwrap_or(false);
                 t.fetch_add(1, Ordering::Relaxed);
-                if !ok {
+                if ok {
+                    longest = longest.max(last_ok.elapsed());
+                    last_ok = Instant::now();
+                } else {
                     f.fetch_add(1, Ordering::Relaxed);
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
+            longest.max(last_ok.elapsed())
         });
         Self {
             stop,
@@ -129,10 +177,11 @@ impl LoadGen {
 
     async fn finish(self) -> Load {
         self.stop.store(true, Ordering::Relaxed);
-        let _ = self.task.await;
+        let longest_gap = self.task.await.unwrap_or_default();
         Load {
             total: self.total.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
+            longest_gap,
         }
     }
 }
@@ -154,7 +203,7 @@ async fn get_ok(port: u16) -> bool {
     buf.starts_with(b"HTTP/1.0 200") || buf.starts_with(b"HTTP/1.1 200")
 }
 
-/// A stack like the CRM's: one web service (busybox httpd with a HEALTHCHECK)
+/// A stack like the CRM's: one web service (the reuseport app with a HEALTHCHECK)
 /// built by compose, plus a one-off migration service.
 struct Stack {
     dir: tempfile::TempDir,
@@ -167,10 +216,11 @@ impl Stack {
         name: &str,
         cli: ComposeCli,
         docker_host: &str,
-        busybox: &str,
+        base: &Base,
         extra: &str,
     ) -> Result<Self, BoxError> {
         let dir = tempfile::tempdir()?;
+        reuseport::write_root(dir.path(), &base.app)?;
         let file = dir.path().join("docker-compose.yml");
         std::fs::write(
             &file,
@@ -184,28 +234,15 @@ impl Stack {
         Ok(Self {
             dir,
             project,
-            busybox: busybox.to_string(),
+            busybox: base.busybox.clone(),
         })
     }
 
+    /// A broken release (`healthy = false`) never listens, so its HEALTHCHECK fails.
     fn write_release(&self, version: &str, healthy: bool) -> Result<(), BoxError> {
-        let ctx = self.dir.path();
-        let www = ctx.join("www");
-        let _ = std::fs::remove_dir_all(&www);
-        std::fs::create_dir_all(&www)?;
-        std::fs::write(www.join("index.html"), format!("{version}\n"))?;
-        if healthy {
-            std::fs::write(www.join("healthy"), "ok\n")?;
-        }
         std::fs::write(
-            ctx.join("Dockerfile"),
-            format!(
-                "FROM {}\nCOPY www /www\n\
-                 HEALTHCHECK --interval=1s --timeout=2s --retries=2 \
-                 CMD test -f /www/healthy && wget -q -O /dev/null http://127.0.0.1:{PORT}/index.html || exit 1\n\
-                 CMD [\"httpd\", \"-f\", \"-p\", \"127.0.0.1:{PORT}\", \"-h\", \"/www\"]\n",
-                self.busybox
-            ),
+            self.dir.path().join("Dockerfile"),
+            reuseport::dockerfile(&self.busybox, PORT, version, healthy),
         )?;
         Ok(())
     }
@@ -227,11 +264,16 @@ async fn deploykit_round(
     engine: &Engine,
     cli: ComposeCli,
     docker_host: &str,
-    busybox: &str,
+    base: &Base,
     round: usize,
+    strategy: Strategy,
 ) -> Result<Row, BoxError> {
-    let name = format!("bench-dk-{round}");
-    let stack = Stack::new(&name, cli, docker_host, busybox, "")?;
+    let name = match strategy {
+        Strategy::StopFirst => format!("bench-dk-{round}"),
+        Strategy::StartFirst => format!("bench-dksf-{round}"),
+    };
+    reset(engine, &name).await;
+    let stack = Stack::new(&name, cli, docker_host, base, "")?;
     let target = Arc::new(
         ComposeTarget::new(
             Arc::new(LocalShell::new()),
@@ -240,7 +282,8 @@ async fn deploykit_round(
             "web",
             &format!("deploykit-bench/{name}"),
         )?
-        .health_deadline(Duration::from_secs(60)),
+        .health_deadline(Duration::from_secs(60))
+        .strategy(strategy),
     );
     let (v1, v2, v3) = (
         spec("20260101T000000Z-v1")?,
@@ -293,7 +336,10 @@ async fn deploykit_round(
     let rollback = load.finish().await;
     cleanup(&stack, engine).await;
     Ok(Row {
-        way: "deploykit",
+        way: match strategy {
+            Strategy::StopFirst => WAY_STOP_FIRST,
+            Strategy::StartFirst => WAY_START_FIRST,
+        },
         round,
         upgrade,
         rollback,
@@ -305,17 +351,18 @@ async fn seeds_round(
     engine: &Engine,
     cli: ComposeCli,
     docker_host: &str,
-    busybox: &str,
+    base: &Base,
     round: usize,
 ) -> Result<Row, BoxError> {
     let name = format!("bench-seed-{round}");
     let image = format!("deploykit-bench/{name}");
     let container = format!("{name}-backend");
+    reset(engine, &name).await;
     let stack = Stack::new(
         &name,
         cli,
         docker_host,
-        busybox,
+        base,
         &format!("    image: {image}:latest\n    container_name: {container}\n"),
     )?;
     let sh = LocalShell::new();
@@ -364,7 +411,7 @@ async fn seeds_round(
     let rollback = load.finish().await;
     cleanup(&stack, engine).await;
     Ok(Row {
-        way: "seeds (stop/rm/up)",
+        way: WAY_SEEDS,
         round,
         upgrade,
         rollback,
@@ -412,8 +459,24 @@ async fn wait_health(engine: &Engine, project: &str, want: Health) -> Result<(),
     Err(format!("{project}: no {want:?} container within 60 s").into())
 }
 
+/// Removes the project's containers and the repository's tags, so an earlier run's
+/// images (the engine's data outlives the rig) are never reused as "releases".
 async fn cleanup(stack: &Stack, engine: &Engine) {
-    if let Ok(Some(c)) = engine.service_container(&stack.project.name, "web").await {
-        let _ = engine.stop(&c.id, Duration::from_secs(1)).await;
+    reset(engine, &stack.project.name).await;
+}
+
+async fn reset(engine: &Engine, project: &str) {
+    for service in ["web", "web-migrate"] {
+        if let Ok(all) = engine.service_containers(project, service).await {
+            for c in all {
+                let _ = engine.remove(&c.id).await;
+            }
+        }
+    }
+    let repo = format!("deploykit-bench/{project}");
+    if let Ok(tags) = engine.tags_of(&repo).await {
+        for tag in tags {
+            let _ = engine.untag(&format!("{repo}:{tag}")).await;
+        }
     }
 }

@@ -164,6 +164,35 @@ impl ComposeProject {
             .arg(service)
     }
 
+    /// `up -d --no-deps --no-build --no-recreate --scale <service>=<replicas> <service>`
+    /// with the `pin` override naming the image: the start-first step. Containers
+    /// that already exist are left as they are (old release, still serving) and one
+    /// more is created from the pinned image. Same argv for v1 and v2.
+    pub fn up_scaled(&self, service: &str, pin: &Path, replicas: usize) -> Cmd {
+        self.cmd(&[pin])
+            .args([
+                "up",
+                "-d",
+                "--no-deps",
+                "--no-build",
+                "--no-recreate",
+                "--scale",
+            ])
+            .arg(format!("{service}={replicas}"))
+            .arg(service)
+    }
+
+    /// `config`: the resolved configuration of the project's own files (env
+    /// interpolated, extends applied): YAML from v1 (which has no `--format`),
+    /// JSON from v2 (`--format json`). Both parse as YAML.
+    pub fn config(&self) -> Cmd {
+        let cmd = self.cmd(&[]).arg("config");
+        match self.cli {
+            ComposeCli::V2Plugin => cmd.args(["--format", "json"]),
+            ComposeCli::V1Standalone => cmd,
+        }
+    }
+
     /// `run --rm --no-deps -T <service> <argv…>`: a one-off container of the image
     /// `pin` names, never the live one.
     pub fn run(&self, service: &str, pin: &Path, argv: &[String]) -> Cmd {
@@ -222,6 +251,64 @@ mod tests {
              --file /srv/crm/docker-compose.yml --file /srv/crm/.deploykit/pin.yml \
              --env-file /srv/crm/.env.production up -d --no-deps --no-build backend"
         );
+    }
+
+    #[test]
+    fn start_first_up_scales_by_one_without_recreating_in_both_generations() {
+        let pin = Path::new("/srv/crm/.deploykit/pin.yml");
+        for cli in [ComposeCli::V1Standalone, ComposeCli::V2Plugin] {
+            let cmd = project(cli).up_scaled("backend", pin, 2);
+            let tail: Vec<&str> = cmd
+                .args
+                .iter()
+                .map(String::as_str)
+                .skip_while(|a| *a != "/srv/crm/.deploykit/pin.yml")
+                .collect();
+            assert_eq!(
+                tail,
+                [
+                    "/srv/crm/.deploykit/pin.yml",
+                    "--env-file",
+                    "/srv/crm/.env.production",
+                    "up",
+                    "-d",
+                    "--no-deps",
+                    "--no-build",
+                    "--no-recreate",
+                    "--scale",
+                    "backend=2",
+                    "backend"
+                ],
+                "{cli:?}"
+            );
+        }
+        assert_eq!(
+            project(ComposeCli::V2Plugin)
+                .up_scaled("backend", pin, 2)
+                .program,
+            "docker"
+        );
+        assert_eq!(
+            project(ComposeCli::V1Standalone)
+                .up_scaled("backend", pin, 2)
+                .program,
+            "docker-compose"
+        );
+    }
+
+    #[test]
+    fn config_reads_the_projects_own_files_as_json_where_compose_can() {
+        let v2 = project(ComposeCli::V2Plugin).config();
+        assert_eq!(
+            v2.to_string(),
+            "docker compose --project-name crm --project-directory /srv/crm \
+             --file /srv/crm/docker-compose.yml --env-file /srv/crm/.env.production \
+             config --format json"
+        );
+        let v1 = project(ComposeCli::V1Standalone).config();
+        assert_eq!(v1.program, "docker-compose");
+        assert_eq!(v1.args.last().map(String::as_str), Some("config"));
+        assert!(!v1.args.iter().any(|a| a.contains(".deploykit")));
     }
 
     #[test]

@@ -13,7 +13,8 @@ use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{ContainerInspectResponse, ExecConfig, HealthStatusEnum};
 use bollard::query_parameters::{
     ListContainersOptionsBuilder, ListImagesOptionsBuilder, LogsOptionsBuilder,
-    RemoveImageOptionsBuilder, StopContainerOptionsBuilder, TagImageOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, StopContainerOptionsBuilder,
+    TagImageOptionsBuilder,
 };
 use bollard::{Docker, API_DEFAULT_VERSION};
 use deploykit_core::{Error, Result};
@@ -141,12 +142,37 @@ impl Engine {
     }
 
     /// The (non one-off) container of `service` in compose `project`, running or not.
-    /// The newest one wins if a crash left several.
+    /// The newest one wins if several exist (start-first, or a crash left some).
     pub async fn service_container(
         &self,
         project: &str,
         service: &str,
     ) -> Result<Option<ContainerState>> {
+        match self.service_container_ids(project, service).await?.first() {
+            Some(id) => self.inspect(id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Every (non one-off) container of `service` in compose `project`, running or
+    /// not, newest first: during a start-first switch, or after a run was killed in
+    /// one, there is more than one.
+    pub async fn service_containers(
+        &self,
+        project: &str,
+        service: &str,
+    ) -> Result<Vec<ContainerState>> {
+        let mut states = Vec::new();
+        for id in self.service_container_ids(project, service).await? {
+            // A container removed between the list and the inspect is simply gone.
+            if let Some(state) = self.inspect(&id).await? {
+                states.push(state);
+            }
+        }
+        Ok(states)
+    }
+
+    async fn service_container_ids(&self, project: &str, service: &str) -> Result<Vec<String>> {
         let filters = HashMap::from([(
             "label",
             vec![
@@ -175,11 +201,9 @@ impl Engine {
                 .and_then(|l| l.get(ONEOFF_LABEL))
                 .is_none_or(|v| v != "True")
         });
-        list.sort_by_key(|c| std::cmp::Reverse(c.created.unwrap_or(0)));
-        match list.into_iter().next().and_then(|c| c.id) {
-            Some(id) => self.inspect(&id).await,
-            None => Ok(None),
-        }
+        // `created` has one-second resolution: the id breaks ties so the order is stable.
+        list.sort_by(|a, b| (b.created.unwrap_or(0), &b.id).cmp(&(a.created.unwrap_or(0), &a.id)));
+        Ok(list.into_iter().filter_map(|c| c.id).collect())
     }
 
     /// Inspects one container; `None` if it no longer exists.
@@ -225,6 +249,19 @@ impl Engine {
                 status_code: 304, ..
             }) => Ok(()),
             Err(e) => Err(self.fail("engine.stop", format!("container {id}"), e)),
+        }
+    }
+
+    /// Removes a container (forcibly, so a running one is killed first); a missing
+    /// one is not an error, so a re-run after a crash can remove it again.
+    pub async fn remove(&self, id: &str) -> Result<()> {
+        let options = RemoveContainerOptionsBuilder::new().force(true).build();
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(self.fail("engine.remove", format!("container {id}"), e)),
         }
     }
 

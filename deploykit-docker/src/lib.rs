@@ -9,6 +9,8 @@
 //!   activating pins the service to that tag in an override file deploykit writes,
 //!   re-creates only that service, and waits for the container's own HEALTHCHECK.
 //!   Rolling back re-pins the previous tag, so it never depends on a mutable tag.
+//!   Opt-in start-first activation ([`Strategy`]) keeps the old container serving
+//!   until the new one is healthy.
 //! * [`ComposeRunMigrator`]: the migration command runs in a one-off container of
 //!   the *new* image before the switch, so a failing migration never touches live
 //!   traffic.
@@ -52,8 +54,13 @@
 //!
 //! # Known limits
 //!
-//! * Replacing a container is not zero-downtime: Compose stops the old container
-//!   before the new one binds the same port (measured in docs/BENCHMARKS.md).
+//! * By default ([`Strategy::StopFirst`]) replacing a container is not zero-downtime:
+//!   Compose stops the old container before the new one binds the same port
+//!   (measured in docs/BENCHMARKS.md). [`Strategy::StartFirst`] starts the new
+//!   container next to the old one and stops the old one only once the new one is
+//!   healthy; it needs a service without `container_name` or a fixed host port
+//!   (put a proxy in front), and under `network_mode: host` an app that binds with
+//!   `SO_REUSEPORT`.
 //! * Compose v1 cannot `run` a one-off container of a `network_mode: host` service
 //!   while that service runs (it links the two); give the migrator a separate
 //!   service with [`ComposeRunMigrator::run_service`].
@@ -70,6 +77,7 @@ pub mod pin;
 pub mod probe;
 #[cfg(feature = "ssh")]
 pub mod remote;
+pub mod strategy;
 pub mod target;
 
 pub use backup::ExecPgDumpBackup;
@@ -78,4 +86,5 @@ pub use engine::{ContainerState, Engine, Health};
 pub use migrate::ComposeRunMigrator;
 pub use pin::PinFile;
 pub use probe::ContainerHealthProbe;
+pub use strategy::{StartFirstSettings, Strategy};
 pub use target::{ComposeTarget, ImageSource};

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use crate::compose::{validate_compose_name, ComposeProject};
 use crate::engine::{ContainerState, Engine, Health};
 use crate::pin::PinFile;
+use crate::strategy::{StartFirstSettings, Strategy};
 
 /// Tags that name no release and are never listed, pruned or parsed as one.
 pub const ALIAS_TAGS: [&str; 2] = ["rollback", "latest"];
@@ -45,9 +46,19 @@ pub enum ImageSource {
 /// * `activate` pins the service to the release tag with an override file, runs
 ///   `up -d --no-deps --no-build <service>` and waits for the container's own
 ///   HEALTHCHECK to report `healthy`, failing with the last log lines otherwise.
-/// * `activate(None)` (the undo of a first deploy) stops the service's container and
+///   That is [`Strategy::StopFirst`], the default: compose stops the old container
+///   before the new one starts, so each deploy has a gap.
+/// * With [`Strategy::StartFirst`] (see [`ComposeTarget::strategy`]) `activate`
+///   instead adds one container of the release next to the running one(s)
+///   (`up --no-recreate --scale <service>=<n+1>`), waits until *that* container is
+///   healthy, then stops (with the service's `stop_grace_period`) and removes the
+///   others. If the new container fails, it is removed and the old one was never
+///   touched. Activation converges: whatever mix of old and new containers a
+///   killed run left, activating a release ends with exactly one serving container
+///   of it (keeping one that already serves).
+/// * `activate(None)` (the undo of a first deploy) stops the service's containers and
 ///   says so in a warning event.
-/// * `current` is the release tag the running container was created from.
+/// * `current` is the release tag the newest running container was created from.
 pub struct ComposeTarget {
     shell: Arc<dyn Shell>,
     engine: Engine,
@@ -61,6 +72,7 @@ pub struct ComposeTarget {
     log_lines: usize,
     rollback_alias: bool,
     adopt: bool,
+    strategy: Strategy,
     events: Events,
 }
 
@@ -94,6 +106,7 @@ impl ComposeTarget {
             log_lines: 30,
             rollback_alias: false,
             adopt: true,
+            strategy: Strategy::StopFirst,
             events: Events::none(),
         })
     }
@@ -136,6 +149,23 @@ impl ComposeTarget {
     pub fn adopt_unmanaged(mut self, adopt: bool) -> Self {
         self.adopt = adopt;
         self
+    }
+
+    /// How a release's container replaces the running one (default
+    /// [`Strategy::StopFirst`]). [`Strategy::StartFirst`] is checked against the
+    /// resolved `compose config` in `prepare` and `activate`, before anything is
+    /// touched: a service with `container_name` or a fixed host port is refused.
+    /// Under `network_mode: host` both containers bind the same port, which only
+    /// works if the app sets `SO_REUSEPORT` (not detectable, so not checked: without
+    /// it the new container never turns healthy and the old one keeps serving).
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// The strategy `activate` uses.
+    pub fn strategy_in_use(&self) -> Strategy {
+        self.strategy
     }
 
     /// Where warnings (e.g. "service stopped, no previous release") are sent.
@@ -228,10 +258,30 @@ impl ComposeTarget {
     /// Waits until the service's container runs `image` and is healthy (or has no
     /// HEALTHCHECK and runs); fails at once on `unhealthy` or an exited container.
     pub async fn wait_serving(&self, image: &str) -> Result<ContainerState> {
+        self.wait_until_serving(image, None).await
+    }
+
+    /// Like [`wait_serving`](Self::wait_serving), for one container (`id`), never
+    /// another of the service: with start-first the old container serves too.
+    async fn wait_until_serving(&self, image: &str, id: Option<&str>) -> Result<ContainerState> {
         let deadline = Instant::now() + self.health_deadline;
         let mut last: Option<ContainerState> = None;
         loop {
-            if let Some(c) = self.container().await? {
+            let seen = match id {
+                Some(id) => match self.engine.inspect(id).await? {
+                    Some(c) => Some(c),
+                    None => {
+                        return Err(Error::part(
+                            "activate.health",
+                            self.where_(),
+                            format!("the new container {id} of {image} disappeared"),
+                        )
+                        .with_hint("something else removed it; deploy again"))
+                    }
+                },
+                None => self.container().await?,
+            };
+            if let Some(c) = seen {
                 let ours = c.image == image;
                 if ours && c.is_serving() {
                     return Ok(c);
@@ -261,6 +311,15 @@ impl ComposeTarget {
     }
 
     async fn not_serving(&self, c: &ContainerState, why: &str) -> Error {
+        let hint = match self.strategy {
+            Strategy::StopFirst => {
+                "fix the release and deploy again; the previous release is restored by the rollback"
+            }
+            Strategy::StartFirst => {
+                "fix the release and deploy again; the new container was removed and the \
+                 previous release's container kept serving (start-first)"
+            }
+        };
         let logs = self.engine.log_tail(&c.id, self.log_lines).await;
         Error::part(
             "activate.health",
@@ -271,9 +330,114 @@ impl ComposeTarget {
                 logs.trim_end()
             ),
         )
-        .with_hint(
-            "fix the release and deploy again; the previous release is restored by the rollback",
-        )
+        .with_hint(hint)
+    }
+
+    /// The service's start-first settings from `compose config`, or the refusal.
+    pub async fn start_first_settings(&self) -> Result<StartFirstSettings> {
+        let out = self
+            .shell
+            .check("start-first.config", &self.project.config())
+            .await?;
+        StartFirstSettings::from_config(&out.stdout_text(), &self.service, &self.where_())
+    }
+
+    /// Start-first activation of `image` (see the type's docs).
+    async fn activate_start_first(
+        &self,
+        release: &ReleaseId,
+        image: &str,
+        settings: StartFirstSettings,
+    ) -> Result<()> {
+        let all = self
+            .engine
+            .service_containers(&self.project.name, &self.service)
+            .await?;
+        let pin = self.pin_file();
+        // Done already (a re-run, or a killed run got this far): keep the serving
+        // container of the release, retire everything else.
+        if let Some(keep) = all.iter().find(|c| c.image == image && c.is_serving()) {
+            pin.write(self.shell.as_ref(), &self.service, image).await?;
+            for c in all.iter().filter(|c| c.id != keep.id) {
+                self.retire(c, settings.stop_grace).await?;
+            }
+            return Ok(());
+        }
+        // Keep what runs another release (it serves until the new one is healthy);
+        // remove leftovers that serve nothing: stopped containers, and an unfinished
+        // container of this release from a killed run.
+        let mut old = Vec::new();
+        for c in all {
+            if c.image != image && matches!(c.status.as_str(), "running" | "restarting") {
+                old.push(c);
+            } else {
+                self.engine.remove(&c.id).await?;
+            }
+        }
+        if self.rollback_alias {
+            if let Some(previous) = old.first().and_then(|c| self.release_of(c)) {
+                if &previous != release {
+                    self.engine
+                        .tag(&self.image_of(&previous), &self.repo, "rollback")
+                        .await?;
+                }
+            }
+        }
+        pin.write(self.shell.as_ref(), &self.service, image).await?;
+        let scaled = self
+            .shell
+            .check(
+                "activate",
+                &self
+                    .project
+                    .up_scaled(&self.service, &pin.path, old.len() + 1),
+            )
+            .await;
+        let fresh: Vec<ContainerState> = self
+            .engine
+            .service_containers(&self.project.name, &self.service)
+            .await?
+            .into_iter()
+            .filter(|c| c.image == image && !old.iter().any(|o| o.id == c.id))
+            .collect();
+        let waited = match (scaled, fresh.first()) {
+            (Err(e), _) => Err(e),
+            (Ok(_), None) => Err(Error::part(
+                "activate",
+                self.where_(),
+                format!("compose started no container of {image}"),
+            )
+            .with_hint("check `compose up` for the service by hand")),
+            (Ok(_), Some(new)) => self.wait_until_serving(image, Some(&new.id)).await,
+        };
+        match waited {
+            Ok(_) => {
+                for c in &old {
+                    self.retire(c, settings.stop_grace).await?;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // The old container(s) were never touched: remove the new one and
+                // point the pin back at what still serves.
+                for c in &fresh {
+                    self.engine.remove(&c.id).await?;
+                }
+                if let Some(serving) = old.first() {
+                    pin.write(self.shell.as_ref(), &self.service, &serving.image)
+                        .await?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops a container that is no longer wanted (SIGTERM, `grace`, SIGKILL) and removes it.
+    async fn retire(&self, c: &ContainerState, grace: Duration) -> Result<()> {
+        if matches!(c.status.as_str(), "running" | "restarting") {
+            self.engine.stop(&c.id, grace).await?;
+        }
+        self.engine.remove(&c.id).await
     }
 }
 
@@ -317,6 +481,10 @@ impl Target for ComposeTarget {
     }
 
     async fn prepare(&self, spec: &ReleaseSpec) -> Result<()> {
+        if self.strategy == Strategy::StartFirst {
+            // Refuse before building or tagging anything.
+            self.start_first_settings().await?;
+        }
         let target = self.image_of(&spec.id);
         if self.engine.image_exists(&target).await? {
             // Release tags are immutable: a re-run of prepare keeps what was staged.
@@ -350,26 +518,40 @@ impl Target for ComposeTarget {
 
     async fn activate(&self, release: Option<&ReleaseId>) -> Result<()> {
         let Some(release) = release else {
-            let message = match self.container().await? {
-                Some(c) if c.status == "running" || c.status == "restarting" => {
+            let mut stopped = Vec::new();
+            for c in self
+                .engine
+                .service_containers(&self.project.name, &self.service)
+                .await?
+            {
+                if c.status == "running" || c.status == "restarting" {
                     self.engine.stop(&c.id, Duration::from_secs(10)).await?;
-                    format!(
-                        "stopped {} of {}: this was its first deploy, so there is no previous \
-                         release to go back to; the service is down until a release is deployed \
-                         (the journal keeps the record)",
-                        c.name,
-                        self.where_()
-                    )
+                    stopped.push(c.name);
                 }
-                _ => format!(
+            }
+            let message = if stopped.is_empty() {
+                format!(
                     "{} has no running container: nothing to stop (first deploy, no previous release)",
                     self.where_()
-                ),
+                )
+            } else {
+                format!(
+                    "stopped {} of {}: this was its first deploy, so there is no previous \
+                     release to go back to; the service is down until a release is deployed \
+                     (the journal keeps the record)",
+                    stopped.join(", "),
+                    self.where_()
+                )
             };
             self.events.emit(Event::Warning { message });
             return Ok(());
         };
         let image = self.image_of(release);
+        // Refuse start-first before touching anything.
+        let start_first = match self.strategy {
+            Strategy::StartFirst => Some(self.start_first_settings().await?),
+            Strategy::StopFirst => None,
+        };
         if !self.engine.image_exists(&image).await? {
             return Err(Error::part(
                 "activate",
@@ -377,6 +559,9 @@ impl Target for ComposeTarget {
                 format!("release image {image} does not exist"),
             )
             .with_hint("prepare the release first (it may have been pruned)"));
+        }
+        if let Some(settings) = start_first {
+            return self.activate_start_first(release, &image, settings).await;
         }
         let live = self.container().await?;
         if let Some(c) = &live {

@@ -225,6 +225,29 @@ mod tests {
     }
 
     #[test]
+    fn compose_strategy_defaults_to_stop_first_and_takes_start_first() {
+        let target = "[environments.prod.target]\nkind = \"compose\"\nproject = \"crm\"\n\
+                      files = [\"docker-compose.yml\"]\nservice = \"backend\"\nimage = \"crm/backend\"\n";
+        let strategy = |extra: &str| {
+            let (_d, p) = write(&format!("{target}{extra}"));
+            load(&p).map(|c| match &c.env("prod").unwrap().target {
+                Some(crate::config::TargetConfig::Compose(c)) => c.strategy,
+                other => panic!("{other:?}"),
+            })
+        };
+        use crate::config::ComposeStrategy;
+        assert_eq!(strategy("").unwrap(), ComposeStrategy::StopFirst);
+        assert_eq!(
+            strategy("strategy = \"start-first\"\n").unwrap(),
+            ComposeStrategy::StartFirst
+        );
+        let err = strategy("strategy = \"rolling\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("start-first"), "{err}");
+    }
+
+    #[test]
     fn bad_values_name_the_line() {
         let (_d, p) = write("[environments.staging.policy]\nmigration_failure = \"yolo\"\n");
         let err = load(&p).unwrap_err().to_string();

@@ -196,6 +196,24 @@ pub struct ComposeConfig {
     /// Seconds to wait for the container's HEALTHCHECK.
     #[serde(default = "default_health_wait")]
     pub health_wait_secs: u64,
+    /// How a release's container replaces the running one (default `stop-first`).
+    #[serde(default)]
+    pub strategy: ComposeStrategy,
+}
+
+/// How a Compose target replaces the service's container.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ComposeStrategy {
+    /// Compose's own way: the old container stops before the new one starts (a
+    /// gap of some seconds on every deploy). Works for every service.
+    #[default]
+    StopFirst,
+    /// The new container starts next to the old one, which is stopped only once
+    /// the new one is healthy. Refused for a service with `container_name` or a
+    /// fixed host port (put a proxy in front); under `network_mode: host` the app
+    /// must bind with SO_REUSEPORT.
+    StartFirst,
 }
 
 fn default_health_wait() -> u64 {

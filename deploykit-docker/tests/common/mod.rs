@@ -2,6 +2,8 @@
 //! stacks built from the rig's busybox image, and a tiny HTTP GET.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod reuseport;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

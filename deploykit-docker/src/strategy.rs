@@ -1,0 +1,321 @@
+//! How [`ComposeTarget`](crate::ComposeTarget) replaces a service's container, and
+//! what start-first requires of the service.
+//!
+//! * [`Strategy::StopFirst`] (the default) is what `compose up` does: the old
+//!   container is stopped before the new one starts, so every deploy has a gap
+//!   (measured in docs/BENCHMARKS.md).
+//! * [`Strategy::StartFirst`] is the docker-rollout way: scale the service to one
+//!   more container with `--no-recreate`, wait until the new container is healthy
+//!   while the old one keeps serving, then stop and remove the old one.
+//!
+//! Start-first needs two containers of the service to run at once, so it is refused
+//! (before anything is touched) for a service with a fixed `container_name` or one
+//! that publishes a fixed host port: [`StartFirstSettings::from_config`] reads the
+//! service out of `compose config` and says why and what to do instead.
+//!
+//! Under `network_mode: host` both containers bind the same port in the same network
+//! namespace, which works only if the app sets `SO_REUSEPORT` on its listening socket
+//! (the kernel then spreads connections over both until the old one closes its
+//! listener). That cannot be seen from outside and is not checked: an app without it
+//! fails to bind, its container never turns healthy, and the deploy fails while the
+//! old container keeps serving.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deploykit_core::{Error, Result};
+use serde_json::Value;
+
+/// How a release's container replaces the running one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Strategy {
+    /// `compose up` re-creates the container: the old one stops before the new one
+    /// starts (a gap of some seconds on every deploy). Works for every service.
+    #[default]
+    StopFirst,
+    /// Start the new container next to the old one, wait until it is healthy, then
+    /// stop the old one. Needs a service without `container_name` and without a
+    /// fixed host port; under `network_mode: host` the app must bind with
+    /// `SO_REUSEPORT`.
+    StartFirst,
+}
+
+impl Strategy {
+    /// The name used in configuration files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::StopFirst => "stop-first",
+            Strategy::StartFirst => "start-first",
+        }
+    }
+}
+
+impl std::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Strategy {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "stop-first" => Ok(Strategy::StopFirst),
+            "start-first" => Ok(Strategy::StartFirst),
+            other => Err(Error::Invalid {
+                what: "compose deploy strategy",
+                value: other.chars().take(40).collect(),
+                reason: "use \"stop-first\" or \"start-first\"".into(),
+            }),
+        }
+    }
+}
+
+/// What start-first needs to know about the service from its resolved config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartFirstSettings {
+    /// The service's `stop_grace_period` (compose's default: 10 s): how long the old
+    /// container gets between SIGTERM and SIGKILL.
+    pub stop_grace: Duration,
+}
+
+/// Compose's default `stop_grace_period`.
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
+
+impl StartFirstSettings {
+    /// Reads `service` out of `compose config` output (`text`: YAML from v1, JSON
+    /// from v2) and refuses start-first, with what to do instead, when two containers
+    /// of it cannot run at once. `location` names the project for errors.
+    pub fn from_config(text: &str, service: &str, location: &str) -> Result<Self> {
+        let refuse = |message: String, hint: &str| {
+            Err(Error::part("start-first", location, message).with_hint(hint))
+        };
+        let config: Value =
+            match serde_saphyr::from_str(text) {
+                Ok(v) => v,
+                Err(e) => return refuse(
+                    format!("cannot read `compose config` output: {e}"),
+                    "check that `compose config` works for the project, or use strategy stop-first",
+                ),
+            };
+        let Some(svc) = config.get("services").and_then(|s| s.get(service)) else {
+            return refuse(
+                format!("`compose config` has no service {service}"),
+                "name a service of the project's compose files",
+            );
+        };
+        if let Some(name) = svc.get("container_name").and_then(Value::as_str) {
+            return refuse(
+                format!(
+                    "start-first needs two containers of service {service} at once, but it has \
+                     container_name: {name} (a name only one container can have)"
+                ),
+                "remove container_name from the service, or use strategy stop-first",
+            );
+        }
+        let fixed: Vec<String> = svc
+            .get("ports")
+            .and_then(Value::as_array)
+            .map(|ports| ports.iter().filter_map(fixed_host_port).collect())
+            .unwrap_or_default();
+        if !fixed.is_empty() {
+            return refuse(
+                format!(
+                    "start-first needs two containers of service {service} at once, but it \
+                     publishes fixed host port(s) {} that only one container can bind",
+                    fixed.join(", ")
+                ),
+                "put a proxy in front and publish no host port from the service (or only a \
+                 container port), or use strategy stop-first",
+            );
+        }
+        let stop_grace = match svc.get("stop_grace_period") {
+            None | Some(Value::Null) => DEFAULT_STOP_GRACE,
+            Some(v) => {
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                match parse_compose_duration(&text) {
+                    Some(d) => d,
+                    None => {
+                        return refuse(
+                            format!("cannot read stop_grace_period {text:?} of service {service}"),
+                            "write it like 10s, 1m30s or 500ms",
+                        )
+                    }
+                }
+            }
+        };
+        Ok(Self { stop_grace })
+    }
+}
+
+/// The published host port of one `ports:` entry, if it is fixed. Short syntax:
+/// `"3001"` (container port only), `"3001:3001"`, `"127.0.0.1:3001:3001/tcp"`,
+/// `"127.0.0.1::3001"` (random host port); long syntax: `{published, target}`.
+fn fixed_host_port(entry: &Value) -> Option<String> {
+    match entry {
+        Value::String(s) => {
+            let spec = s.split('/').next().unwrap_or(s);
+            let parts: Vec<&str> = spec.rsplitn(3, ':').collect();
+            // rsplitn: [container, host port, host ip]
+            let host = parts.get(1).copied().unwrap_or("");
+            (!host.is_empty() && host != "0").then(|| s.clone())
+        }
+        Value::Number(_) => None,
+        Value::Object(map) => match map.get("published") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(p)) if p.is_empty() || p == "0" => None,
+            Some(Value::Number(n)) if n.as_u64() == Some(0) => None,
+            Some(p) => {
+                let p = match p {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let target = map.get("target").map(|t| t.to_string()).unwrap_or_default();
+                Some(format!("{p}:{target}"))
+            }
+        },
+        _ => None,
+    }
+}
+
+/// A compose duration (`1m30s`, `10s`, `500ms`, `1.5s`, `2h`) as a [`Duration`].
+pub fn parse_compose_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_len == 0 {
+            return None;
+        }
+        let value: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let factor = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += value * factor;
+    }
+    Some(Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `docker-compose config` 1.29 prints (checked on the rig).
+    const V1: &str = "services:
+  named:
+    container_name: crm-backend
+    image: x
+  ported:
+    image: x
+    ports:
+    - published: 3001
+      target: 3001
+  fine:
+    image: x
+    network_mode: host
+    ports:
+    - target: 5000
+    - 127.0.0.1::5001/udp
+    stop_grace_period: 1m30s
+  bound:
+    image: x
+    ports:
+    - 127.0.0.1:4000:4000/udp
+version: '2.4'
+";
+
+    fn check(text: &str, service: &str) -> std::result::Result<StartFirstSettings, String> {
+        StartFirstSettings::from_config(text, service, "crm on test engine").map_err(|e| {
+            let hint = match &e {
+                Error::Part { hint, .. } => hint.clone().unwrap_or_default(),
+                _ => String::new(),
+            };
+            format!("{e} | hint: {hint}")
+        })
+    }
+
+    #[test]
+    fn a_container_name_is_refused_with_what_to_do() {
+        let err = check(V1, "named").unwrap_err();
+        assert!(err.contains("container_name: crm-backend"), "{err}");
+        assert!(err.contains("stop-first"), "{err}");
+    }
+
+    #[test]
+    fn fixed_host_ports_are_refused_in_long_and_short_syntax() {
+        let err = check(V1, "ported").unwrap_err();
+        assert!(err.contains("3001:3001") && err.contains("proxy"), "{err}");
+        let err = check(V1, "bound").unwrap_err();
+        assert!(err.contains("127.0.0.1:4000:4000/udp"), "{err}");
+        let v2 = r#"{"services":{"web":{"ports":[{"mode":"ingress","target":80,"published":"8080","protocol":"tcp"}]}}}"#;
+        assert!(check(v2, "web").unwrap_err().contains("8080:80"));
+        let short = "services:\n  web:\n    ports: [\"3001:3001\"]\n";
+        assert!(check(short, "web").is_err());
+    }
+
+    #[test]
+    fn container_ports_random_host_ports_and_host_networking_are_allowed() {
+        let ok = check(V1, "fine").unwrap();
+        assert_eq!(ok.stop_grace, Duration::from_secs(90));
+        let v2 = r#"{"services":{"web":{"network_mode":"host","stop_grace_period":"2s","ports":[{"target":80,"published":""}]}}}"#;
+        assert_eq!(check(v2, "web").unwrap().stop_grace, Duration::from_secs(2));
+        let none = "services:\n  web:\n    image: x\n";
+        assert_eq!(check(none, "web").unwrap().stop_grace, DEFAULT_STOP_GRACE);
+    }
+
+    #[test]
+    fn a_missing_service_or_unreadable_config_is_refused() {
+        assert!(check(V1, "nope").unwrap_err().contains("no service nope"));
+        assert!(check("services: [", "web").is_err());
+    }
+
+    #[test]
+    fn compose_durations() {
+        assert_eq!(parse_compose_duration("1s"), Some(Duration::from_secs(1)));
+        assert_eq!(
+            parse_compose_duration("1m30s"),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_compose_duration("500ms"),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse_compose_duration("1.5s"),
+            Some(Duration::from_millis(1500))
+        );
+        for bad in ["", "s", "10", "10x", "-1s"] {
+            assert_eq!(parse_compose_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn strategy_names_round_trip() {
+        for s in [Strategy::StopFirst, Strategy::StartFirst] {
+            assert_eq!(s.as_str().parse::<Strategy>().unwrap(), s);
+        }
+        assert!("rolling".parse::<Strategy>().is_err());
+        assert_eq!(Strategy::default(), Strategy::StopFirst);
+    }
+}
