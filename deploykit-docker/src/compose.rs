@@ -141,7 +141,7 @@ impl ComposeProject {
         }
         cmd = cmd.arg("--env-file").arg(self.env_file.to_string_lossy());
         if let Some(host) = &self.docker_host {
-            cmd = cmd.env("DOCKER_HOST", host);
+            cmd = cmd.public_env("DOCKER_HOST", host);
         }
         cmd
     }

@@ -86,7 +86,13 @@ impl PgTarget {
     /// environment, never in its argv where `ps` would show it.
     pub fn libpq(&self, mut cmd: Cmd) -> Cmd {
         for (k, v) in &self.env {
-            cmd = cmd.env(k.clone(), v.clone());
+            // Where to connect is shown in messages; anything else stays secret.
+            const SHOWN: [&str; 5] = ["PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGSSLMODE"];
+            cmd = if SHOWN.contains(&k.as_str()) {
+                cmd.public_env(k.clone(), v.clone())
+            } else {
+                cmd.env(k.clone(), v.clone())
+            };
         }
         cmd
     }

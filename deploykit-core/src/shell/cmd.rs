@@ -13,8 +13,12 @@ pub struct Cmd {
     pub program: String,
     /// Its arguments, never interpreted by a shell.
     pub args: Vec<String>,
-    /// Extra environment; values are secrets and never printed.
+    /// Extra environment; values are secrets and never printed, except those of
+    /// the keys in `public`.
     pub env: Vec<(String, Secret)>,
+    /// Keys of `env` whose values are not secret (a socket path, a port), shown in
+    /// messages so they stay readable.
+    pub public: Vec<String>,
     /// Working directory.
     pub cwd: Option<PathBuf>,
 }
@@ -26,6 +30,7 @@ impl Cmd {
             program: program.into(),
             args: Vec::new(),
             env: Vec::new(),
+            public: Vec::new(),
             cwd: None,
         }
     }
@@ -50,6 +55,24 @@ impl Cmd {
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), Secret::new(value)));
         self
+    }
+
+    /// Sets an environment variable whose value is not secret (a port, a socket
+    /// path, a host name): printed in messages like an argument.
+    pub fn public_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let key = key.into();
+        self.public.push(key.clone());
+        self.env.push((key, Secret::new(value)));
+        self
+    }
+
+    /// The env values that must not appear in output.
+    pub fn secret_env(&self) -> Vec<&Secret> {
+        self.env
+            .iter()
+            .filter(|(k, _)| !self.public.contains(k))
+            .map(|(_, v)| v)
+            .collect()
     }
 
     /// Sets the working directory.
@@ -83,8 +106,12 @@ impl fmt::Display for Cmd {
         if let Some(dir) = &self.cwd {
             write!(f, "cd {} && ", quote(&dir.to_string_lossy()))?;
         }
-        for (k, _) in &self.env {
-            write!(f, "{k}={REDACTED} ")?;
+        for (k, v) in &self.env {
+            if self.public.contains(k) {
+                write!(f, "{} ", quote(&format!("{k}={}", v.expose())))?;
+            } else {
+                write!(f, "{k}={REDACTED} ")?;
+            }
         }
         write!(f, "{}", quote(&self.program))?;
         for a in &self.args {
@@ -127,6 +154,28 @@ mod tests {
         assert_eq!(quote("it's"), r"'it'\''s'");
         assert_eq!(quote("$(rm -rf /)"), "'$(rm -rf /)'");
         assert_eq!(quote("a&b;c|d`e`"), "'a&b;c|d`e`'");
+    }
+
+    #[test]
+    fn public_env_values_are_displayed_and_secret_ones_are_not() {
+        let cmd = Cmd::new("docker-compose")
+            .public_env("DOCKER_HOST", "unix:///run/dk.sock")
+            .env("TOKEN", "s3cr3t");
+        let shown = cmd.to_string();
+        assert!(shown.contains("DOCKER_HOST=unix:///run/dk.sock"), "{shown}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert_eq!(cmd.secret_env().len(), 1);
+        assert_eq!(cmd.secret_env()[0].expose(), "s3cr3t");
+        let out = crate::shell::Output {
+            status: 1,
+            stdout: Vec::new(),
+            stderr: b"cannot reach unix:///run/dk.sock with s3cr3t".to_vec(),
+        };
+        let failed = crate::shell::CommandFailed::new("up", "here", &cmd, &out).to_string();
+        assert!(
+            failed.contains("unix:///run/dk.sock with [redacted]"),
+            "{failed}"
+        );
     }
 
     #[test]

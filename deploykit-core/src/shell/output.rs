@@ -67,10 +67,7 @@ impl CommandFailed {
             location: location.to_string(),
             command: cmd.to_string(),
             status: out.status,
-            tail: crate::secret::redact(
-                &out.tail(20),
-                &cmd.env.iter().map(|(_, v)| v).collect::<Vec<_>>(),
-            ),
+            tail: crate::secret::redact(&out.tail(20), &cmd.secret_env()),
         }
     }
 }
