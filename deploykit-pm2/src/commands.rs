@@ -272,6 +272,23 @@ pub fn jlist(config: &Pm2Config) -> Cmd {
     pm2(config, &[]).arg("jlist")
 }
 
+/// `pm2 jlist` preceded by a line `deploykit-clock-ms <ms>`: the host's clock,
+/// read just before the list. The probe judges an instance's age as that clock
+/// minus its `pm_uptime` — both from the host, so the deploying machine's clock
+/// never enters it — and reading the clock first can only understate an age,
+/// never overstate it. Where `date` has no `%N` (not GNU), whole seconds rounded
+/// down: again only younger. One round trip, one `pm2` start-up.
+pub fn clocked_jlist(config: &Pm2Config) -> Cmd {
+    let list = jlist(config);
+    script(
+        r#"now=$(date +%s%3N 2>/dev/null)
+case "$now" in ''|*[!0-9]*) now=$(($(date +%s) * 1000)) ;; esac
+printf 'deploykit-clock-ms %s\n' "$now"
+exec "$@""#,
+        std::iter::once(list.program).chain(list.args),
+    )
+}
+
 /// Stops the PM2 daemon itself (tests and the rig; never part of a deploy).
 pub fn kill_daemon(config: &Pm2Config) -> Cmd {
     pm2(config, &[]).arg("kill")
@@ -398,6 +415,23 @@ mod tests {
     }
 
     #[test]
+    fn the_probes_snapshot_reads_the_hosts_clock_then_runs_jlist_from_arguments() {
+        let c = clocked_jlist(&config());
+        assert_eq!(c.program, "sh");
+        assert_eq!(
+            &c.args[2..],
+            ["sh", "env", "PM2_HOME=/home/d/.pm2-web", "pm2", "jlist"]
+        );
+        let script = &c.args[1];
+        assert!(script.contains(crate::jlist::CLOCK_LINE), "{script}");
+        assert!(
+            script.find("date").unwrap() < script.find("exec").unwrap(),
+            "the clock is read before the list: {script}"
+        );
+        assert!(c.env.is_empty(), "no secrets for a read");
+    }
+
+    #[test]
     fn build_steps_run_in_the_release_with_the_app_env() {
         let step = Cmd::new("pnpm").args(["install", "--frozen-lockfile"]);
         let c = build_step(&config(), &layout(), &id(), &step);
@@ -499,5 +533,21 @@ mod tests {
         sh.check("t", &swap_current(&layout, &id())).await.unwrap();
         let out = sh.check("t", &read_current(&layout)).await.unwrap();
         assert_eq!(Layout::parse_link_target(&out.stdout_text()), Some(id()));
+
+        // The snapshot command on a real shell, with `printf` standing in for pm2.
+        let mut fake = config();
+        fake.pm2_home = None;
+        fake.pm2 = "printf".into();
+        let mut c = clocked_jlist(&fake);
+        c.args.truncate(4); // `printf jlist` would print `jlist`; print a list instead
+        c.args.push("[]".into());
+        let out = sh.check("t", &c).await.unwrap();
+        let snap = crate::jlist::parse_snapshot(&out.stdout_text()).unwrap();
+        let clock = snap.clock_ms.expect("the host's clock is printed");
+        assert!(
+            clock > 1_600_000_000_000,
+            "milliseconds since the epoch: {clock}"
+        );
+        assert!(snap.processes.is_empty());
     }
 }
