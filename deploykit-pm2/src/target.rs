@@ -20,6 +20,10 @@ use crate::layout::Layout;
 ///   (a cluster-mode app reloads worker by worker), then `pm2 save`.
 /// - rolling back is `activate(previous)`: the old release is still built on disk,
 ///   so it is a swap and a reload — seconds, not a reinstall and rebuild.
+///
+/// Each check and the action it guards run as one remote script (see
+/// [`commands`](crate::commands)), so a prepare costs 5 round trips plus one per
+/// build command, and an activation 3, two of them `pm2` (each a Node start-up).
 pub struct Pm2Target {
     shell: Arc<dyn Shell>,
     config: Pm2Config,
@@ -309,5 +313,67 @@ impl Target for Pm2Target {
             .collect();
         ids.sort();
         Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deploykit_core::{Commit, LocalShell};
+
+    fn git(dir: &std::path::Path, args: &[&str]) {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "commit.gpgsign=false",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}");
+    }
+
+    #[tokio::test]
+    async fn merged_checks_still_name_what_failed_and_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("ecosystem.config.js"), "module.exports = {};\n").unwrap();
+        git(&src, &["init", "-q"]);
+        git(&src, &["add", "-A"]);
+        git(&src, &["commit", "-q", "-m", "one"]);
+        let config = Pm2Config::new(
+            "web",
+            dir.path().join("app"),
+            Source::Git {
+                repo: src.to_string_lossy().into_owned(),
+            },
+        );
+        let target = Pm2Target::new(Arc::new(LocalShell::new()), config).unwrap();
+        let id = ReleaseId::parse("r1").unwrap();
+
+        // Activating a release that was never prepared: refused, nothing switched.
+        let err = target.activate(Some(&id)).await.unwrap_err().to_string();
+        assert!(err.contains("not (completely) prepared"), "{err}");
+        assert_eq!(target.current().await.unwrap(), None);
+
+        // A commit the repository does not have: named, and the release is gone.
+        let spec = ReleaseSpec {
+            id: id.clone(),
+            commit: Commit::parse("0123456789abcdef0123456789abcdef01234567").unwrap(),
+            branch: None,
+        };
+        let err = target.prepare(&spec).await.unwrap_err().to_string();
+        assert!(err.contains("prepare.checkout"), "{err}");
+        assert!(err.contains("is not in the repository"), "{err}");
+        assert!(err.contains("was removed"), "{err}");
+        assert!(!target.layout().release(&id).exists());
+        assert!(target.list().await.unwrap().is_empty());
     }
 }
