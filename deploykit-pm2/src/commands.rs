@@ -26,13 +26,34 @@ where
     Cmd::new("sh").arg("-c").arg(text).arg("sh").args(args)
 }
 
-/// Creates `releases/`, `shared/` and `.deploykit/`.
-pub fn make_layout(layout: &Layout) -> Cmd {
-    Cmd::new("mkdir").arg("-p").args([
-        path(&layout.releases()),
-        path(&layout.shared()),
-        path(&layout.state()),
-    ])
+/// The exit status of a script whose up-front check failed (release not prepared,
+/// commit not in the repository, ecosystem or shared file missing), as opposed to
+/// the work after it failing (`git`, `tar`, `ln`, `mv`, … exit 1, 2 or 128): the
+/// target tells the two apart for its error messages.
+pub const CHECK_FAILED: i32 = 3;
+
+/// What [`prepare_begin`] prints first when the release is already complete.
+pub const ALREADY_PREPARED: &str = "prepared";
+
+/// The start of a prepare, in one round trip: creates `releases/`, `shared/` and
+/// `.deploykit/`; prints [`ALREADY_PREPARED`] if the release is complete, otherwise
+/// `staging` and then where `current` points (nothing when there is no link), so
+/// the target can refuse to rebuild a live release.
+pub fn prepare_begin(layout: &Layout, release: &ReleaseId) -> Cmd {
+    script(
+        r#"set -e
+mkdir -p "$1" "$2" "$3"
+if [ -f "$4" ]; then echo prepared; exit 0; fi
+echo staging
+readlink "$5" || true"#,
+        [
+            path(&layout.releases()),
+            path(&layout.shared()),
+            path(&layout.state()),
+            path(&layout.prepared_marker(release)),
+            path(&layout.current()),
+        ],
+    )
 }
 
 /// Clones the repository bare into the cache on first use, fetches it afterwards
@@ -51,64 +72,72 @@ fi"#,
     )
 }
 
-/// Resolves `commit` in the cache to a full hash; fails if it is not there.
-pub fn git_resolve(layout: &Layout, commit: &Commit) -> Cmd {
-    Cmd::new("git")
-        .arg("-C")
-        .arg(path(&layout.repo()))
-        .args(["rev-parse", "--verify", "--quiet"])
-        .arg(format!("{}^{{commit}}", commit.as_str()))
-}
-
-/// Exports exactly `commit` (a resolved hash) into the new release directory and
-/// records it in `REVISION`. Through a file rather than a pipe, so a failing
-/// `git archive` cannot be hidden by a succeeding `tar`.
-pub fn git_export(layout: &Layout, commit: &str, release: &ReleaseId) -> Cmd {
+/// Resolves `commit` in the cache (exit [`CHECK_FAILED`] when it is not there),
+/// replaces whatever an interrupted prepare left in the release directory with
+/// exactly that commit's tree, and records the full hash in `REVISION`. Through a
+/// file rather than a pipe, so a failing `git archive` cannot be hidden by a
+/// succeeding `tar`.
+pub fn git_checkout(layout: &Layout, commit: &Commit, release: &ReleaseId) -> Cmd {
     script(
         r#"set -e
+hash=$(git -C "$1" rev-parse --verify --quiet "$2^{commit}") || exit 3
+rm -rf "$3"
 mkdir -p "$3"
-git -C "$1" archive --format=tar -o "$3/.deploykit-export.tar" "$2"
+git -C "$1" archive --format=tar -o "$3/.deploykit-export.tar" "$hash"
 tar -xf "$3/.deploykit-export.tar" -C "$3"
 rm -f "$3/.deploykit-export.tar"
-printf '%s\n' "$2" > "$3/REVISION""#,
+printf '%s\n' "$hash" > "$3/REVISION""#,
         [
             path(&layout.repo()),
-            commit.to_string(),
+            commit.as_str().to_string(),
             path(&layout.release(release)),
         ],
     )
 }
 
-/// Unpacks a gzipped tarball fed on stdin into the new release directory.
+/// Unpacks a gzipped tarball fed on stdin into the release directory, replacing
+/// whatever an interrupted prepare left there.
 pub fn unpack_artifact(layout: &Layout, release: &ReleaseId) -> Cmd {
     script(
         r#"set -e
+rm -rf "$1"
 mkdir -p "$1"
 tar -xzf - -C "$1""#,
         [path(&layout.release(release))],
     )
 }
 
-/// Links `shared/<rel>` into the release at `<rel>`, replacing what the code shipped
-/// there. A linked directory is created in `shared/` when missing; a linked file
-/// must already exist (it usually holds secrets deploykit never writes).
-pub fn link_shared(layout: &Layout, release: &ReleaseId, rel: &str, is_dir: bool) -> Cmd {
+/// Links each `shared/<rel>` into the release at `<rel>`, replacing what the code
+/// shipped there: every linked file and directory in one round trip. A linked
+/// directory is created in `shared/` when missing; a linked file must already
+/// exist (it usually holds secrets deploykit never writes), else the script exits
+/// [`CHECK_FAILED`] naming it.
+pub fn link_shared(layout: &Layout, release: &ReleaseId, files: &[String], dirs: &[String]) -> Cmd {
+    let links = files
+        .iter()
+        .map(|f| ("file", f))
+        .chain(dirs.iter().map(|d| ("dir", d)))
+        .flat_map(|(kind, rel)| [kind.to_string(), rel.clone()]);
     script(
         r#"set -e
-if [ "$3" = dir ]; then
-  mkdir -p "$1"
-elif [ ! -e "$1" ]; then
-  echo "shared file $1 does not exist; create it on the host first" >&2
-  exit 3
-fi
-mkdir -p "$(dirname "$2")"
-rm -rf "$2"
-ln -s "$1" "$2""#,
-        [
-            path(&layout.shared().join(rel)),
-            path(&layout.release(release).join(rel)),
-            if is_dir { "dir" } else { "file" }.to_string(),
-        ],
+shared=$1 release=$2
+shift 2
+while [ $# -ge 2 ]; do
+  src="$shared/$2" dst="$release/$2"
+  if [ "$1" = dir ]; then
+    mkdir -p "$src"
+  elif [ ! -e "$src" ]; then
+    echo "shared file $src does not exist; create it on the host first" >&2
+    exit 3
+  fi
+  mkdir -p "$(dirname "$dst")"
+  rm -rf "$dst"
+  ln -s "$src" "$dst"
+  shift 2
+done"#,
+        [path(&layout.shared()), path(&layout.release(release))]
+            .into_iter()
+            .chain(links),
     )
 }
 
@@ -121,42 +150,39 @@ pub fn build_step(config: &Pm2Config, layout: &Layout, release: &ReleaseId, step
     cmd
 }
 
-/// Marks the release complete: only marked releases can be activated.
-pub fn mark_prepared(layout: &Layout, release: &ReleaseId) -> Cmd {
-    Cmd::new("touch").arg(path(&layout.prepared_marker(release)))
+/// Marks the release complete (only marked releases can be activated), after
+/// checking that it holds the ecosystem file PM2 will start it from: exit
+/// [`CHECK_FAILED`] when it does not, so a wrong `ecosystem` setting fails the
+/// prepare (nothing switched) instead of the activation and its undo.
+pub fn seal_release(config: &Pm2Config, layout: &Layout, release: &ReleaseId) -> Cmd {
+    script(
+        r#"[ -f "$1" ] || exit 3
+touch "$2""#,
+        [
+            path(&layout.release(release).join(&config.ecosystem)),
+            path(&layout.prepared_marker(release)),
+        ],
+    )
 }
 
-/// Succeeds only if the release holds the ecosystem file PM2 will start it from:
-/// checked before the release is marked prepared, so a wrong `ecosystem` setting
-/// fails the prepare (nothing switched) instead of the activation and its undo.
-pub fn has_ecosystem(config: &Pm2Config, layout: &Layout, release: &ReleaseId) -> Cmd {
-    Cmd::new("test")
-        .arg("-f")
-        .arg(path(&layout.release(release).join(&config.ecosystem)))
-}
-
-/// Succeeds only if the release was completely prepared.
-pub fn is_prepared(layout: &Layout, release: &ReleaseId) -> Cmd {
-    Cmd::new("test")
-        .arg("-f")
-        .arg(path(&layout.prepared_marker(release)))
-}
-
-/// First half of the atomic swap: a new link next to `current`.
-pub fn link_next(layout: &Layout, release: &ReleaseId) -> Cmd {
-    Cmd::new("ln")
-        .arg("-sfn")
-        .arg(Layout::link_target(release))
-        .arg(path(&layout.next_current(release)))
-}
-
-/// Second half: `rename(2)` the new link over `current`, so every reader sees
-/// either the old or the new release, never a missing link.
-pub fn swap_current(layout: &Layout, release: &ReleaseId) -> Cmd {
-    Cmd::new("mv")
-        .arg("-T")
-        .arg(path(&layout.next_current(release)))
-        .arg(path(&layout.current()))
+/// Makes `release` live on disk, in one round trip: exits [`CHECK_FAILED`] unless
+/// the release was completely prepared; otherwise makes a new link next to
+/// `current` and `rename(2)`s it over `current` (`mv -T`), so every reader sees
+/// either the old or the new release, never a missing link. Running it again is
+/// harmless.
+pub fn switch_current(layout: &Layout, release: &ReleaseId) -> Cmd {
+    script(
+        r#"set -e
+[ -f "$1" ] || exit 3
+ln -sfn "$2" "$3"
+mv -T "$3" "$4""#,
+        [
+            path(&layout.prepared_marker(release)),
+            Layout::link_target(release),
+            path(&layout.next_current(release)),
+            path(&layout.current()),
+        ],
+    )
 }
 
 /// Prints where `current` points (fails when there is no link).
@@ -272,6 +298,23 @@ pub fn jlist(config: &Pm2Config) -> Cmd {
     pm2(config, &[]).arg("jlist")
 }
 
+/// `pm2 jlist` preceded by a line `deploykit-clock-ms <ms>`: the host's clock,
+/// read just before the list. The probe judges an instance's age as that clock
+/// minus its `pm_uptime` — both from the host, so the deploying machine's clock
+/// never enters it — and reading the clock first can only understate an age,
+/// never overstate it. Where `date` has no `%N` (not GNU), whole seconds rounded
+/// down: again only younger. One round trip, one `pm2` start-up.
+pub fn clocked_jlist(config: &Pm2Config) -> Cmd {
+    let list = jlist(config);
+    script(
+        r#"now=$(date +%s%3N 2>/dev/null)
+case "$now" in ''|*[!0-9]*) now=$(($(date +%s) * 1000)) ;; esac
+printf 'deploykit-clock-ms %s\n' "$now"
+exec "$@""#,
+        std::iter::once(list.program).chain(list.args),
+    )
+}
+
 /// Stops the PM2 daemon itself (tests and the rig; never part of a deploy).
 pub fn kill_daemon(config: &Pm2Config) -> Cmd {
     pm2(config, &[]).arg("kill")
@@ -308,56 +351,115 @@ mod tests {
             .collect()
     }
 
+    /// The values a script gets (after `sh -c <script> sh`).
+    fn values(cmd: &Cmd) -> Vec<String> {
+        assert_eq!(cmd.program, "sh");
+        assert_eq!((cmd.args[0].as_str(), cmd.args[2].as_str()), ("-c", "sh"));
+        cmd.args[3..].to_vec()
+    }
+
     #[test]
     fn values_travel_as_positional_arguments_never_inside_scripts() {
-        let c = link_shared(&layout(), &id(), ".env", false);
-        assert_eq!(c.program, "sh");
+        let all = [
+            prepare_begin(&layout(), &id()),
+            git_cache(&layout(), "git@example.com:me/app.git"),
+            git_checkout(&layout(), &Commit::parse("0123abcd").unwrap(), &id()),
+            unpack_artifact(&layout(), &id()),
+            link_shared(&layout(), &id(), &[".env".into()], &["logs".into()]),
+            seal_release(&config(), &layout(), &id()),
+            switch_current(&layout(), &id()),
+            list_releases(&layout()),
+            lock_create(&layout()),
+            lock_read(&layout()),
+            clocked_jlist(&config()),
+        ];
+        for c in &all {
+            let script = &c.args[1];
+            assert!(
+                !script.contains("/srv"),
+                "the script holds no values: {script}"
+            );
+            assert!(
+                !script.contains("r1") && !script.contains("web"),
+                "{script}"
+            );
+            assert!(!values(c).is_empty());
+        }
         assert_eq!(
-            &c.args[2..],
+            values(&git_cache(&layout(), "git@example.com:me/app.git")),
+            ["/srv/my app/repo", "git@example.com:me/app.git"]
+        );
+        assert_eq!(
+            values(&git_checkout(
+                &layout(),
+                &Commit::parse("0123abcd").unwrap(),
+                &id()
+            )),
+            ["/srv/my app/repo", "0123abcd", "/srv/my app/releases/r1"]
+        );
+        assert_eq!(
+            values(&link_shared(
+                &layout(),
+                &id(),
+                &[".env".into()],
+                &["public/uploads".into(), "logs".into()]
+            )),
             [
-                "sh",
-                "/srv/my app/shared/.env",
-                "/srv/my app/releases/r1/.env",
-                "file"
+                "/srv/my app/shared",
+                "/srv/my app/releases/r1",
+                "file",
+                ".env",
+                "dir",
+                "public/uploads",
+                "dir",
+                "logs"
             ]
         );
-        assert!(!c.args[1].contains("/srv"), "the script holds no values");
-        let g = git_cache(&layout(), "git@example.com:me/app.git");
         assert_eq!(
-            &g.args[2..],
-            ["sh", "/srv/my app/repo", "git@example.com:me/app.git"]
-        );
-        let e = git_export(&layout(), "0123abcd", &id());
-        assert_eq!(
-            &e.args[2..],
+            values(&prepare_begin(&layout(), &id())),
             [
-                "sh",
-                "/srv/my app/repo",
-                "0123abcd",
-                "/srv/my app/releases/r1"
+                "/srv/my app/releases",
+                "/srv/my app/shared",
+                "/srv/my app/.deploykit",
+                "/srv/my app/releases/r1/.deploykit-prepared",
+                "/srv/my app/current"
             ]
+        );
+        assert!(prepare_begin(&layout(), &id()).args[1].contains(ALREADY_PREPARED));
+        assert_eq!(
+            values(&seal_release(&config(), &layout(), &id())),
+            [
+                "/srv/my app/releases/r1/ecosystem.config.js",
+                "/srv/my app/releases/r1/.deploykit-prepared"
+            ]
+        );
+        assert_eq!(
+            values(&unpack_artifact(&layout(), &id())),
+            ["/srv/my app/releases/r1"]
         );
     }
 
     #[test]
-    fn the_swap_is_a_new_link_renamed_over_current() {
+    fn the_switch_checks_the_release_then_renames_a_new_link_over_current() {
+        let c = switch_current(&layout(), &id());
         assert_eq!(
-            argv(&link_next(&layout(), &id())),
-            ["ln", "-sfn", "releases/r1", "/srv/my app/.current-r1.tmp"]
-        );
-        assert_eq!(
-            argv(&swap_current(&layout(), &id())),
+            values(&c),
             [
-                "mv",
-                "-T",
+                "/srv/my app/releases/r1/.deploykit-prepared",
+                "releases/r1",
                 "/srv/my app/.current-r1.tmp",
                 "/srv/my app/current"
             ]
         );
-        assert_eq!(
-            swap_current(&layout(), &id()).to_shell(),
-            "mv -T '/srv/my app/.current-r1.tmp' '/srv/my app/current'"
+        let script = &c.args[1];
+        let (check, link, rename) = (
+            script.find(r#"[ -f "$1" ] || exit 3"#).unwrap(),
+            script.find(r#"ln -sfn "$2" "$3""#).unwrap(),
+            script.find(r#"mv -T "$3" "$4""#).unwrap(),
         );
+        assert!(check < link && link < rename, "{script}");
+        assert!(script.starts_with("set -e\n"), "stops at the first failure");
+        assert_eq!(CHECK_FAILED, 3);
     }
 
     #[test]
@@ -398,6 +500,23 @@ mod tests {
     }
 
     #[test]
+    fn the_probes_snapshot_reads_the_hosts_clock_then_runs_jlist_from_arguments() {
+        let c = clocked_jlist(&config());
+        assert_eq!(c.program, "sh");
+        assert_eq!(
+            &c.args[2..],
+            ["sh", "env", "PM2_HOME=/home/d/.pm2-web", "pm2", "jlist"]
+        );
+        let script = &c.args[1];
+        assert!(script.contains(crate::jlist::CLOCK_LINE), "{script}");
+        assert!(
+            script.find("date").unwrap() < script.find("exec").unwrap(),
+            "the clock is read before the list: {script}"
+        );
+        assert!(c.env.is_empty(), "no secrets for a read");
+    }
+
+    #[test]
     fn build_steps_run_in_the_release_with_the_app_env() {
         let step = Cmd::new("pnpm").args(["install", "--frozen-lockfile"]);
         let c = build_step(&config(), &layout(), &id(), &step);
@@ -412,28 +531,6 @@ mod tests {
     #[test]
     fn release_bookkeeping_commands() {
         assert_eq!(
-            argv(&make_layout(&layout())),
-            [
-                "mkdir",
-                "-p",
-                "/srv/my app/releases",
-                "/srv/my app/shared",
-                "/srv/my app/.deploykit"
-            ]
-        );
-        assert_eq!(
-            argv(&git_resolve(&layout(), &Commit::parse("abc123").unwrap())),
-            [
-                "git",
-                "-C",
-                "/srv/my app/repo",
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                "abc123^{commit}"
-            ]
-        );
-        assert_eq!(
             argv(&remove_release(&layout(), &id())),
             ["rm", "-rf", "/srv/my app/releases/r1"]
         );
@@ -444,22 +541,6 @@ mod tests {
         assert_eq!(
             argv(&remove_current(&layout())),
             ["rm", "-f", "/srv/my app/current"]
-        );
-        assert_eq!(
-            argv(&mark_prepared(&layout(), &id())),
-            ["touch", "/srv/my app/releases/r1/.deploykit-prepared"]
-        );
-        assert_eq!(
-            argv(&has_ecosystem(&config(), &layout(), &id())),
-            ["test", "-f", "/srv/my app/releases/r1/ecosystem.config.js"]
-        );
-        assert_eq!(
-            argv(&is_prepared(&layout(), &id())),
-            ["test", "-f", "/srv/my app/releases/r1/.deploykit-prepared"]
-        );
-        assert_eq!(
-            unpack_artifact(&layout(), &id()).args[3],
-            "/srv/my app/releases/r1"
         );
         assert_eq!(list_releases(&layout()).args[3], "/srv/my app/releases");
         assert_eq!(
@@ -474,30 +555,154 @@ mod tests {
 
     #[tokio::test]
     async fn the_scripts_work_on_a_real_shell() {
-        use deploykit_core::{LocalShell, ShellExt};
+        use deploykit_core::{LocalShell, Shell, ShellExt};
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("my app");
         let layout = Layout::new(&root).unwrap();
         let sh = LocalShell::new();
-        sh.check("t", &make_layout(&layout)).await.unwrap();
-        std::fs::create_dir_all(layout.release(&id())).unwrap();
-        let out = sh.check("t", &list_releases(&layout)).await.unwrap();
-        assert_eq!(out.stdout_text(), "r1\n");
-        // A missing shared file is a clear failure; a missing dir is created.
-        let err = sh
-            .check("t", &link_shared(&layout, &id(), ".env", false))
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("does not exist"), "{err}");
-        sh.check("t", &link_shared(&layout, &id(), "public/uploads", true))
+        let marker = layout.prepared_marker(&id());
+
+        // A fresh host: layout created, not prepared, no `current` yet.
+        let out = sh.check("t", &prepare_begin(&layout, &id())).await.unwrap();
+        assert_eq!(out.stdout_text(), "staging\n");
+        assert!(layout.shared().is_dir() && layout.state().is_dir());
+
+        // A real repository: an unknown commit is the check failing, a known one
+        // replaces leftovers with exactly its tree.
+        let git = |args: &[&str]| {
+            let ok = std::process::Command::new("git")
+                .args([
+                    "-c",
+                    "user.name=t",
+                    "-c",
+                    "user.email=t@t",
+                    "-c",
+                    "commit.gpgsign=false",
+                ])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(ok.status.success(), "git {args:?}");
+            String::from_utf8_lossy(&ok.stdout).trim().to_string()
+        };
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(&work).unwrap();
+        let w = work.to_str().unwrap();
+        std::fs::write(work.join("ecosystem.config.js"), "module.exports = {};\n").unwrap();
+        git(&["-C", w, "init", "-q"]);
+        git(&["-C", w, "add", "-A"]);
+        git(&["-C", w, "commit", "-q", "-m", "one"]);
+        let hash = git(&["-C", w, "rev-parse", "HEAD"]);
+        sh.check("t", &git_cache(&layout, w)).await.unwrap();
+        let missing = Commit::parse("0123456789abcdef0123456789abcdef01234567").unwrap();
+        let out = sh
+            .run(&git_checkout(&layout, &missing, &id()), None)
             .await
             .unwrap();
+        assert_eq!(out.status, CHECK_FAILED);
+        std::fs::create_dir_all(layout.release(&id()).join("leftover")).unwrap();
+        let commit = Commit::parse(&hash).unwrap();
+        sh.check("t", &git_checkout(&layout, &commit, &id()))
+            .await
+            .unwrap();
+        let release = layout.release(&id());
+        assert!(!release.join("leftover").exists(), "leftovers are replaced");
+        assert!(!release.join(".deploykit-export.tar").exists());
+        assert_eq!(
+            std::fs::read_to_string(release.join("REVISION")).unwrap(),
+            format!("{hash}\n")
+        );
+
+        let out = sh.check("t", &list_releases(&layout)).await.unwrap();
+        assert_eq!(out.stdout_text(), "r1\n");
+
+        // A missing shared file is a clear failure; a missing dir is created.
+        let out = sh
+            .run(&link_shared(&layout, &id(), &[".env".into()], &[]), None)
+            .await
+            .unwrap();
+        assert_eq!(out.status, CHECK_FAILED);
+        assert!(out.tail(5).contains("does not exist"), "{}", out.tail(5));
+        std::fs::write(layout.shared().join(".env"), "A=1\n").unwrap();
+        sh.check(
+            "t",
+            &link_shared(
+                &layout,
+                &id(),
+                &[".env".into()],
+                &["public/uploads".into(), "logs".into()],
+            ),
+        )
+        .await
+        .unwrap();
         assert!(layout.shared().join("public/uploads").is_dir());
-        assert!(layout.release(&id()).join("public/uploads").is_symlink());
-        sh.check("t", &link_next(&layout, &id())).await.unwrap();
-        sh.check("t", &swap_current(&layout, &id())).await.unwrap();
-        let out = sh.check("t", &read_current(&layout)).await.unwrap();
-        assert_eq!(Layout::parse_link_target(&out.stdout_text()), Some(id()));
+        for rel in [".env", "public/uploads", "logs"] {
+            let link = release.join(rel);
+            assert!(link.is_symlink(), "{rel}");
+            assert_eq!(
+                std::fs::read_link(&link).unwrap(),
+                layout.shared().join(rel)
+            );
+        }
+
+        // Not prepared: the switch refuses and changes nothing.
+        let out = sh.run(&switch_current(&layout, &id()), None).await.unwrap();
+        assert_eq!(out.status, CHECK_FAILED);
+        assert!(!layout.current().exists());
+
+        // Without its ecosystem file a release is not sealed.
+        let mut other = config();
+        other.ecosystem = "missing.config.js".into();
+        let out = sh
+            .run(&seal_release(&other, &layout, &id()), None)
+            .await
+            .unwrap();
+        assert_eq!(out.status, CHECK_FAILED);
+        assert!(!marker.exists());
+        sh.check("t", &seal_release(&config(), &layout, &id()))
+            .await
+            .unwrap();
+        assert!(marker.exists());
+        let out = sh.check("t", &prepare_begin(&layout, &id())).await.unwrap();
+        assert_eq!(out.stdout_text(), "prepared\n");
+
+        // Twice, as an undo or a retry would: same result.
+        for _ in 0..2 {
+            sh.check("t", &switch_current(&layout, &id()))
+                .await
+                .unwrap();
+            let out = sh.check("t", &read_current(&layout)).await.unwrap();
+            assert_eq!(Layout::parse_link_target(&out.stdout_text()), Some(id()));
+        }
+        assert!(!layout.next_current(&id()).exists());
+        // `current` named in prepare_begin's output when the release is not complete.
+        std::fs::remove_file(&marker).unwrap();
+        let out = sh.check("t", &prepare_begin(&layout, &id())).await.unwrap();
+        assert_eq!(out.stdout_text(), "staging\nreleases/r1\n");
+
+        // A real directory at `current` (an in-place deploy): the switch fails and
+        // leaves it alone.
+        std::fs::write(&marker, "").unwrap();
+        std::fs::remove_file(layout.current()).unwrap();
+        std::fs::create_dir_all(layout.current().join("app")).unwrap();
+        let out = sh.run(&switch_current(&layout, &id()), None).await.unwrap();
+        assert!(!out.success() && out.status != CHECK_FAILED, "{out:?}");
+        assert!(layout.current().join("app").is_dir());
+
+        // The snapshot command on a real shell, with `printf` standing in for pm2.
+        let mut fake = config();
+        fake.pm2_home = None;
+        fake.pm2 = "printf".into();
+        let mut c = clocked_jlist(&fake);
+        c.args.truncate(4); // `printf jlist` would print `jlist`; print a list instead
+        c.args.push("[]".into());
+        let out = sh.check("t", &c).await.unwrap();
+        let snap = crate::jlist::parse_snapshot(&out.stdout_text()).unwrap();
+        let clock = snap.clock_ms.expect("the host's clock is printed");
+        assert!(
+            clock > 1_600_000_000_000,
+            "milliseconds since the epoch: {clock}"
+        );
+        assert!(snap.processes.is_empty());
     }
 }

@@ -31,6 +31,12 @@ pub struct Pm2Env {
     /// `cluster_mode` or `fork_mode`.
     #[serde(default)]
     pub exec_mode: Option<String>,
+    /// When this instance last started, in milliseconds since the epoch on the
+    /// host's clock. PM2 resets it on every start: first start, crash restart and
+    /// reload alike (checked with PM2 7), so "up for at least the settle window"
+    /// means "no restart during it".
+    #[serde(default)]
+    pub pm_uptime: Option<u64>,
 }
 
 impl Pm2Process {
@@ -66,6 +72,36 @@ pub fn parse(output: &str) -> Result<Vec<Pm2Process>, String> {
         .unwrap_or_else(|| format!("no JSON list in `pm2 jlist` output: {}", excerpt(output))))
 }
 
+/// The first line [`commands::clocked_jlist`](crate::commands::clocked_jlist)
+/// prints: the host's clock, read just before `pm2 jlist` ran.
+pub const CLOCK_LINE: &str = "deploykit-clock-ms";
+
+/// A `pm2 jlist` taken together with the host's clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The host's clock (ms since the epoch) just before the list was read; `None`
+    /// when the host did not print it. Compared only with the list's own
+    /// `pm_uptime` values, never with this machine's clock, so clock skew between
+    /// the two machines does not matter.
+    pub clock_ms: Option<u64>,
+    /// Every process PM2 lists.
+    pub processes: Vec<Pm2Process>,
+}
+
+/// Parses the output of [`commands::clocked_jlist`](crate::commands::clocked_jlist):
+/// an optional clock line, then whatever `pm2 jlist` printed.
+pub fn parse_snapshot(output: &str) -> Result<Snapshot, String> {
+    let clock_ms = output.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix(CLOCK_LINE)
+            .and_then(|v| v.trim().parse().ok())
+    });
+    Ok(Snapshot {
+        clock_ms,
+        processes: parse(output)?,
+    })
+}
+
 fn excerpt(text: &str) -> String {
     let t = text.trim();
     if t.len() > 200 {
@@ -99,6 +135,28 @@ mod tests {
         assert_eq!(list[1].pm2_env.restart_time, 15);
         assert_eq!(list[2].pm2_env.restart_time, 0);
         assert_eq!(parse("[]").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_snapshot_carries_the_hosts_clock_and_start_times() {
+        let out = format!(
+            "{CLOCK_LINE} 1795695753098\n{}",
+            r#"[{"pid":1,"name":"web","pm_id":0,"pm2_env":{"status":"online","restart_time":2,"pm_uptime":1795695751000}}]"#
+        );
+        let snap = parse_snapshot(&out).unwrap();
+        assert_eq!(snap.clock_ms, Some(1795695753098));
+        assert_eq!(snap.processes[0].pm2_env.pm_uptime, Some(1795695751000));
+        // Without the clock line (or with garbage in it) the list is still read.
+        let snap = parse_snapshot(&format!("{CLOCK_LINE} %3N\n[]")).unwrap();
+        assert_eq!(snap.clock_ms, None);
+        assert_eq!(parse_snapshot(SAMPLE).unwrap().clock_ms, None);
+        assert_eq!(
+            parse_snapshot(SAMPLE).unwrap().processes[0]
+                .pm2_env
+                .pm_uptime,
+            None
+        );
+        assert!(parse_snapshot(&format!("{CLOCK_LINE} 5\n")).is_err());
     }
 
     #[test]

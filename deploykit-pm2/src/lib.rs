@@ -29,7 +29,7 @@
 //! - [`Pm2Target`]: the core [`Target`](deploykit_core::Target) for one app on
 //!   one host, over any [`Shell`](deploykit_core::Shell) (`SshShell`, `LocalShell`).
 //! - [`Pm2Probe`]: a [`HealthProbe`](deploykit_core::HealthProbe) reading
-//!   `pm2 jlist`: all instances online, no restarts during a settle window.
+//!   `pm2 jlist`: all instances online, each up for at least a settle window.
 //! - [`Pm2Fleet`]: one release on N hosts, all at once or in rolling batches;
 //!   a failure on any host switches every host back.
 //! - [`Pm2HostLock`]: the deploy lock as a file on the host, so deployers on
@@ -64,6 +64,7 @@ mod host_lock;
 pub mod jlist;
 mod layout;
 mod probe;
+mod settle;
 mod target;
 
 pub use config::{Pm2Config, Source};

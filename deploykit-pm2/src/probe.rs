@@ -8,18 +8,25 @@ use deploykit_core::{HealthProbe, HealthReport, HealthStatus, Shell, ShellExt};
 
 use crate::commands;
 use crate::config::Pm2Config;
-use crate::jlist::{self, Pm2Process};
+use crate::jlist::{self, Snapshot};
+use crate::settle::{judge, Requirement, Verdict};
 
-/// Healthy when every instance of the app is `online` and none restarted during a
-/// settle window: a cluster reload "succeeds" even when the new code crashes a
-/// second after starting, and only a climbing restart count shows it.
+/// Healthy when every instance of the app is `online` and has been up for at least
+/// a settle window: a cluster reload "succeeds" even when the new code crashes a
+/// second after starting, and only a young start time or a climbing restart count
+/// shows it.
+///
+/// The window is counted from each worker's start (`pm_uptime`, by the host's own
+/// clock), not from the probe's: a snapshot whose instances are all older than the
+/// window is healthy at once; otherwise the probe sleeps the rest of it and looks
+/// again, and any instance that restarted in between (restart count, start time or
+/// id changed) fails the check. See the `settle` module for every rule.
 ///
 /// Used next to HTTP probes: PM2 says the processes live, HTTP says they serve.
 pub struct Pm2Probe {
     shell: Arc<dyn Shell>,
     config: Pm2Config,
-    instances: Option<usize>,
-    settle: Duration,
+    requirement: Requirement,
     name: String,
 }
 
@@ -27,66 +34,40 @@ impl Pm2Probe {
     /// A probe of `config.app` on `shell`'s host, with a 2 s settle window.
     pub fn new(shell: Arc<dyn Shell>, config: Pm2Config) -> Self {
         let name = format!("pm2 {} on {}", config.app, shell.location());
+        let requirement = Requirement {
+            app: config.app.clone(),
+            instances: None,
+            settle: Duration::from_secs(2),
+        };
         Self {
             shell,
             config,
-            instances: None,
-            settle: Duration::from_secs(2),
+            requirement,
             name,
         }
     }
 
     /// Also requires at least `n` instances (e.g. the cluster size).
     pub fn instances(mut self, n: usize) -> Self {
-        self.instances = Some(n);
+        self.requirement.instances = Some(n);
         self
     }
 
-    /// How long restart counts must stay still.
+    /// How long every instance must have been up without a restart.
     pub fn settle(mut self, window: Duration) -> Self {
-        self.settle = window;
+        self.requirement.settle = window;
         self
     }
 
-    async fn snapshot(&self) -> Result<Vec<Pm2Process>, String> {
+    /// `pm2 jlist` and the host's clock, in one round trip.
+    async fn snapshot(&self) -> Result<Snapshot, String> {
         let out = self
             .shell
-            .check("pm2 jlist", &commands::jlist(&self.config))
+            .check("pm2 jlist", &commands::clocked_jlist(&self.config))
             .await
             .map_err(|e| e.to_string())?;
-        Ok(jlist::parse(&out.stdout_text())?
-            .into_iter()
-            .filter(|p| p.name == self.config.app)
-            .collect())
+        jlist::parse_snapshot(&out.stdout_text())
     }
-
-    /// Judges one snapshot: `Some(problem)` when not healthy.
-    fn judge(&self, procs: &[Pm2Process]) -> Option<String> {
-        if procs.is_empty() {
-            return Some(format!("no PM2 process named {}", self.config.app));
-        }
-        let down: Vec<String> = procs
-            .iter()
-            .filter(|p| !p.online())
-            .map(|p| format!("#{} {}", p.pm_id, p.pm2_env.status))
-            .collect();
-        if !down.is_empty() {
-            return Some(format!("not online: {}", down.join(", ")));
-        }
-        match self.instances {
-            Some(n) if procs.len() < n => Some(format!("{} of {n} instances running", procs.len())),
-            _ => None,
-        }
-    }
-}
-
-fn restarts(procs: &[Pm2Process]) -> Vec<(u32, u64)> {
-    let mut r: Vec<(u32, u64)> = procs
-        .iter()
-        .map(|p| (p.pm_id, p.pm2_env.restart_time))
-        .collect();
-    r.sort();
-    r
 }
 
 #[async_trait]
@@ -100,38 +81,29 @@ impl HealthProbe for Pm2Probe {
         let report = |status, detail: String| {
             HealthReport::new(&self.name, status, started.elapsed(), detail)
         };
-        let first = match self.snapshot().await {
-            Ok(p) => p,
-            Err(e) => return report(HealthStatus::Unhealthy, e),
-        };
-        if let Some(problem) = self.judge(&first) {
-            return report(HealthStatus::Unhealthy, problem);
+        let settle = self.requirement.settle;
+        let mut first: Option<Snapshot> = None;
+        let mut waited = Duration::ZERO;
+        // At most three snapshots: the first gives the ages; after a wait for the
+        // youngest, the second normally settles it; if the host's clock could not
+        // tell (no start times, a clock behind them), the rest of a full window
+        // between unchanged snapshots does, as the third.
+        loop {
+            let snap = match self.snapshot().await {
+                Ok(s) => s,
+                Err(e) => return report(HealthStatus::Unhealthy, e),
+            };
+            let wait = match judge(&self.requirement, first.as_ref(), waited, &snap) {
+                Verdict::Unhealthy(problem) => return report(HealthStatus::Unhealthy, problem),
+                Verdict::Settled(summary) => return report(HealthStatus::Healthy, summary),
+                Verdict::Wait(wait) if first.is_none() => wait,
+                Verdict::Wait(_) => settle.saturating_sub(waited),
+            };
+            if first.is_none() {
+                first = Some(snap);
+            }
+            tokio::time::sleep(wait).await;
+            waited += wait;
         }
-        tokio::time::sleep(self.settle).await;
-        let second = match self.snapshot().await {
-            Ok(p) => p,
-            Err(e) => return report(HealthStatus::Unhealthy, e),
-        };
-        if let Some(problem) = self.judge(&second) {
-            return report(HealthStatus::Unhealthy, problem);
-        }
-        let (before, after) = (restarts(&first), restarts(&second));
-        if before != after {
-            return report(
-                HealthStatus::Unhealthy,
-                format!(
-                    "restarting: restart counts went from {before:?} to {after:?} within {:?} (pm_id, restarts)",
-                    self.settle
-                ),
-            );
-        }
-        report(
-            HealthStatus::Healthy,
-            format!(
-                "{} instance(s) online, no restarts in {:?}",
-                second.len(),
-                self.settle
-            ),
-        )
     }
 }

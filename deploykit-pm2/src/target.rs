@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use deploykit_core::{Error, ReleaseId, ReleaseSpec, Result, Shell, ShellExt, Target};
+use deploykit_core::shell::{CommandFailed, Output};
+use deploykit_core::{Cmd, Error, ReleaseId, ReleaseSpec, Result, Shell, ShellExt, Target};
 
 use crate::commands;
 use crate::config::{Pm2Config, Source};
@@ -19,6 +20,10 @@ use crate::layout::Layout;
 ///   (a cluster-mode app reloads worker by worker), then `pm2 save`.
 /// - rolling back is `activate(previous)`: the old release is still built on disk,
 ///   so it is a swap and a reload — seconds, not a reinstall and rebuild.
+///
+/// Each check and the action it guards run as one remote script (see
+/// [`commands`](crate::commands)), so a prepare costs 5 round trips plus one per
+/// build command, and an activation 3, two of them `pm2` (each a Node start-up).
 pub struct Pm2Target {
     shell: Arc<dyn Shell>,
     config: Pm2Config,
@@ -56,14 +61,6 @@ impl Pm2Target {
         self.shell.location()
     }
 
-    async fn is_prepared(&self, id: &ReleaseId) -> Result<bool> {
-        Ok(self
-            .shell
-            .run(&commands::is_prepared(&self.layout, id), None)
-            .await?
-            .success())
-    }
-
     /// Every prepare step in order; the caller cleans up on error.
     async fn stage(&self, spec: &ReleaseSpec) -> Result<()> {
         let sh = &self.shell;
@@ -78,10 +75,9 @@ impl Pm2Target {
                             self.location()
                         ))
                     })?;
-                let resolved = sh
-                    .run(&commands::git_resolve(&self.layout, &spec.commit), None)
-                    .await?;
-                if !resolved.success() {
+                let cmd = commands::git_checkout(&self.layout, &spec.commit, id);
+                let out = sh.run(&cmd, None).await?;
+                if out.status == commands::CHECK_FAILED {
                     return Err(Error::part(
                         "prepare.checkout",
                         self.location(),
@@ -89,12 +85,7 @@ impl Pm2Target {
                     )
                     .with_hint("push the commit (or check the hash) and deploy again"));
                 }
-                let hash = resolved.stdout_text().trim().to_string();
-                sh.check(
-                    "prepare.checkout",
-                    &commands::git_export(&self.layout, &hash, id),
-                )
-                .await?;
+                self.fail_unless("prepare.checkout", &cmd, &out)?;
             }
             Source::Artifact { dir } => {
                 let file = dir.join(format!("{id}.tar.gz"));
@@ -103,28 +94,18 @@ impl Pm2Target {
                     .map_err(|e| Error::io("reading artifact", &file, e))?;
                 let cmd = commands::unpack_artifact(&self.layout, id);
                 let out = sh.run(&cmd, Some(&bytes)).await?;
-                if !out.success() {
-                    return Err(deploykit_core::shell::CommandFailed::new(
-                        "prepare.upload",
-                        self.location(),
-                        &cmd,
-                        &out,
-                    )
-                    .into());
-                }
+                self.fail_unless("prepare.upload", &cmd, &out)?;
             }
         }
-        for f in &self.config.linked_files {
+        if !self.config.linked_files.is_empty() || !self.config.linked_dirs.is_empty() {
             sh.check(
                 "prepare.link",
-                &commands::link_shared(&self.layout, id, f, false),
-            )
-            .await?;
-        }
-        for d in &self.config.linked_dirs {
-            sh.check(
-                "prepare.link",
-                &commands::link_shared(&self.layout, id, d, true),
+                &commands::link_shared(
+                    &self.layout,
+                    id,
+                    &self.config.linked_files,
+                    &self.config.linked_dirs,
+                ),
             )
             .await?;
         }
@@ -135,8 +116,9 @@ impl Pm2Target {
             )
             .await?;
         }
-        let eco = commands::has_ecosystem(&self.config, &self.layout, id);
-        if !sh.run(&eco, None).await?.success() {
+        let seal = commands::seal_release(&self.config, &self.layout, id);
+        let out = sh.run(&seal, None).await?;
+        if out.status == commands::CHECK_FAILED {
             return Err(Error::part(
                 "prepare.ecosystem",
                 self.location(),
@@ -149,9 +131,35 @@ impl Pm2Target {
                 "fix `ecosystem` in the target config, or commit that file to the repository",
             ));
         }
-        sh.check("prepare", &commands::mark_prepared(&self.layout, id))
-            .await?;
-        Ok(())
+        self.fail_unless("prepare", &seal, &out)
+    }
+
+    /// A failed command as the error of `step`; `Ok` when it succeeded.
+    fn fail_unless(&self, step: &str, cmd: &Cmd, out: &Output) -> Result<()> {
+        if out.success() {
+            Ok(())
+        } else {
+            Err(CommandFailed::new(step, self.location(), cmd, out).into())
+        }
+    }
+
+    /// Reads a `current` link target (`None`: no link).
+    fn parse_current(&self, target: &str) -> Result<Option<ReleaseId>> {
+        if target.trim().is_empty() {
+            return Ok(None);
+        }
+        Layout::parse_link_target(target).map(Some).ok_or_else(|| {
+            Error::part(
+                "current",
+                self.location(),
+                format!(
+                    "{} points at {:?}, not at a release directory",
+                    self.layout.current().display(),
+                    target.trim()
+                ),
+            )
+            .with_hint("point it at releases/<id> by hand, or remove it if nothing is deployed")
+        })
     }
 
     async fn take_offline(&self) -> Result<()> {
@@ -180,29 +188,20 @@ impl Target for Pm2Target {
         if !out.success() {
             return Ok(None);
         }
-        let target = out.stdout_text();
-        Layout::parse_link_target(&target).map(Some).ok_or_else(|| {
-            Error::part(
-                "current",
-                self.location(),
-                format!(
-                    "{} points at {:?}, not at a release directory",
-                    self.layout.current().display(),
-                    target.trim()
-                ),
-            )
-            .with_hint("point it at releases/<id> by hand, or remove it if nothing is deployed")
-        })
+        self.parse_current(&out.stdout_text())
     }
 
     async fn prepare(&self, spec: &ReleaseSpec) -> Result<()> {
-        self.shell
-            .check("prepare", &commands::make_layout(&self.layout))
-            .await?;
-        if self.is_prepared(&spec.id).await? {
+        let begun = self
+            .shell
+            .check("prepare", &commands::prepare_begin(&self.layout, &spec.id))
+            .await?
+            .stdout_text();
+        let (first, live) = begun.split_once('\n').unwrap_or((&begun, ""));
+        if first.trim() == commands::ALREADY_PREPARED {
             return Ok(());
         }
-        if self.current().await?.as_ref() == Some(&spec.id) {
+        if self.parse_current(live)?.as_ref() == Some(&spec.id) {
             return Err(Error::part(
                 "prepare",
                 self.location(),
@@ -210,10 +209,8 @@ impl Target for Pm2Target {
             )
             .with_hint("deploy under a new release id"));
         }
-        // Leftovers of an interrupted prepare are replaced, never built upon.
-        self.shell
-            .check("prepare", &commands::remove_release(&self.layout, &spec.id))
-            .await?;
+        // Leftovers of an interrupted prepare are replaced, never built upon: the
+        // checkout (or unpack) empties the release directory first.
         match self.stage(spec).await {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -256,7 +253,10 @@ impl Target for Pm2Target {
         let Some(id) = release else {
             return self.take_offline().await;
         };
-        if !self.is_prepared(id).await? {
+        let sh = &self.shell;
+        let switch = commands::switch_current(&self.layout, id);
+        let out = sh.run(&switch, None).await?;
+        if out.status == commands::CHECK_FAILED {
             return Err(Error::part(
                 "activate",
                 self.location(),
@@ -264,17 +264,12 @@ impl Target for Pm2Target {
             )
             .with_hint("prepare it first; an incomplete release is never made live"));
         }
-        let sh = &self.shell;
-        sh.check("activate.swap", &commands::link_next(&self.layout, id))
-            .await?;
-        sh.check("activate.swap", &commands::swap_current(&self.layout, id))
-            .await
-            .map_err(|e| {
-                e.with_hint(format!(
-                    "nothing was switched; if {} is a real directory (an earlier in-place deploy), move it aside so deploykit can manage it as a symlink",
-                    self.layout.current().display()
-                ))
-            })?;
+        self.fail_unless("activate.swap", &switch, &out).map_err(|e| {
+            e.with_hint(format!(
+                "nothing was switched; if {} is a real directory (an earlier in-place deploy), move it aside so deploykit can manage it as a symlink",
+                self.layout.current().display()
+            ))
+        })?;
         sh.check(
             "activate.reload",
             &commands::start_or_reload(&self.config, &self.layout, id),
@@ -318,5 +313,67 @@ impl Target for Pm2Target {
             .collect();
         ids.sort();
         Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deploykit_core::{Commit, LocalShell};
+
+    fn git(dir: &std::path::Path, args: &[&str]) {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "commit.gpgsign=false",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}");
+    }
+
+    #[tokio::test]
+    async fn merged_checks_still_name_what_failed_and_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("ecosystem.config.js"), "module.exports = {};\n").unwrap();
+        git(&src, &["init", "-q"]);
+        git(&src, &["add", "-A"]);
+        git(&src, &["commit", "-q", "-m", "one"]);
+        let config = Pm2Config::new(
+            "web",
+            dir.path().join("app"),
+            Source::Git {
+                repo: src.to_string_lossy().into_owned(),
+            },
+        );
+        let target = Pm2Target::new(Arc::new(LocalShell::new()), config).unwrap();
+        let id = ReleaseId::parse("r1").unwrap();
+
+        // Activating a release that was never prepared: refused, nothing switched.
+        let err = target.activate(Some(&id)).await.unwrap_err().to_string();
+        assert!(err.contains("not (completely) prepared"), "{err}");
+        assert_eq!(target.current().await.unwrap(), None);
+
+        // A commit the repository does not have: named, and the release is gone.
+        let spec = ReleaseSpec {
+            id: id.clone(),
+            commit: Commit::parse("0123456789abcdef0123456789abcdef01234567").unwrap(),
+            branch: None,
+        };
+        let err = target.prepare(&spec).await.unwrap_err().to_string();
+        assert!(err.contains("prepare.checkout"), "{err}");
+        assert!(err.contains("is not in the repository"), "{err}");
+        assert!(err.contains("was removed"), "{err}");
+        assert!(!target.layout().release(&id).exists());
+        assert!(target.list().await.unwrap().is_empty());
     }
 }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use common::app::{policy, spec, AppRepo, Behaviour, HostApp};
 use deploykit_core::testing::MemoryJournal;
-use deploykit_core::{DeployLock, LockHolder, Outcome, Phase, Pipeline, Target, TargetExt};
+use deploykit_core::{
+    DeployLock, HealthProbe, HealthStatus, LockHolder, Outcome, Phase, Pipeline, Target, TargetExt,
+};
 use deploykit_pm2::Pm2HostLock;
 
 /// The pipeline of the sample app on one host: PM2 target, PM2 probe, HTTP probe.
@@ -193,6 +195,60 @@ async fn an_app_that_crashes_on_start_is_rolled_back() {
     assert_eq!(target.current().await.unwrap(), Some(v1.id.clone()));
     assert_eq!(app.wait_version("1.0.0").await.as_deref(), Some("1.0.0"));
     assert!(!target.list().await.unwrap().contains(&v2.id));
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn a_worker_dying_a_second_after_start_is_caught_and_rolled_back() {
+    let Some((mut repo, app)) = setup("crash-soon").await else {
+        return;
+    };
+    let target = app.target();
+    let v1 = spec(1, "1.0.0", &repo.commit("1.0.0", Behaviour::Good));
+    let report = pipeline(&app)
+        .run(&v1, &MemoryJournal::default())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report:#?}");
+
+    // Its workers listen (so the cluster reload completes and HTTP answers), then
+    // die a second later, again after every restart: never up for the settle window.
+    let v2 = spec(
+        2,
+        "2.0.0",
+        &repo.commit("2.0.0", Behaviour::CrashSoonAfterStart),
+    );
+    let report = pipeline(&app)
+        .run(&v2, &MemoryJournal::default())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::RolledBack, "{report:#?}");
+    assert_eq!(report.failed_phase, Some(Phase::Verify), "{report:#?}");
+    let error = report.error.clone().unwrap();
+    assert!(error.contains("pm2 crash-soon on dkdeploy@"), "{error}");
+    assert!(
+        error.contains("not online") || error.contains("restarting"),
+        "{error}"
+    );
+    assert_eq!(target.current().await.unwrap(), Some(v1.id.clone()));
+    assert_eq!(app.wait_version("1.0.0").await.as_deref(), Some("1.0.0"));
+
+    // Back on v1: healthy once its workers have been up for the window; from then
+    // on one snapshot shows it, with no second look and no waiting.
+    let settled = app.pm2_probe().check().await;
+    assert_eq!(settled.status, HealthStatus::Healthy, "{settled:?}");
+    let phase = Arc::new(common::recording::CurrentPhase::default());
+    let shell = Arc::new(common::recording::RecordingShell::new(
+        app.shell.clone(),
+        &app.config.pm2,
+        phase,
+    ));
+    let healthy = app.pm2_probe_on(shell.clone()).check().await;
+    assert_eq!(healthy.status, HealthStatus::Healthy, "{healthy:?}");
+    assert!(healthy.detail.contains("none restarted"), "{healthy:?}");
+    let ran = shell.take();
+    assert_eq!(ran.len(), 1, "one snapshot: {ran:?}");
+    assert!(ran[0].pm2, "{ran:?}");
     app.finish().await;
 }
 

@@ -57,8 +57,14 @@ pub enum Behaviour {
     Good,
     FailBuild,
     CrashOnStart,
+    /// Starts, serves, and dies a second later (every time PM2 restarts it): a
+    /// reload "succeeds", only the PM2 probe's settle window can tell.
+    CrashSoonAfterStart,
     Unhealthy,
 }
+
+/// What `CrashSoonAfterStart` appends to the example's `server.js`.
+const CRASH_SOON: &str = "\nsetTimeout(() => { console.error('dying a second after start, as requested'); process.exit(1); }, 1000);\n";
 
 impl AppRepo {
     /// A repo at `dir` with the example app, no commits yet, readable by `owner`
@@ -97,6 +103,12 @@ impl AppRepo {
                 std::fs::remove_file(&path).unwrap();
             }
         }
+        let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/node-app/server.js");
+        let mut code = std::fs::read_to_string(server).unwrap();
+        if behaviour == Behaviour::CrashSoonAfterStart {
+            code.push_str(CRASH_SOON);
+        }
+        std::fs::write(self.dir.join("server.js"), code).unwrap();
         git(&self.dir, &["add", "-A"]);
         git(
             &self.dir,
@@ -188,7 +200,12 @@ impl HostApp {
     }
 
     pub fn pm2_probe(&self) -> Pm2Probe {
-        Pm2Probe::new(self.shell.clone(), self.config.clone())
+        self.pm2_probe_on(self.shell.clone())
+    }
+
+    /// The same PM2 probe over another shell (e.g. one that records commands).
+    pub fn pm2_probe_on(&self, shell: Arc<dyn Shell>) -> Pm2Probe {
+        Pm2Probe::new(shell, self.config.clone())
             .instances(2)
             .settle(Duration::from_secs(3))
     }

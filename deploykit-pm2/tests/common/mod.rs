@@ -89,6 +89,7 @@ pub fn missing_part<T>(why: &str) -> Option<T> {
 }
 
 pub mod app;
+pub mod recording;
 
 /// Both rig parts, or `None` (after saying why) outside CI.
 pub fn rigs() -> Option<(SshRig, Pm2Rig)> {
