@@ -388,7 +388,7 @@ pub enum ProbeConfig {
     },
     /// Every PM2 instance of the app online and not restarting.
     Pm2 {
-        /// Seconds restarts are watched for.
+        /// Healthy only once every instance has been up this many seconds without a restart.
         #[serde(default = "default_settle")]
         settle_secs: u64,
     },
