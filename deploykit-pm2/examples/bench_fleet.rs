@@ -13,8 +13,8 @@
 //! `BENCH_FLEET_WORKERS` (PM2 cluster workers per host, default 1).
 //!
 //! Prints one line per measured deploy, `fleet <n> <parallel> <round> <seconds>
-//! <phase>=<ms>… cpu=<ms>` (`cpu`: the whole machine's busy CPU time during the
-//! deploy), and before each round `load fleet <round> <busy cores>` (the machine's
+//! <phase>=<ms>… cpu=<ms> own=<ms>` (`cpu`: the whole machine's busy CPU time during
+//! the deploy; `own`: this process's, i.e. deploykit's own share), and before each round `load fleet <round> <busy cores>` (the machine's
 //! load over 2 s with nothing of this benchmark running), for `script/bench`.
 
 #[path = "../tests/common/mod.rs"]
@@ -77,14 +77,16 @@ async fn deploy(
         );
         pipeline = pipeline.probe(pm2).probe(Arc::new(h.http_probe()));
     }
-    let (started, busy) = (Instant::now(), machine_busy_ms());
+    let (started, busy, own) = (Instant::now(), machine_busy_ms(), own_cpu_ms());
     let report = pipeline.run(&spec, &MemoryJournal::default()).await;
     let took = started.elapsed().as_secs_f64();
     let busy = machine_busy_ms() - busy;
+    let own = own_cpu_ms() - own;
     let report = report.expect("the fleet deploy runs");
     assert_eq!(report.outcome, Outcome::Succeeded, "{report:#?}");
     let mut phases = sink.0.lock().unwrap().clone();
     phases.push(("cpu".into(), busy));
+    phases.push(("own".into(), own));
     (took, phases)
 }
 
@@ -113,6 +115,24 @@ fn machine_ticks() -> (u64, u64) {
 /// how much CPU N hosts' work took (USER_HZ is 100 on Linux).
 fn machine_busy_ms() -> u64 {
     machine_ticks().0 * 10
+}
+
+/// CPU time this process (deploykit's pipeline, fleet fan-out, SSH multiplexing and
+/// probes) has used so far, in milliseconds (`/proc/self/stat` utime + stime):
+/// the part of a fleet deploy that is deploykit's own, as opposed to the hosts'
+/// builds and PM2 reloads that share this machine.
+fn own_cpu_ms() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name's closing parenthesis; utime and stime are the
+    // 14th and 15th fields of the whole line.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    fields.iter().sum::<u64>() * 10
 }
 
 /// How many cores were busy over 2 s with none of this benchmark's work running:
