@@ -135,10 +135,20 @@ pub fn spec(n: u32, version: &str, commit: &Commit) -> ReleaseSpec {
     }
 }
 
-/// A free TCP port on loopback (bound and released).
+/// A free TCP port on loopback, below the kernel's ephemeral range (32768 and up):
+/// a port the kernel hands out could be taken by one of the many outgoing
+/// connections (SSH, probes) before the app binds it, which a 20-host fleet did.
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    // Different processes start at different places (tests and benchmarks may
+    // run side by side); the bind check skips ports in use.
+    let start = 20_000 + (std::process::id() % 400) as u16 * 20;
+    loop {
+        let port = start + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 4_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// One app on one (SSH) host, for one test.
