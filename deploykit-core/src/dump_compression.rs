@@ -9,8 +9,8 @@ use crate::error::{Error, Result};
 /// The zlib level (0–9) a dump is written with.
 ///
 /// The pre-deploy backup sits on a deploy's critical path: migrations wait for it.
-/// Level 1 dumps in about 60 % of the time of `pg_dump`'s default (6) for an
-/// artifact about 10 % larger (measured in docs/BENCHMARKS.md), so it is the
+/// Level 1 took 30–60 % of the time of `pg_dump`'s default level for an artifact
+/// 3–10 % larger (a 1.1 GB and a 43 MB database; docs/BENCHMARKS.md), so it is the
 /// default here; 0 turns compression off, 9 trades time for the smallest file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "u8", into = "u8")]
