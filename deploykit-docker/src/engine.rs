@@ -173,6 +173,23 @@ impl Engine {
     }
 
     async fn service_container_ids(&self, project: &str, service: &str) -> Result<Vec<String>> {
+        self.container_ids(project, service, false, false).await
+    }
+
+    /// The ids of `service`'s one-off (`compose run`) containers in `project` that
+    /// are running now, newest first: a killed deploy's migration may still be one.
+    pub async fn running_oneoff_ids(&self, project: &str, service: &str) -> Result<Vec<String>> {
+        self.container_ids(project, service, true, true).await
+    }
+
+    /// Containers of `service` in `project`, one-off ones or the others, newest first.
+    async fn container_ids(
+        &self,
+        project: &str,
+        service: &str,
+        oneoff: bool,
+        running_only: bool,
+    ) -> Result<Vec<String>> {
         let filters = HashMap::from([(
             "label",
             vec![
@@ -181,7 +198,7 @@ impl Engine {
             ],
         )]);
         let options = ListContainersOptionsBuilder::new()
-            .all(true)
+            .all(!running_only)
             .filters(&filters)
             .build();
         let mut list = self
@@ -196,10 +213,12 @@ impl Engine {
                 )
             })?;
         list.retain(|c| {
-            c.labels
+            let is_oneoff = c
+                .labels
                 .as_ref()
                 .and_then(|l| l.get(ONEOFF_LABEL))
-                .is_none_or(|v| v != "True")
+                .is_some_and(|v| v == "True");
+            is_oneoff == oneoff
         });
         // `created` has one-second resolution: the id breaks ties so the order is stable.
         list.sort_by(|a, b| (b.created.unwrap_or(0), &b.id).cmp(&(a.created.unwrap_or(0), &a.id)));

@@ -6,43 +6,11 @@
 //! `recover` would "undo" the wrong revision. [`settle_orphaned_runs`] waits for such
 //! containers to end, and stops them if they do not, before a revision is read.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use bollard::query_parameters::ListContainersOptionsBuilder;
-use deploykit_core::{Error, Result};
+use deploykit_core::Result;
 
-use crate::engine::{Engine, ONEOFF_LABEL, PROJECT_LABEL, SERVICE_LABEL};
-
-/// The ids of `service`'s one-off containers in `project` that are running now.
-pub async fn running_oneoffs(engine: &Engine, project: &str, service: &str) -> Result<Vec<String>> {
-    let filters = HashMap::from([
-        (
-            "label",
-            vec![
-                format!("{PROJECT_LABEL}={project}"),
-                format!("{SERVICE_LABEL}={service}"),
-                format!("{ONEOFF_LABEL}=True"),
-            ],
-        ),
-        ("status", vec!["running".to_string()]),
-    ]);
-    let options = ListContainersOptionsBuilder::new()
-        .filters(&filters)
-        .build();
-    let list = engine
-        .docker()
-        .list_containers(Some(options))
-        .await
-        .map_err(|e| {
-            Error::part(
-                "migrate.orphans",
-                engine.location(),
-                format!("listing one-off containers of {project}/{service}: {e}"),
-            )
-        })?;
-    Ok(list.into_iter().filter_map(|c| c.id).collect())
-}
+use crate::engine::Engine;
 
 /// Waits up to `wait` for `service`'s running one-off containers to end, then stops
 /// the rest (a migration stopped midway rolls back its open transaction). Returns
@@ -55,7 +23,7 @@ pub async fn settle_orphaned_runs(
 ) -> Result<Vec<String>> {
     let deadline = Instant::now() + wait;
     loop {
-        let running = running_oneoffs(engine, project, service).await?;
+        let running = engine.running_oneoff_ids(project, service).await?;
         if running.is_empty() {
             return Ok(Vec::new());
         }

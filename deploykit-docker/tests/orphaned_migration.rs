@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::{rig, spec, WebStack};
 use deploykit_core::{AppliedSet, LocalShell, Migrator, Target};
-use deploykit_docker::orphaned_runs::running_oneoffs;
 use deploykit_docker::{ComposeRunMigrator, PinFile};
 
 fn argv(words: &[&str]) -> Vec<String> {
@@ -60,7 +59,8 @@ async fn the_revert_waits_for_a_migration_a_killed_run_left_running() {
         .spawn()
         .expect("start docker-compose run");
     let started = Instant::now();
-    while running_oneoffs(&engine, &stack.project.name, "web-migrate")
+    while engine
+        .running_oneoff_ids(&stack.project.name, "web-migrate")
         .await
         .unwrap()
         .is_empty()
@@ -85,7 +85,8 @@ async fn the_revert_waits_for_a_migration_a_killed_run_left_running() {
 
     // Whatever the orphan does, it is over by now (or the test waits for it).
     let waited = Instant::now();
-    while !running_oneoffs(&engine, &stack.project.name, "web-migrate")
+    while !engine
+        .running_oneoff_ids(&stack.project.name, "web-migrate")
         .await
         .unwrap()
         .is_empty()
