@@ -175,17 +175,27 @@ impl ComposeRunMigrator {
         }
     }
 
-    async fn current_revision(&self, step: &str) -> Result<Option<String>> {
-        let Some(argv) = &self.revision else {
-            return Ok(None);
-        };
+    /// Waits for one-off containers a killed run left running (see
+    /// [`crate::orphaned_runs`]): called before a run's first revision read.
+    async fn settle_orphans(&self) -> Result<()> {
+        if self.revision.is_none() {
+            return Ok(());
+        }
         crate::orphaned_runs::settle_orphaned_runs(
             &self.engine,
             &self.project.name,
             &self.run_service,
             self.orphan_wait,
         )
-        .await?;
+        .await
+        .map(|_| ())
+    }
+
+    async fn current_revision(&self, step: &str) -> Result<Option<String>> {
+        let Some(argv) = &self.revision else {
+            return Ok(None);
+        };
+
         let Some(image) = self.run_image().await? else {
             return Ok(None);
         };
@@ -209,6 +219,7 @@ impl Migrator for ComposeRunMigrator {
     }
 
     async fn plan(&self) -> Result<MigrationPlan> {
+        self.settle_orphans().await?;
         let from_revision = self.current_revision("migrate.plan").await?;
         Ok(MigrationPlan {
             migrations: vec![PlannedMigration {
@@ -263,6 +274,7 @@ impl Migrator for ComposeRunMigrator {
             .revision_before
             .clone()
             .unwrap_or_else(|| self.base_revision.clone());
+        self.settle_orphans().await?;
         let now = self
             .current_revision("migrate.revert")
             .await?
