@@ -73,6 +73,9 @@ pub struct ComposeTarget {
     rollback_alias: bool,
     adopt: bool,
     strategy: Strategy,
+    /// `compose config`'s verdict, read once: prepare and activate (and the undo's
+    /// reactivation) of one run all need it, and each read starts compose.
+    start_first: std::sync::OnceLock<StartFirstSettings>,
     events: Events,
 }
 
@@ -107,6 +110,7 @@ impl ComposeTarget {
             rollback_alias: false,
             adopt: true,
             strategy: Strategy::StopFirst,
+            start_first: std::sync::OnceLock::new(),
             events: Events::none(),
         })
     }
@@ -333,13 +337,19 @@ impl ComposeTarget {
         .with_hint(hint)
     }
 
-    /// The service's start-first settings from `compose config`, or the refusal.
+    /// The service's start-first settings from `compose config` (read once per
+    /// target), or the refusal.
     pub async fn start_first_settings(&self) -> Result<StartFirstSettings> {
+        if let Some(settings) = self.start_first.get() {
+            return Ok(*settings);
+        }
         let out = self
             .shell
             .check("start-first.config", &self.project.config())
             .await?;
-        StartFirstSettings::from_config(&out.stdout_text(), &self.service, &self.where_())
+        let settings =
+            StartFirstSettings::from_config(&out.stdout_text(), &self.service, &self.where_())?;
+        Ok(*self.start_first.get_or_init(|| settings))
     }
 
     /// Start-first activation of `image` (see the type's docs).
