@@ -195,7 +195,7 @@ impl SshShell {
     pub async fn connect(config: &SshConfig) -> Result<Self> {
         config.validate()?;
         let location = config.location();
-        let key = match &config.auth {
+        match &config.auth {
             SshAuth::Password => {
                 return Err(Error::part(
                     "ssh connect",
@@ -208,13 +208,10 @@ impl SshShell {
                     config.host
                 )));
             }
-            SshAuth::KeyFile(path) => {
-                check_key_file(path, &location)?;
-                Some(path.as_path())
-            }
-            SshAuth::Default => None,
-        };
-        let session = open_master(config, key).await?;
+            SshAuth::KeyFile(path) => check_key_file(path, &location)?,
+            SshAuth::Default => {}
+        }
+        let session = open_master(config).await?;
         Ok(Self {
             location,
             config: config.clone(),
@@ -232,15 +229,11 @@ impl SshShell {
         if !Arc::ptr_eq(&current, dead) {
             return Ok(current);
         }
-        let key = match &self.config.auth {
-            SshAuth::KeyFile(path) => Some(path.as_path()),
-            _ => None,
-        };
         // A restarting sshd or a network blip is back within seconds; a refused key
         // or a changed host key is not, and is reported at once.
         let mut waits = RECONNECT_BACKOFF.iter();
         let fresh = loop {
-            match open_master(&self.config, key).await {
+            match open_master(&self.config).await {
                 Ok(session) => break Arc::new(session),
                 Err(e) => match waits.next() {
                     Some(wait) if is_transient(&e) => tokio::time::sleep(*wait).await,
@@ -437,7 +430,7 @@ impl SshShell {
 }
 
 /// Opens a master connection: checks the host key and authenticates.
-async fn open_master(config: &SshConfig, key: Option<&Path>) -> Result<Session> {
+async fn open_master(config: &SshConfig) -> Result<Session> {
     let mut builder = SessionBuilder::default();
     builder
         .port(config.port)
@@ -457,7 +450,7 @@ async fn open_master(config: &SshConfig, key: Option<&Path>) -> Result<Session> 
     if let Some(user) = &config.user {
         builder.user(user.clone());
     }
-    if let Some(key) = key {
+    if let SshAuth::KeyFile(key) = &config.auth {
         builder.keyfile(key);
     }
     if let Some(file) = &config.known_hosts_file {
