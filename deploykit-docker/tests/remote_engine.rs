@@ -12,7 +12,7 @@ use common::{rig, spec, WebStack};
 use deploykit_core::shell::{SshConfig, SshShell};
 use deploykit_core::testing::MemoryJournal;
 use deploykit_core::{
-    HealthPolicy, Outcome, Pipeline, Policy, ReleaseSpec, RunReport, Shell, Target,
+    HealthPolicy, Outcome, Pipeline, Policy, ReleaseSpec, RunReport, Shell, ShellExt, Target,
 };
 use deploykit_docker::remote::connect_over_ssh;
 use deploykit_docker::{ComposeRunMigrator, ComposeTarget, ContainerHealthProbe};
@@ -148,5 +148,55 @@ async fn remote_engine_over_ssh_passes_the_upgrade_scenario() {
         .unwrap()
         .contains(v2.id.as_str()));
     drop(target);
+    shell.close().await.unwrap();
+}
+
+/// The master connection dies (sshd restarted) between two steps of a run: the next
+/// command opens a new one, and the engine's socket is forwarded again over it, so
+/// the engine answers through the same local path.
+#[tokio::test]
+async fn a_dropped_ssh_connection_comes_back_with_the_engine_forward() {
+    let Some(rig) = rig("remote_engine_reconnect") else {
+        return;
+    };
+    let Some(ssh) = ssh_rig() else { return };
+    let shell = SshShell::connect(&ssh.config)
+        .await
+        .expect("ssh to the rig");
+    let sockets = tempfile::tempdir().unwrap();
+    let local: PathBuf = sockets.path().join("engine.sock");
+    let remote_socket = PathBuf::from(rig.docker_host.trim_start_matches("unix://"));
+    let engine = connect_over_ssh(&shell, &remote_socket, &local)
+        .await
+        .expect("engine over ssh");
+    assert!(engine.image_exists(&rig.busybox).await.unwrap());
+
+    let socket = shell.control_socket().expect("a master connection");
+    let out = std::process::Command::new("ssh")
+        .arg("-S")
+        .arg(&socket)
+        .args(["-O", "exit", "unused"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        engine.image_exists(&rig.busybox).await.is_err(),
+        "with the master gone, the forwarded socket answers nothing"
+    );
+
+    // The run's next command reconnects, and with it the forward.
+    shell
+        .check("test", &deploykit_core::Cmd::new("true"))
+        .await
+        .expect("the command runs on a new connection");
+    assert_ne!(shell.control_socket().unwrap(), socket, "a new master");
+    assert!(
+        engine.image_exists(&rig.busybox).await.unwrap(),
+        "the engine answers through the forward again"
+    );
     shell.close().await.unwrap();
 }
