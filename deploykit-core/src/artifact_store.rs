@@ -64,6 +64,10 @@ pub struct ArtifactMetadata {
     pub sha256: String,
     /// The artifact's file name (relative to the store).
     pub file: String,
+    /// Which database it holds (engine, host, port, name; no credentials). Missing
+    /// in metadata written by older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_id: Option<String>,
     /// Backend-specific facts (pg_dump and server versions, format, compression).
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -75,6 +79,7 @@ pub struct ArtifactMetadata {
 pub struct ArtifactStore {
     dir: PathBuf,
     ext: String,
+    database_id: Option<String>,
 }
 
 impl ArtifactStore {
@@ -84,7 +89,21 @@ impl ArtifactStore {
         Self {
             dir: dir.into(),
             ext: ext.into().trim_start_matches('.').to_string(),
+            database_id: None,
         }
+    }
+
+    /// Records `id` (see [`crate::Backup::database_id`]) in every artifact's
+    /// metadata, so a directory shared by several environments or databases
+    /// still knows whose each file is.
+    pub fn database_id(mut self, id: impl Into<String>) -> Self {
+        self.database_id = Some(id.into());
+        self
+    }
+
+    /// The database identity recorded in new artifacts, if set.
+    pub fn recorded_database_id(&self) -> Option<&str> {
+        self.database_id.as_deref()
     }
 
     /// The directory artifacts live in.
@@ -138,6 +157,7 @@ impl ArtifactStore {
                         size: 0,
                         started,
                         request: request.clone(),
+                        database_id: self.database_id.clone(),
                         done: false,
                     })
                 }
@@ -206,6 +226,8 @@ impl ArtifactStore {
                     created: meta.finished,
                     release: meta.release,
                     commit: meta.commit,
+                    env: Some(meta.env),
+                    database_id: meta.database_id,
                 }),
                 // No metadata: never finished (or not ours); not a usable artifact.
                 Err(_) => continue,
@@ -259,6 +281,7 @@ pub struct ArtifactWriter {
     size: u64,
     started: OffsetDateTime,
     request: BackupRequest,
+    database_id: Option<String>,
     done: bool,
 }
 
@@ -371,6 +394,7 @@ impl ArtifactWriter {
             size: self.size,
             sha256: sha256.clone(),
             file: file_name,
+            database_id: self.database_id.clone(),
             extra,
         };
         let meta_path = ArtifactStore::metadata_path(&self.path);
@@ -404,6 +428,8 @@ impl ArtifactWriter {
             created: finished,
             release: self.request.release.clone(),
             commit: self.request.commit.clone(),
+            env: Some(self.request.env.clone()),
+            database_id: self.database_id.clone(),
         })
     }
 

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::backup_scope::{BackupScope, Ownership, ScopedListing};
 use crate::error::Result;
 use crate::release::{Commit, ReleaseId};
 
@@ -39,6 +40,13 @@ pub struct BackupArtifact {
     pub release: ReleaseId,
     /// That release's commit.
     pub commit: Commit,
+    /// The environment it was taken in, as its metadata records it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// Which database it holds (see [`Backup::database_id`]); `None` for artifacts
+    /// written before deploykit recorded it, which are therefore never pruned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_id: Option<String>,
 }
 
 /// Proof that the caller means to overwrite live data. Restores take one so a
@@ -69,20 +77,52 @@ pub trait Backup: Send + Sync {
     async fn list(&self) -> Result<Vec<BackupArtifact>>;
     /// Deletes one artifact (and its metadata).
     async fn remove(&self, artifact: &BackupArtifact) -> Result<()>;
+    /// Which database this backend copies: engine, host, port and name, never
+    /// credentials. Recorded in every artifact, so environments (or apps) sharing a
+    /// backup directory never prune or restore each other's data by mistake.
+    fn database_id(&self) -> String;
 }
 
 /// Conveniences built only from [`Backup`]'s required methods, so every backend gets
 /// them with the same behaviour. Not meant to be implemented by hand.
+///
+/// Several environments may share one backup directory, so everything here is
+/// scoped by the environment and database recorded in each artifact
+/// ([`BackupScope`]).
 #[async_trait]
 pub trait BackupExt: Backup {
-    /// Keeps the newest `keep` artifacts and never removes one listed in `protect`
-    /// (e.g. the backup a running deploy depends on). Returns what was removed.
-    async fn prune(&self, keep: usize, protect: &[PathBuf]) -> Result<Vec<BackupArtifact>> {
-        let mut all = self.list().await?;
-        all.sort_by_key(|a| a.created);
-        let excess = all.len().saturating_sub(keep);
+    /// This environment's view of the store: its own artifacts, those of its
+    /// environment written before the database was recorded, and how many belong
+    /// to others.
+    async fn list_scoped(&self, env: &str) -> Result<ScopedListing> {
+        let scope = BackupScope::new(env, self.database_id());
+        let mut listing = ScopedListing::default();
+        for artifact in self.list().await? {
+            match scope.ownership(&artifact) {
+                Ownership::Own => listing.own.push(artifact),
+                Ownership::Unrecorded => listing.unrecorded.push(artifact),
+                Ownership::Foreign => listing.foreign += 1,
+            }
+        }
+        Ok(listing)
+    }
+
+    /// Keeps the newest `keep` of this environment's own artifacts and never
+    /// removes one listed in `protect` (e.g. the backup a running deploy, or a
+    /// pending undo, depends on). Artifacts of other environments or databases,
+    /// and those without a recorded database, are never touched. Returns what was
+    /// removed.
+    async fn prune(
+        &self,
+        env: &str,
+        keep: usize,
+        protect: &[PathBuf],
+    ) -> Result<Vec<BackupArtifact>> {
+        let mut own = self.list_scoped(env).await?.own;
+        own.sort_by_key(|a| a.created);
+        let excess = own.len().saturating_sub(keep);
         let mut removed = Vec::new();
-        for artifact in all.into_iter().take(excess) {
+        for artifact in own.into_iter().take(excess) {
             if protect.contains(&artifact.path) {
                 continue;
             }
@@ -92,10 +132,15 @@ pub trait BackupExt: Backup {
         Ok(removed)
     }
 
-    /// The newest complete artifact, if any.
-    async fn latest(&self) -> Result<Option<BackupArtifact>> {
-        let all = self.list().await?;
-        Ok(all.into_iter().max_by_key(|a| a.created))
+    /// The newest artifact of this environment (its own, or one of its
+    /// environment without a recorded database), if any.
+    async fn latest(&self, env: &str) -> Result<Option<BackupArtifact>> {
+        let listing = self.list_scoped(env).await?;
+        Ok(listing
+            .own
+            .into_iter()
+            .chain(listing.unrecorded)
+            .max_by_key(|a| a.created))
     }
 }
 

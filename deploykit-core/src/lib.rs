@@ -35,6 +35,7 @@
 
 pub mod artifact_store;
 pub mod backup;
+pub mod backup_scope;
 pub mod command_migrator;
 mod compensate;
 pub mod dump_compression;
@@ -71,6 +72,7 @@ pub mod tcp;
 pub mod testing;
 
 pub use backup::{Backup, BackupArtifact, BackupExt, BackupRequest, ConfirmDestructive};
+pub use backup_scope::{BackupScope, Ownership, ScopedListing};
 pub use dump_compression::DumpCompression;
 pub use error::{Error, Result};
 pub use event::{CollectingSink, Event, EventSink, Events};

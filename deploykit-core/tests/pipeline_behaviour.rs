@@ -485,6 +485,9 @@ impl Backup for Rendezvous<deploykit_core::testing::MemoryBackup> {
     async fn remove(&self, a: &BackupArtifact) -> Result<()> {
         self.inner.remove(a).await
     }
+    fn database_id(&self) -> String {
+        self.inner.database_id()
+    }
 }
 
 #[tokio::test(start_paused = true)]

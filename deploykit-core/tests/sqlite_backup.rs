@@ -127,7 +127,10 @@ async fn prune_keeps_newest_and_protected() {
     for _ in 0..4 {
         made.push(backup.create(&request()).await.unwrap());
     }
-    let removed = backup.prune(2, &[made[0].path.clone()]).await.unwrap();
+    let removed = backup
+        .prune("demo", 2, &[made[0].path.clone()])
+        .await
+        .unwrap();
     assert_eq!(removed, vec![made[1].clone()]);
     assert_eq!(backup.list().await.unwrap().len(), 3);
 }

@@ -53,7 +53,8 @@ impl ExecPgDumpBackup {
             user: user.to_string(),
             password: None,
             compression: DumpCompression::default(),
-            store: ArtifactStore::new(dir, "dump"),
+            store: ArtifactStore::new(dir, "dump")
+                .database_id(compose_identity(project, service, database)),
         }
     }
 
@@ -272,6 +273,17 @@ impl Backup for ExecPgDumpBackup {
     async fn remove(&self, artifact: &BackupArtifact) -> Result<()> {
         self.store.remove(artifact).await
     }
+
+    fn database_id(&self) -> String {
+        compose_identity(&self.project, &self.service, &self.database)
+    }
+}
+
+/// `compose://<project>/<service>/<database>`: which database a Compose backup
+/// holds (no user, no password), so stacks sharing a backup directory tell
+/// their artifacts apart.
+fn compose_identity(project: &str, service: &str, database: &str) -> String {
+    format!("compose://{project}/{service}/{database}")
 }
 
 #[cfg(test)]

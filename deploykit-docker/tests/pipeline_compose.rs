@@ -267,7 +267,7 @@ async fn crm_stack_backs_up_inside_the_db_container_and_a_failed_backup_changes_
         backups.path(),
     );
     assert_eq!(
-        store.latest().await.unwrap(),
+        store.latest("production").await.unwrap(),
         Some(artifact),
         "no new artifact, complete or partial"
     );

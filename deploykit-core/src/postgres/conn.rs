@@ -55,6 +55,18 @@ impl PgTarget {
         &self.location
     }
 
+    /// `postgres://host:port/db`: which database this is, without the user or
+    /// password, recorded in backups so environments sharing a store tell theirs
+    /// apart.
+    pub fn identity(&self) -> String {
+        format!(
+            "postgres://{}:{}/{}",
+            self.options.get_host(),
+            self.options.get_port(),
+            self.database()
+        )
+    }
+
     /// The database name.
     pub fn database(&self) -> &str {
         self.options.get_database().unwrap_or("postgres")

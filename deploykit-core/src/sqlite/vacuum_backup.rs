@@ -32,8 +32,8 @@ impl VacuumIntoBackup {
         let database = database.into();
         Self {
             location: format!("sqlite {}", database.display()),
+            store: ArtifactStore::new(dir, "sqlite").database_id(sqlite_identity(&database)),
             database,
-            store: ArtifactStore::new(dir, "sqlite"),
         }
     }
 
@@ -157,4 +157,16 @@ impl Backup for VacuumIntoBackup {
     async fn remove(&self, artifact: &BackupArtifact) -> Result<()> {
         self.store.remove(artifact).await
     }
+
+    fn database_id(&self) -> String {
+        sqlite_identity(&self.database)
+    }
+}
+
+/// `sqlite://<absolute path>`: the same file named two ways is one database.
+fn sqlite_identity(database: &Path) -> String {
+    let absolute = std::fs::canonicalize(database)
+        .or_else(|_| std::path::absolute(database))
+        .unwrap_or_else(|_| database.to_path_buf());
+    format!("sqlite://{}", absolute.display())
 }
