@@ -170,6 +170,7 @@ impl Migrator for CommandMigrator {
                 reversible: true,
                 findings: Vec::new(),
                 allowed: false,
+                all_or_nothing: false,
             })
             .collect();
         Ok(MigrationPlan {

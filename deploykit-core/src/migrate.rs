@@ -53,6 +53,11 @@ pub struct PlannedMigration {
     pub findings: Vec<LintFinding>,
     /// The file carries an explicit marker allowing its findings.
     pub allowed: bool,
+    /// It runs inside a transaction, so a failure leaves nothing of it behind.
+    /// False when that is not known (SQL marked to run outside a transaction,
+    /// external tools): a failure may then leave part of it applied.
+    #[serde(default)]
+    pub all_or_nothing: bool,
 }
 
 /// The migrations a run would apply, in order.
@@ -78,6 +83,13 @@ impl MigrationPlan {
             revision_before: self.from_revision.clone(),
             revision_after: None,
         }
+    }
+
+    /// True when every planned migration is all-or-nothing: then, after a failed
+    /// apply, the migrations recorded as applied are exactly what changed the
+    /// schema.
+    pub fn all_or_nothing(&self) -> bool {
+        self.migrations.iter().all(|m| m.all_or_nothing)
     }
 }
 

@@ -58,6 +58,12 @@ enum Stop {
 /// State shared by the steps of one run.
 struct RunState<'a> {
     journal: &'a dyn JournalStore,
+    /// The environment's other journals, when known: their pending undos keep
+    /// their backups from being pruned.
+    journals: Option<&'a JournalDir>,
+    /// What a failed migration left applied that no undo removes (a migration
+    /// run outside a transaction that failed part-way).
+    residue: Mutex<Option<String>>,
     seq: AtomicU32,
     phases: Mutex<Vec<PhaseTiming>>,
 }
@@ -162,7 +168,7 @@ impl Pipeline {
     pub async fn run_in(&self, dir: &JournalDir, spec: &ReleaseSpec) -> Result<RunReport> {
         let run_id = self.new_run_id(spec);
         let journal = dir.create(&run_id)?;
-        self.run_with_id(&run_id, spec, &journal).await
+        self.run_journaled(&run_id, spec, &journal, Some(dir)).await
     }
 
     /// Runs a deploy, journaling to `journal`, with a fresh run id.
@@ -178,6 +184,16 @@ impl Pipeline {
         run_id: &str,
         spec: &ReleaseSpec,
         journal: &dyn JournalStore,
+    ) -> Result<RunReport> {
+        self.run_journaled(run_id, spec, journal, None).await
+    }
+
+    async fn run_journaled(
+        &self,
+        run_id: &str,
+        spec: &ReleaseSpec,
+        journal: &dyn JournalStore,
+        journals: Option<&JournalDir>,
     ) -> Result<RunReport> {
         let previous = match &self.target {
             Some(t) => t.current().await?,
@@ -210,6 +226,8 @@ impl Pipeline {
 
         let state = RunState {
             journal,
+            journals,
+            residue: Mutex::new(None),
             seq: AtomicU32::new(0),
             phases: Mutex::new(Vec::new()),
         };
@@ -368,6 +386,7 @@ impl Pipeline {
                     MigrationFailurePolicy::Restore => match &artifact {
                         Some(a) => Compensation::RestoreBackup {
                             artifact: a.clone(),
+                            only_if_applied: plan.all_or_nothing().then(|| plan.as_applied()),
                         },
                         None => return Err(Stop::Failed {
                             phase: Phase::Migrate,
@@ -379,7 +398,15 @@ impl Pipeline {
                 };
             let applied: Mutex<Option<AppliedSet>> = Mutex::new(None);
             self.step(state, Phase::Migrate, Some(undo), async {
-                let set = migrator.apply(&plan).await?;
+                let set = migrator.apply(&plan).await.inspect_err(|e| {
+                    // A restore brings the whole schema back; other undos cannot
+                    // remove what a half-run migration left.
+                    let restores = self.policy.migration_failure == MigrationFailurePolicy::Restore;
+                    if matches!(e, Error::PartlyApplied { .. }) && !restores {
+                        *state.residue.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some(e.to_string());
+                    }
+                })?;
                 let detail = format!("applied {} migration(s)", set.migrations.len());
                 *applied.lock().unwrap_or_else(|e| e.into_inner()) = Some(set);
                 Ok(detail)
@@ -681,8 +708,9 @@ impl Pipeline {
         let protect_release: Vec<ReleaseId> = std::iter::once(spec.id.clone())
             .chain(previous.cloned())
             .collect();
-        let protect_backup: Vec<_> = report.backup.iter().map(|a| a.path.clone()).collect();
-        self.prune(&protect_release, &protect_backup).await;
+        let protect_backup = self.backups_to_keep(state.journals, report.backup.as_ref());
+        self.prune(&protect_release, protect_backup.as_deref())
+            .await;
         let finished = Record::RunFinished {
             outcome: Outcome::Succeeded,
             failed_phase: None,
@@ -707,7 +735,37 @@ impl Pipeline {
         });
     }
 
-    async fn prune(&self, protect_release: &[ReleaseId], protect_backup: &[std::path::PathBuf]) {
+    /// The backups pruning must keep: this run's, and every one an unfinished run's
+    /// undo still needs. `None` when the journals cannot be read: then no backup
+    /// is pruned at all.
+    fn backups_to_keep(
+        &self,
+        journals: Option<&JournalDir>,
+        ours: Option<&BackupArtifact>,
+    ) -> Option<Vec<std::path::PathBuf>> {
+        let mut keep: Vec<_> = ours.iter().map(|a| a.path.clone()).collect();
+        if let Some(dir) = journals {
+            match crate::backup_scope::backups_pending_undo(dir) {
+                Ok(pending) => keep.extend(pending),
+                Err(e) => {
+                    self.events.emit(Event::Warning {
+                        message: format!(
+                            "old backups were not pruned: the journals could not be read to see which ones pending undos need ({e})"
+                        ),
+                    });
+                    return None;
+                }
+            }
+        }
+        Some(keep)
+    }
+
+    /// Prunes releases, and backups unless `protect_backup` is `None`.
+    async fn prune(
+        &self,
+        protect_release: &[ReleaseId],
+        protect_backup: Option<&[std::path::PathBuf]>,
+    ) {
         if let Some(target) = &self.target {
             if let Err(e) = target
                 .prune(self.policy.keep_releases, protect_release)
@@ -718,8 +776,11 @@ impl Pipeline {
                 });
             }
         }
-        if let Some(backup) = &self.backup {
-            if let Err(e) = backup.prune(self.policy.keep_backups, protect_backup).await {
+        if let (Some(backup), Some(protect_backup)) = (&self.backup, protect_backup) {
+            if let Err(e) = backup
+                .prune(&self.env, self.policy.keep_backups, protect_backup)
+                .await
+            {
                 self.events.emit(Event::Warning {
                     message: format!("pruning old backups failed: {e}"),
                 });
@@ -748,7 +809,23 @@ impl Pipeline {
         report: &mut RunReport,
     ) {
         match self.undo_and_verify(state.journal, previous).await {
-            Ok((undone, outcome, next)) => {
+            Ok((undone, mut outcome, mut next)) => {
+                let residue = state
+                    .residue
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+                if let Some(residue) = residue {
+                    // Every undo ran, yet the schema is not the old one.
+                    outcome = Outcome::RollbackFailed;
+                    next = Some(match next {
+                        Some(n) => format!("{residue}; also: {n}"),
+                        None => format!(
+                            "{residue}. The lock is kept until `deploykit recover --env {}` succeeds",
+                            self.env
+                        ),
+                    });
+                }
                 report.undone = undone;
                 report.outcome = outcome;
                 report.next = next;
@@ -943,7 +1020,9 @@ impl Pipeline {
             let protect: Vec<ReleaseId> = std::iter::once(release.clone())
                 .chain(previous.clone())
                 .collect();
-            self.prune(&protect, &[]).await;
+            // Which backups other runs' undos still need is unknown here (no
+            // journal directory): keep them all; the next deploy prunes.
+            self.prune(&protect, None).await;
             journal.append(&Record::RunFinished {
                 outcome: Outcome::Succeeded,
                 failed_phase: None,

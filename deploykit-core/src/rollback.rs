@@ -46,6 +46,12 @@ pub enum Compensation {
     RestoreBackup {
         /// The backup taken by this run before migrating.
         artifact: BackupArtifact,
+        /// When every planned migration was all-or-nothing: the plan. The restore
+        /// then runs only if one of them is applied now, since otherwise the run
+        /// changed no schema and a restore would only throw away the writes made
+        /// since the backup. `None` (or an older journal): always restore.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        only_if_applied: Option<AppliedSet>,
     },
 }
 
@@ -79,7 +85,7 @@ impl Compensation {
                 "keep schema changes of {} migration(s) (policy keep)",
                 applied.migrations.len()
             ),
-            Compensation::RestoreBackup { artifact } => {
+            Compensation::RestoreBackup { artifact, .. } => {
                 format!("restore backup {}", artifact.path.display())
             }
         }
@@ -137,7 +143,15 @@ impl Rollback for PartsRollback {
                 migrator.revert(applied).await
             }
             Compensation::KeepSchema { .. } => Ok(()),
-            Compensation::RestoreBackup { artifact } => {
+            Compensation::RestoreBackup {
+                artifact,
+                only_if_applied,
+            } => {
+                if let (Some(planned), Some(migrator)) = (only_if_applied, &self.migrator) {
+                    if !schema_changed(migrator.as_ref(), planned).await? {
+                        return Ok(());
+                    }
+                }
                 let backup = self.backup.as_ref().ok_or_else(|| missing("backup"))?;
                 backup.verify(artifact).await?;
                 backup
@@ -149,4 +163,14 @@ impl Rollback for PartsRollback {
             }
         }
     }
+}
+
+/// True when any migration of `planned` is applied now. The plan's migrations
+/// are all-or-nothing, so none applied means the schema is as the backup left it.
+async fn schema_changed(migrator: &dyn Migrator, planned: &AppliedSet) -> Result<bool> {
+    let status = migrator.status().await?;
+    Ok(planned
+        .migrations
+        .iter()
+        .any(|m| status.applied.contains(m) || status.drifted.contains(m)))
 }

@@ -227,6 +227,7 @@ impl Migrator for ComposeRunMigrator {
                 reversible: self.revert.is_some() && self.revision.is_some(),
                 findings: Vec::new(),
                 allowed: false,
+                all_or_nothing: false,
             }],
             from_revision,
         })

@@ -118,6 +118,8 @@ impl Migrator for MemoryMigrator {
                 reversible: m.reversible,
                 findings: m.findings.clone(),
                 allowed: m.allowed,
+                // Each twin migration is its own transaction.
+                all_or_nothing: true,
             })
             .collect();
         Ok(MigrationPlan {
@@ -162,6 +164,9 @@ impl Migrator for MemoryMigrator {
     }
 }
 
+/// The database identity of every [`MemoryBackup`]: one world, one database.
+const MEMORY_DATABASE: &str = "memory://world";
+
 /// A [`Backup`] twin: each artifact keeps a copy of the applied migrations and rows.
 #[derive(Debug, Clone)]
 pub struct MemoryBackup {
@@ -186,6 +191,8 @@ impl Backup for MemoryBackup {
             created: OffsetDateTime::now_utc(),
             release: request.release.clone(),
             commit: request.commit.clone(),
+            env: Some(request.env.clone()),
+            database_id: Some(MEMORY_DATABASE.into()),
         };
         let (applied, rows) = (s.applied.clone(), s.rows.clone());
         s.backups.push((artifact.clone(), applied, rows));
@@ -224,6 +231,10 @@ impl Backup for MemoryBackup {
             .iter()
             .map(|b| b.0.clone())
             .collect())
+    }
+
+    fn database_id(&self) -> String {
+        MEMORY_DATABASE.into()
     }
 
     async fn remove(&self, artifact: &BackupArtifact) -> Result<()> {
