@@ -16,6 +16,10 @@ use crate::secret::Secret;
 use crate::shell::Cmd;
 
 use super::conn::PgTarget;
+use super::restore::{
+    drops_for_tables_not_in, ident, pg_restore_script_cmd, psql_one_transaction_cmd,
+    run_in_one_transaction, RestoreFailed,
+};
 
 /// How `pg_dump` writes the backup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -67,29 +71,14 @@ pub(crate) fn pg_dump_cmd(
     }
 }
 
-/// `pg_restore` arguments restoring `file` into the environment's database.
-pub(crate) fn pg_restore_cmd(program: String, database: &str, file: &str) -> Cmd {
-    Cmd::new(program).args([
-        "--no-password",
-        "--clean",
-        "--if-exists",
-        "--single-transaction",
-        "--exit-on-error",
-        "--no-owner",
-        "--dbname",
-        database,
-        file,
-    ])
-}
-
 impl PgDumpBackup {
     /// Dumps the database at `url` into `dir` (custom format).
     pub fn new(url: &Secret, dir: impl Into<std::path::PathBuf>) -> Result<Self> {
         let target = PgTarget::parse(url)?;
         let dir = dir.into();
         Ok(Self {
+            store: ArtifactStore::new(dir, DumpFormat::Custom.ext()).database_id(target.identity()),
             target,
-            store: ArtifactStore::new(dir, DumpFormat::Custom.ext()),
             format: DumpFormat::Custom,
             compression: DumpCompression::default(),
             deep_verify: false,
@@ -99,7 +88,8 @@ impl PgDumpBackup {
 
     /// Uses another dump format.
     pub fn format(mut self, format: DumpFormat) -> Self {
-        self.store = ArtifactStore::new(self.store.dir().to_path_buf(), format.ext());
+        self.store = ArtifactStore::new(self.store.dir().to_path_buf(), format.ext())
+            .database_id(self.target.identity());
         self.format = format;
         self
     }
@@ -370,110 +360,62 @@ impl PgDumpBackup {
         }
     }
 
-    /// Restores `artifact` into the database `target` (custom or plain).
+    /// Restores `artifact` into the database `target` (custom or plain), all in
+    /// one transaction: dropping the tables the backup does not hold, then the
+    /// dump itself. A failure anywhere leaves the database as it was.
     async fn restore_into(&self, target: &PgTarget, artifact: &BackupArtifact) -> Result<()> {
-        match self.format {
+        let in_dump = self.tables_in_dump(artifact).await?;
+        let drops = drops_for_tables_not_in(target, &in_dump).await?;
+        let psql = target.libpq(psql_one_transaction_cmd(
+            self.program("psql"),
+            target.database(),
+        ));
+        let result = match self.format {
             DumpFormat::Custom => {
-                self.drop_tables_not_in_dump(target, artifact).await?;
-                let cmd = target.libpq(pg_restore_cmd(
+                let cmd = pg_restore_script_cmd(
                     self.program("pg_restore"),
-                    target.database(),
                     &artifact.path.to_string_lossy(),
-                ));
-                let out = spawn(&cmd, Stdio::null())
-                    .map_err(|e| self.fail("backup.restore", format!("cannot start `{cmd}`: {e}")))?
-                    .wait_with_output()
-                    .await
-                    .map_err(|e| self.fail("backup.restore", e.to_string()))?;
-                if !out.status.success() {
-                    return Err(self.tool_failed(
-                        "backup.restore",
-                        "pg_restore",
-                        out.status.code(),
-                        &String::from_utf8_lossy(&out.stderr),
-                    ));
-                }
-                Ok(())
-            }
-            DumpFormat::PlainGzip => {
-                self.drop_tables_not_in_dump(target, artifact).await?;
-                let cmd = target.libpq(Cmd::new(self.program("psql")).args([
-                    "--no-password",
-                    "--quiet",
-                    "--no-psqlrc",
-                    "--single-transaction",
-                    "--set",
-                    "ON_ERROR_STOP=1",
-                    "--dbname",
-                    target.database(),
-                ]));
-                let mut child = spawn(&cmd, Stdio::piped()).map_err(|e| {
+                );
+                let mut child = spawn(&cmd, Stdio::null()).map_err(|e| {
                     self.fail("backup.restore", format!("cannot start `{cmd}`: {e}"))
                 })?;
-                let mut stdin = child.stdin.take().expect("piped stdin");
+                let stdout = child.stdout.take().expect("piped stdout");
+                let mut stderr = child.stderr.take().expect("piped stderr");
+                let done = async move {
+                    let mut said = String::new();
+                    let _ = stderr.read_to_string(&mut said).await;
+                    match child.wait().await {
+                        Ok(s) if s.success() => Ok(()),
+                        Ok(s) => Err(RestoreFailed {
+                            tool: "pg_restore",
+                            status: s.code(),
+                            stderr: said,
+                        }),
+                        Err(e) => Err(RestoreFailed {
+                            tool: "pg_restore",
+                            status: None,
+                            stderr: e.to_string(),
+                        }),
+                    }
+                };
+                run_in_one_transaction(&psql, &drops, stdout, done).await
+            }
+            DumpFormat::PlainGzip => {
                 let file = tokio::fs::File::open(&artifact.path)
                     .await
                     .map_err(|e| Error::io("open backup", &artifact.path, e))?;
-                let mut decoder =
+                let decoder =
                     async_compression::tokio::bufread::GzipDecoder::new(BufReader::new(file));
-                let copy = tokio::io::copy(&mut decoder, &mut stdin).await;
-                drop(stdin);
-                let out = child
-                    .wait_with_output()
-                    .await
-                    .map_err(|e| self.fail("backup.restore", e.to_string()))?;
-                if let Err(e) = copy {
-                    if out.status.success() {
-                        return Err(self.fail("backup.restore", format!("feeding psql: {e}")));
-                    }
-                }
-                if !out.status.success() {
-                    return Err(self.tool_failed(
-                        "backup.restore",
-                        "psql",
-                        out.status.code(),
-                        &String::from_utf8_lossy(&out.stderr),
-                    ));
-                }
-                Ok(())
+                run_in_one_transaction(&psql, &drops, decoder, async { Ok(()) }).await
             }
-        }
-    }
-
-    /// `pg_restore --clean` drops only what the dump holds: tables created after
-    /// the backup (e.g. by the migration being undone) are dropped here first so
-    /// the schema really returns to the backup's.
-    async fn drop_tables_not_in_dump(
-        &self,
-        target: &PgTarget,
-        artifact: &BackupArtifact,
-    ) -> Result<()> {
-        let in_dump = self.tables_in_dump(artifact).await?;
-        let schemas: std::collections::BTreeSet<&String> = in_dump.iter().map(|(s, _)| s).collect();
-        let mut conn = target.connect("backup.restore").await?;
-        let rows = sqlx::query(
-            "SELECT schemaname::text, tablename::text FROM pg_tables \
-             WHERE schemaname NOT IN ('pg_catalog', 'information_schema')",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .map_err(|e| self.fail("backup.restore", e.to_string()))?;
-        for r in rows {
-            let (schema, table): (String, String) = (r.get(0), r.get(1));
-            if schemas.contains(&schema) && !in_dump.contains(&(schema.clone(), table.clone())) {
-                let sql = format!(
-                    "DROP TABLE IF EXISTS {}.{} CASCADE",
-                    ident(&schema),
-                    ident(&table)
-                );
-                sqlx::raw_sql(AssertSqlSafe(sql))
-                    .execute(&mut conn)
-                    .await
-                    .map_err(|e| self.fail("backup.restore", e.to_string()))?;
-            }
-        }
-        let _ = conn.close().await;
-        Ok(())
+        };
+        result.map_err(|f| {
+            self.tool_failed("backup.restore", f.tool, f.status, &f.stderr)
+                .with_hint(
+                    "the restore ran in one transaction and was rolled back, so the database \
+                     is unchanged; fix the cause (see the output above) and restore again",
+                )
+        })
     }
 
     /// The `(schema, table)` pairs an artifact creates.
@@ -612,11 +554,6 @@ async fn table_counts(target: &PgTarget) -> Result<Vec<(String, i64)>> {
     Ok(out)
 }
 
-/// Quotes an SQL identifier.
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 fn spawn(cmd: &Cmd, stdin: Stdio) -> std::io::Result<tokio::process::Child> {
     let mut c = tokio::process::Command::new(&cmd.program);
     c.args(&cmd.args)
@@ -659,6 +596,10 @@ impl Backup for PgDumpBackup {
     async fn remove(&self, artifact: &BackupArtifact) -> Result<()> {
         self.store.remove(artifact).await
     }
+
+    fn database_id(&self) -> String {
+        self.target.identity()
+    }
 }
 
 #[cfg(test)]
@@ -677,9 +618,6 @@ mod tests {
             c.args,
             ["--no-password", "--format=plain", "--clean", "--if-exists"]
         );
-        let r = pg_restore_cmd("pg_restore".into(), "shop", "/b/x.dump");
-        assert_eq!(r.args.last().unwrap(), "/b/x.dump");
-        assert!(r.args.contains(&"--single-transaction".to_string()));
         assert_eq!(ident("we\"ird"), "\"we\"\"ird\"");
     }
 }

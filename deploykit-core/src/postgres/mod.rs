@@ -8,6 +8,7 @@
 mod conn;
 mod dump_backup;
 mod probe;
+mod restore;
 mod session;
 
 pub use conn::PgTarget;
