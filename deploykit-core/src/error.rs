@@ -80,6 +80,19 @@ pub enum Error {
         message: String,
     },
 
+    /// A migration that runs outside a transaction failed part-way: the statements
+    /// before the failing one stay applied, it is not recorded, and no down
+    /// script or undo can know exactly what to remove.
+    #[error("{message}; {migration} runs outside a transaction, so these of its statements stay applied: {}; next: remove them by hand (or finish the migration by hand), then run `deploykit recover`", .remains.join("; "))]
+    PartlyApplied {
+        /// The migration (file name).
+        migration: String,
+        /// The statements that ran before the failure (first lines, shortened).
+        remains: Vec<String>,
+        /// The failure itself, with step and location.
+        message: String,
+    },
+
     /// A local file operation failed.
     #[error("{action} {path}: {source}")]
     Io {

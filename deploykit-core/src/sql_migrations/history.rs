@@ -26,6 +26,23 @@ pub enum HistoryDialect {
 }
 
 impl HistoryDialect {
+    /// The form in which this dialect's tool compares versions: sqlx stores them as
+    /// `i64`, so `0001` and `1` are the same migration; the others compare text.
+    pub fn version_key(self, version: &str) -> String {
+        match self {
+            HistoryDialect::Sqlx => version
+                .parse::<i64>()
+                .map(|v| v.to_string())
+                .unwrap_or_else(|_| version.to_string()),
+            HistoryDialect::Deploykit | HistoryDialect::Supabase => version.to_string(),
+        }
+    }
+
+    /// True when `a` and `b` name the same migration in this dialect.
+    pub fn same_version(self, a: &str, b: &str) -> bool {
+        self.version_key(a) == self.version_key(b)
+    }
+
     /// The table's name, for messages.
     pub fn table(self) -> &'static str {
         match self {

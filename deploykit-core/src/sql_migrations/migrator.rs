@@ -12,8 +12,8 @@ use crate::migrate::{AppliedSet, MigrationId, MigrationPlan, MigrationStatus, Mi
 
 use super::driver::{Backend, Session};
 use super::history::HistoryDialect;
+use super::script_run::{down_runs_outside_transaction, run_script};
 use super::source::{load_dir, MigrationFile};
-use super::split::split_statements;
 use super::status::{compare, planned};
 
 /// How a [`SqlMigrator`] behaves; the defaults are the safe choice.
@@ -114,7 +114,7 @@ impl Migrator for SqlMigrator {
         let mut session = self.backend.open(false).await?;
         let rows = session.history().await;
         session.close().await;
-        Ok(compare(&files, &rows?))
+        Ok(compare(&files, &rows?, self.options.dialect))
     }
 
     async fn plan(&self) -> Result<MigrationPlan> {
@@ -185,12 +185,7 @@ impl SqlMigrator {
         todo: &[&MigrationFile],
     ) -> Result<Vec<MigrationId>> {
         session.ensure_history().await?;
-        let recorded: BTreeSet<String> = session
-            .history()
-            .await?
-            .into_iter()
-            .map(|r| r.version)
-            .collect();
+        let recorded = self.recorded_versions(session).await?;
         let single = self.options.single_transaction;
         if single {
             if let Some(f) = todo.iter().find(|f| f.runs_outside_transaction()) {
@@ -213,7 +208,7 @@ impl SqlMigrator {
         }
         let mut done = Vec::new();
         for file in todo {
-            if recorded.contains(&file.id.version) {
+            if recorded.contains(&self.options.dialect.version_key(&file.id.version)) {
                 // Applied meanwhile (e.g. by a concurrent run that held the lock first).
                 continue;
             }
@@ -224,18 +219,14 @@ impl SqlMigrator {
                 })?;
             }
             let started = Instant::now();
-            if let Err(e) = self
-                .run_script(session, file, &file.up, "migrate.apply")
-                .await
+            let location = self.backend.location();
+            if let Err(failure) =
+                run_script(session, location, file, &file.up, "migrate.apply").await
             {
                 if outside {
-                    return Err(e.with_hint(format!(
-                        "{} runs outside a transaction (deploykit:no-transaction): its \
-                         statements before the failing one stay applied and it is not \
-                         recorded; check the database, fix the file and deploy again",
-                        file.file_name()
-                    )));
+                    return Err(failure.outside_transaction(file));
                 }
+                let e = failure.error;
                 rollback(session).await;
                 let undone = if single {
                     "nothing of this plan was applied (one transaction, rolled back)".to_string()
@@ -285,44 +276,14 @@ impl SqlMigrator {
         Ok(done)
     }
 
-    async fn run_script(
-        &self,
-        session: &mut Box<dyn Session>,
-        file: &MigrationFile,
-        script: &str,
-        step: &str,
-    ) -> Result<()> {
-        let statements = split_statements(script);
-        let total = statements.len();
-        for (k, st) in statements.iter().enumerate() {
-            if st.is_comment_only() {
-                continue;
-            }
-            if let Err(e) = session.execute(&st.sql).await {
-                let at = e
-                    .position
-                    .map(|p| format!(", at character {p}"))
-                    .unwrap_or_default();
-                let first_line = st
-                    .sql
-                    .lines()
-                    .find(|l| !l.trim().starts_with("--"))
-                    .unwrap_or("");
-                return Err(self.fail(
-                    step,
-                    format!(
-                        "{}: statement {} of {} (line {}{at}) `{}` failed: {}",
-                        file.file_name(),
-                        k + 1,
-                        total,
-                        st.line,
-                        shorten(first_line.trim(), 80),
-                        e.message
-                    ),
-                ));
-            }
-        }
-        Ok(())
+    /// The versions in the history table, as the dialect compares them.
+    async fn recorded_versions(&self, session: &mut Box<dyn Session>) -> Result<BTreeSet<String>> {
+        Ok(session
+            .history()
+            .await?
+            .into_iter()
+            .map(|r| self.options.dialect.version_key(&r.version))
+            .collect())
     }
 
     async fn revert_locked(
@@ -331,17 +292,13 @@ impl SqlMigrator {
         files: &[MigrationFile],
         applied: &AppliedSet,
     ) -> Result<()> {
-        let recorded: BTreeSet<String> = session
-            .history()
-            .await?
-            .into_iter()
-            .map(|r| r.version)
-            .collect();
+        let recorded = self.recorded_versions(session).await?;
+        let dialect = self.options.dialect;
         let targets: Vec<&MigrationId> = applied
             .migrations
             .iter()
             .rev()
-            .filter(|m| recorded.contains(&m.version))
+            .filter(|m| recorded.contains(&dialect.version_key(&m.version)))
             .collect();
         // Say what cannot be reverted before reverting anything.
         let mut scripts = Vec::new();
@@ -365,18 +322,38 @@ impl SqlMigrator {
             });
         }
         for file in scripts {
-            session
-                .execute("BEGIN")
-                .await
-                .map_err(|e| self.fail("migrate.revert", format!("BEGIN failed: {}", e.message)))?;
             let down = file.down.as_deref().unwrap_or_default();
-            if let Err(e) = self.run_script(session, file, down, "migrate.revert").await {
+            // Like an up script, a down script may need to run outside a transaction
+            // (`DROP INDEX CONCURRENTLY`); its history row still gets one.
+            let outside = down_runs_outside_transaction(down);
+            if !outside {
+                session.execute("BEGIN").await.map_err(|e| {
+                    self.fail("migrate.revert", format!("BEGIN failed: {}", e.message))
+                })?;
+            }
+            if let Err(failure) = run_script(
+                session,
+                self.backend.location(),
+                file,
+                down,
+                "migrate.revert",
+            )
+            .await
+            {
+                if outside {
+                    return Err(failure.outside_transaction_down(file));
+                }
                 rollback(session).await;
-                return Err(e.with_hint(format!(
+                return Err(failure.error.with_hint(format!(
                     "the down script of {} failed and was rolled back; fix it and run \
                      `deploykit recover` again",
                     file.id
                 )));
+            }
+            if outside {
+                session.execute("BEGIN").await.map_err(|e| {
+                    self.fail("migrate.revert", format!("BEGIN failed: {}", e.message))
+                })?;
             }
             if let Err(e) = session.unrecord(&file.id).await {
                 rollback(session).await;
@@ -398,12 +375,4 @@ fn join(ids: &[MigrationId]) -> String {
         .map(|m| m.to_string())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn shorten(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(max).collect::<String>())
-    }
 }

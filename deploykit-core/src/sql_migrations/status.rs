@@ -4,19 +4,26 @@ use std::collections::BTreeMap;
 
 use crate::migrate::{MigrationId, MigrationStatus, PlannedMigration};
 
-use super::history::HistoryRow;
+use super::history::{HistoryDialect, HistoryRow};
 use super::lint::lint;
 use super::source::{version_order, MigrationFile};
 
-/// Compares the files with the history rows, matching by version: applied
+/// Compares the files with the history rows, matching by version as `dialect`'s
+/// tool does (sqlx: as numbers, so `0001_init.sql` is recorded as `1`): applied
 /// (same content), drifted (content changed since), missing (recorded, no file)
 /// and pending (file, no record).
-pub fn compare(files: &[MigrationFile], rows: &[HistoryRow]) -> MigrationStatus {
-    let by_version: BTreeMap<&str, &HistoryRow> =
-        rows.iter().map(|r| (r.version.as_str(), r)).collect();
+pub fn compare(
+    files: &[MigrationFile],
+    rows: &[HistoryRow],
+    dialect: HistoryDialect,
+) -> MigrationStatus {
+    let by_version: BTreeMap<String, &HistoryRow> = rows
+        .iter()
+        .map(|r| (dialect.version_key(&r.version), r))
+        .collect();
     let mut status = MigrationStatus::default();
     for f in files {
-        match by_version.get(f.id.version.as_str()) {
+        match by_version.get(&dialect.version_key(&f.id.version)) {
             Some(row) if row.recorded.matches(f) => status.applied.push(f.id.clone()),
             Some(_) => status.drifted.push(f.id.clone()),
             None => status.pending.push(f.id.clone()),
@@ -24,7 +31,11 @@ pub fn compare(files: &[MigrationFile], rows: &[HistoryRow]) -> MigrationStatus 
     }
     let mut missing: Vec<&HistoryRow> = rows
         .iter()
-        .filter(|r| !files.iter().any(|f| f.id.version == r.version))
+        .filter(|r| {
+            !files
+                .iter()
+                .any(|f| dialect.same_version(&f.id.version, &r.version))
+        })
         .collect();
     missing.sort_by(|a, b| version_order(&a.version, &b.version));
     status.missing = missing
@@ -45,6 +56,7 @@ pub fn planned(file: &MigrationFile) -> PlannedMigration {
         reversible: file.down.is_some(),
         findings: report.findings,
         allowed: report.allowed,
+        all_or_nothing: !file.runs_outside_transaction(),
     }
 }
 
@@ -89,7 +101,7 @@ mod tests {
                 recorded: Recorded::Nothing,
             },
         ];
-        let s = compare(&files, &rows);
+        let s = compare(&files, &rows, HistoryDialect::Deploykit);
         let ids = |v: &[MigrationId]| v.iter().map(|m| m.version.clone()).collect::<Vec<_>>();
         assert_eq!(ids(&s.applied), ["1"]);
         assert_eq!(ids(&s.drifted), ["2"]);
@@ -103,5 +115,26 @@ mod tests {
         assert!(p.reversible);
         assert_eq!(p.findings[0].rule, "drop-table");
         assert!(!planned(&file("2", "select 1;", None)).reversible);
+    }
+
+    #[test]
+    fn sqlx_matches_versions_as_numbers_and_the_others_as_text() {
+        let files = [
+            file("0001", "select 1;", None),
+            file("0002", "select 2;", None),
+        ];
+        let rows = [HistoryRow {
+            version: "1".into(),
+            name: "m0001".into(),
+            recorded: Recorded::Sha384(files[0].sqlx_checksum()),
+        }];
+        let s = compare(&files, &rows, HistoryDialect::Sqlx);
+        let ids = |v: &[MigrationId]| v.iter().map(|m| m.version.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&s.applied), ["0001"]);
+        assert_eq!(ids(&s.pending), ["0002"]);
+        assert!(s.missing.is_empty(), "{s:?}");
+        let text = compare(&files, &rows, HistoryDialect::Deploykit);
+        assert_eq!(ids(&text.pending), ["0001", "0002"]);
+        assert_eq!(ids(&text.missing), ["1"]);
     }
 }
