@@ -163,6 +163,10 @@ pub struct RestoreArgs {
     /// Confirms that the database's current contents will be replaced.
     #[arg(long)]
     pub yes_replace_live_data: bool,
+    /// Restores an artifact taken in another environment (or from another
+    /// database) on purpose; names the environment it was taken in.
+    #[arg(long, value_name = "ENV")]
+    pub from_env: Option<String>,
 }
 
 /// `migrate …`.

@@ -4,7 +4,8 @@ use std::path::Path;
 
 use anyhow::Result;
 use deploykit_core::{
-    BackupArtifact, BackupExt, BackupRequest, Commit, ConfirmDestructive, ReleaseId,
+    BackupArtifact, BackupExt, BackupRequest, BackupScope, Commit, ConfirmDestructive, Ownership,
+    ReleaseId,
 };
 use time::OffsetDateTime;
 
@@ -71,39 +72,63 @@ async fn create(config: &Path, env: &str, mode: Mode) -> Result<u8> {
 
 async fn list(config: &Path, env: &str, mode: Mode) -> Result<u8> {
     let ctx = EnvContext::open(config, env, mode).await?;
-    let all = backup_of(&ctx)?.list().await?;
+    let listing = backup_of(&ctx)?.list_scoped(&ctx.name).await?;
+    const UNRECORDED: &str = "taken before deploykit recorded the database: never pruned automatically; remove it by hand when no longer needed";
     if mode == Mode::Json {
         println!(
             "{}",
-            serde_json::json!({"event": "backups", "artifacts": all})
+            serde_json::json!({
+                "event": "backups",
+                "artifacts": listing.own,
+                "unrecorded": listing.unrecorded,
+                "unrecorded_note": UNRECORDED,
+                "other_environments": listing.foreign,
+            })
         );
-    } else if all.is_empty() {
+        return Ok(exit::OK);
+    }
+    if listing.own.is_empty() && listing.unrecorded.is_empty() {
         println!("no backups");
-    } else {
-        for a in &all {
-            println!("{}", show(a));
-        }
+    }
+    for a in &listing.own {
+        println!("{}", show(a));
+    }
+    for a in &listing.unrecorded {
+        println!("{}  (note: {UNRECORDED})", show(a));
+    }
+    if listing.foreign > 0 {
+        println!(
+            "{} artifact(s) of other environments or databases share this directory and are not shown",
+            listing.foreign
+        );
     }
     Ok(exit::OK)
 }
 
-async fn pick(backup: &dyn deploykit_core::Backup, path: Option<&Path>) -> Result<BackupArtifact> {
-    let all = backup.list().await?;
+/// The artifact at `path` (of any environment: the caller checks whose it is),
+/// or this environment's newest.
+async fn pick(
+    backup: &dyn deploykit_core::Backup,
+    env: &str,
+    path: Option<&Path>,
+) -> Result<BackupArtifact> {
     match path {
-        Some(p) => all
+        Some(p) => backup
+            .list()
+            .await?
             .into_iter()
             .find(|a| {
                 a.path == p || a.path.file_name() == p.file_name() && p.components().count() == 1
             })
             .ok_or_else(|| {
                 ConfigError(format!(
-                    "{} is not a complete backup of this environment (see `backup list`)",
+                    "{} is not a complete backup in this environment's backup directory (see `backup list`)",
                     p.display()
                 ))
                 .into()
             }),
         None => backup
-            .latest()
+            .latest(env)
             .await?
             .ok_or_else(|| ConfigError("there are no backups yet".into()).into()),
     }
@@ -112,7 +137,7 @@ async fn pick(backup: &dyn deploykit_core::Backup, path: Option<&Path>) -> Resul
 async fn verify(config: &Path, p: &BackupPick, mode: Mode) -> Result<u8> {
     let ctx = EnvContext::open(config, &p.env, mode).await?;
     let backup = backup_of(&ctx)?;
-    let artifact = pick(backup.as_ref(), p.path.as_deref()).await?;
+    let artifact = pick(backup.as_ref(), &ctx.name, p.path.as_deref()).await?;
     match backup.verify(&artifact).await {
         Ok(()) => {
             super::say(
@@ -136,7 +161,20 @@ async fn verify(config: &Path, p: &BackupPick, mode: Mode) -> Result<u8> {
 async fn restore(config: &Path, r: &RestoreArgs, mode: Mode) -> Result<u8> {
     let ctx = EnvContext::open(config, &r.env, mode).await?;
     let backup = backup_of(&ctx)?;
-    let artifact = pick(backup.as_ref(), Some(&r.path)).await?;
+    let artifact = pick(backup.as_ref(), &ctx.name, Some(&r.path)).await?;
+    let scope = BackupScope::new(ctx.name.clone(), backup.database_id());
+    scope.admit_restore(&artifact, r.from_env.as_deref())?;
+    if scope.ownership(&artifact) == Ownership::Unrecorded {
+        super::say(
+            mode,
+            &format!(
+                "note: {} was taken in {} before deploykit recorded which database a backup holds",
+                artifact.path.display(),
+                ctx.name
+            ),
+            serde_json::json!({"event": "note", "unrecorded_database": artifact.path}),
+        );
+    }
     if !r.yes_replace_live_data {
         return Err(ConfigError(format!(
             "restoring {} replaces the current contents of {}'s database; pass --yes-replace-live-data to confirm",
