@@ -121,8 +121,9 @@ def checks(w):
     out.append(("`backup list --env production` shows production's only",
                 w.listed("production") == prod_backups, w.listed("production")))
     r = w.run("backup", "restore", "-e", "production", staging_backups[-1], "--yes-replace-live-data")
+    said = r.stdout + r.stderr  # --json puts the error on stdout
     out.append(("restoring staging's backup into production is refused",
-                r.returncode == 1 and "--from-env staging" in r.stderr, r.stderr.strip()[-300:]))
+                r.returncode == 1 and "--from-env staging" in said, said.strip()[-300:]))
     out.append(("production's data unchanged", w.notes("production") == "production data", w.notes("production")))
     r = w.run("backup", "restore", "-e", "production", staging_backups[-1], "--yes-replace-live-data",
               "--from-env", "staging")
