@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 fn request(env: &str, n: u32) -> BackupRequest {
     BackupRequest {
         env: env.into(),
-        release: ReleaseId::parse(&format!("20261126T10000{n}Z-abc1234")).unwrap(),
+        release: ReleaseId::parse(format!("20261126T10000{n}Z-abc1234")).unwrap(),
         commit: Commit::parse("abc1234def").unwrap(),
         branch: None,
     }
