@@ -381,10 +381,16 @@ impl PgDumpBackup {
                 })?;
                 let stdout = child.stdout.take().expect("piped stdout");
                 let mut stderr = child.stderr.take().expect("piped stderr");
-                let done = async move {
+                // Read concurrently, so a chatty pg_restore never stalls on a full pipe.
+                let said = tokio::spawn(async move {
                     let mut said = String::new();
                     let _ = stderr.read_to_string(&mut said).await;
-                    match child.wait().await {
+                    said
+                });
+                let done = async move {
+                    let status = child.wait().await;
+                    let said = said.await.unwrap_or_default();
+                    match status {
                         Ok(s) if s.success() => Ok(()),
                         Ok(s) => Err(RestoreFailed {
                             tool: "pg_restore",
