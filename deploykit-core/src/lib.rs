@@ -53,6 +53,7 @@ pub mod migrate;
 pub mod phase;
 pub mod pipeline;
 pub mod policy;
+pub mod private_fs;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod release;
