@@ -182,10 +182,11 @@ fn revert_run_is_a_run_id_never_a_path_to_another_environments_journal() {
         format!("../other/{run}"),
         format!("/{run}"),
         "..".to_string(),
-        "--all".to_string(),
+        "-x".to_string(),
     ] {
         db.cmd()
-            .args(["migrate", "revert", "-e", "d", "--run", &bad])
+            .args(["migrate", "revert", "-e", "d"])
+            .arg(format!("--run={bad}"))
             .assert()
             .code(2)
             .stderr(predicate::str::contains("invalid run id"));

@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 
-use deploykit_core::secret::mask;
 use deploykit_core::Secret;
 
 use super::{Config, ProbeConfig, TargetConfig};
@@ -77,6 +76,14 @@ pub fn mask_secrets(config: &Config, text: &str, vars: &BTreeMap<String, String>
                 mask(&Secret::new(v.clone()));
             }
         }
+    }
+}
+
+/// Masks `secret`, unless it still holds a `${VAR}` that was not set: that text is
+/// the config's own, and the error naming the missing variable must show it.
+fn mask(secret: &Secret) {
+    if !secret.expose().contains("${") {
+        deploykit_core::secret::mask(secret);
     }
 }
 
