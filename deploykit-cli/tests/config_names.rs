@@ -41,10 +41,22 @@ fn files(dir: &Path) -> Vec<String> {
     out
 }
 
+/// Stops the app a deploy that should have been refused started anyway.
+struct StopApp(std::path::PathBuf);
+
+impl Drop for StopApp {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.0.join("srv/.deploykit/app.pid")) {
+            let _ = Std::new("kill").arg(pid.trim()).status();
+        }
+    }
+}
+
 #[test]
 fn an_environment_named_dot_dot_is_a_config_error_before_anything_runs() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("project");
+    let _stop = StopApp(dir.clone());
     let repo = dir.join("app");
     std::fs::create_dir_all(&repo).unwrap();
     git(&repo, &["init", "-q", "-b", "main"]);

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use deploykit_core::{
-    AppliedSet, Compensation, DeployLock, FileJournal, FileLock, JournalStore, LockHolder,
-    Phase, Record,
+    AppliedSet, Compensation, DeployLock, FileJournal, FileLock, JournalStore, LockHolder, Phase,
+    Record,
 };
 use predicates::prelude::*;
 
@@ -80,9 +80,13 @@ fn lock_of(db: &Db, env: &str) -> FileLock {
 async fn apply_and_revert_wait_for_no_one_else_the_lock_refuses_them() {
     let db = Db::new("");
     let lock = lock_of(&db, "d");
-    lock.acquire(&LockHolder::this_process("d", "run-of-someone-else", "alice"))
-        .await
-        .unwrap();
+    lock.acquire(&LockHolder::this_process(
+        "d",
+        "run-of-someone-else",
+        "alice",
+    ))
+    .await
+    .unwrap();
     db.cmd()
         .args(["migrate", "apply", "-e", "d"])
         .assert()
@@ -92,7 +96,10 @@ async fn apply_and_revert_wait_for_no_one_else_the_lock_refuses_them() {
     assert_eq!(db.backups(), 0, "no backup was taken either");
 
     lock.release("run-of-someone-else").await.unwrap();
-    db.cmd().args(["migrate", "apply", "-e", "d"]).assert().code(0);
+    db.cmd()
+        .args(["migrate", "apply", "-e", "d"])
+        .assert()
+        .code(0);
     assert_eq!(db.pending(), 0);
     assert!(
         lock.holder().await.unwrap().is_none(),
@@ -101,10 +108,18 @@ async fn apply_and_revert_wait_for_no_one_else_the_lock_refuses_them() {
 
     // A journal of `d` that applied 0001, to revert.
     let run = "20261127T100000Z-000000001-r1";
-    write_journal(&db.path(&format!(".deploykit/journal/d/{run}.jsonl")), run, "d");
-    lock.acquire(&LockHolder::this_process("d", "run-of-someone-else", "alice"))
-        .await
-        .unwrap();
+    write_journal(
+        &db.path(&format!(".deploykit/journal/d/{run}.jsonl")),
+        run,
+        "d",
+    );
+    lock.acquire(&LockHolder::this_process(
+        "d",
+        "run-of-someone-else",
+        "alice",
+    ))
+    .await
+    .unwrap();
     db.cmd()
         .args(["migrate", "revert", "-e", "d", "--run", run])
         .assert()
@@ -129,11 +144,7 @@ fn a_protected_environment_needs_an_approver_and_refuses_unallowed_findings() {
         .stderr(predicate::str::contains("--approve"));
     assert_eq!(db.pending(), 1);
 
-    std::fs::write(
-        db.path("migrations/0002_drop.sql"),
-        "DROP TABLE notes;\n",
-    )
-    .unwrap();
+    std::fs::write(db.path("migrations/0002_drop.sql"), "DROP TABLE notes;\n").unwrap();
     std::fs::write(
         db.path("migrations/0002_drop.down.sql"),
         "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);\n",
@@ -157,7 +168,11 @@ fn a_protected_environment_needs_an_approver_and_refuses_unallowed_findings() {
     assert_eq!(db.pending(), 0);
 
     let run = "20261127T100000Z-000000001-r1";
-    write_journal(&db.path(&format!(".deploykit/journal/d/{run}.jsonl")), run, "d");
+    write_journal(
+        &db.path(&format!(".deploykit/journal/d/{run}.jsonl")),
+        run,
+        "d",
+    );
     db.cmd()
         .args(["migrate", "revert", "-e", "d", "--run", run])
         .assert()
@@ -169,7 +184,10 @@ fn a_protected_environment_needs_an_approver_and_refuses_unallowed_findings() {
 #[test]
 fn revert_run_is_a_run_id_never_a_path_to_another_environments_journal() {
     let db = Db::new("");
-    db.cmd().args(["migrate", "apply", "-e", "d"]).assert().code(0);
+    db.cmd()
+        .args(["migrate", "apply", "-e", "d"])
+        .assert()
+        .code(0);
     let run = "20261127T100000Z-000000001-r1";
     write_journal(
         &db.path(&format!(".deploykit/journal/other/{run}.jsonl")),

@@ -375,7 +375,10 @@ mod tests {
         let j = FileJournal::open(&path).unwrap();
         j.append(&started()).unwrap();
         drop(j);
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         f.write_all(br#"{"record":"intent","seq":1,"pha"#).unwrap();
         drop(f);
         assert_eq!(read_records(&path).unwrap(), vec![started()]);

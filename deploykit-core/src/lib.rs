@@ -53,9 +53,9 @@ pub mod migrate;
 pub mod phase;
 pub mod pipeline;
 pub mod policy;
-pub mod private_fs;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod private_fs;
 pub mod release;
 pub mod report;
 pub mod rollback;

@@ -222,9 +222,15 @@ mod tests {
     fn credentials_come_out_of_http_urls_only() {
         let (bare, user, pw) =
             split_url_credentials("https://x-access-token:t%40k@git.example/a.git").unwrap();
-        assert_eq!((bare.as_str(), user.as_str(), pw.expose()), ("https://git.example/a.git", "x-access-token", "t@k"));
+        assert_eq!(
+            (bare.as_str(), user.as_str(), pw.expose()),
+            ("https://git.example/a.git", "x-access-token", "t@k")
+        );
         let (bare, user, pw) = split_url_credentials("http://TOKEN@127.0.0.1:9/r.git").unwrap();
-        assert_eq!((bare.as_str(), user.as_str(), pw.expose()), ("http://127.0.0.1:9/r.git", "TOKEN", ""));
+        assert_eq!(
+            (bare.as_str(), user.as_str(), pw.expose()),
+            ("http://127.0.0.1:9/r.git", "TOKEN", "")
+        );
         assert!(split_url_credentials("https://git.example/a.git").is_none());
         assert!(split_url_credentials("ssh://git@git.example/a.git").is_none());
         assert!(split_url_credentials("git@git.example:a.git").is_none());

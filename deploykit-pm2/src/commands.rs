@@ -69,8 +69,7 @@ const GIT_CREDENTIAL_HELPER: &str = r#"!f() { test "$1" = get || return 0; print
 /// the host. They reach git as env (secret, so on stdin over SSH) through a
 /// credential helper instead.
 pub fn git_cache(layout: &Layout, repo: &str) -> Cmd {
-    let Some((bare, user, password)) = deploykit_core::secret::split_url_credentials(repo)
-    else {
+    let Some((bare, user, password)) = deploykit_core::secret::split_url_credentials(repo) else {
         return git_cache_from(layout, repo);
     };
     git_cache_from(layout, &bare)
@@ -471,7 +470,9 @@ mod tests {
         );
         let (line, input) = c.to_remote(None);
         assert!(!line.contains("ken-42"), "{line}");
-        assert!(String::from_utf8(input.unwrap()).unwrap().contains("t@ken-42"));
+        assert!(String::from_utf8(input.unwrap())
+            .unwrap()
+            .contains("t@ken-42"));
         assert!(!c.to_string().contains("ken-42"));
         let plain = git_cache(&layout(), "git@example.com:me/app.git");
         assert!(plain.env.is_empty());

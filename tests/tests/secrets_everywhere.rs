@@ -7,23 +7,30 @@
 //! dir), or on any command line of the deploy user's processes on the host; every
 //! local file deploykit wrote is owner-only. And the app still gets its env.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command as Std;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 mod common;
 use common::{copy_dir, free_port, get, run};
+#[path = "secrets/servers.rs"]
+mod servers;
+use servers::{repo_server, webhook_server};
 
 const DB_PASSWORD: &str = "PGPW-9f3k2-SECRET";
 const APP_SECRET: &str = "APPENV-7x2q-SECRET";
 const MIGRATION_TOKEN: &str = "MIGARG-4h8w-SECRET";
 const REPO_TOKEN: &str = "REPO-5t6y-SECRET";
 const HOOK_TOKEN: &str = "HOOK-2m9n-SECRET";
-const ALL: [&str; 5] = [DB_PASSWORD, APP_SECRET, MIGRATION_TOKEN, REPO_TOKEN, HOOK_TOKEN];
+const ALL: [&str; 5] = [
+    DB_PASSWORD,
+    APP_SECRET,
+    MIGRATION_TOKEN,
+    REPO_TOKEN,
+    HOOK_TOKEN,
+];
 
 struct Rig {
     ssh: String,
@@ -66,112 +73,6 @@ fn rig() -> Option<Rig> {
     })
 }
 
-/// Standard base64, for the Basic auth header the repository server expects.
-fn base64(bytes: &[u8]) -> String {
-    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in bytes.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// One HTTP request read off `stream`: the request line, headers and body.
-fn read_request(stream: &mut std::net::TcpStream) -> Option<(String, BTreeMap<String, String>, Vec<u8>)> {
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut headers = BTreeMap::new();
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h).ok()?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-        }
-    }
-    let len: usize = headers
-        .get("content-length")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body).ok()?;
-    Some((line.trim_end().to_string(), headers, body))
-}
-
-fn respond(stream: &mut std::net::TcpStream, status: &str, extra: &str, body: &[u8]) {
-    let _ = write!(
-        stream,
-        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n",
-        body.len()
-    );
-    let _ = stream.write_all(body);
-}
-
-/// A git "dumb HTTP" server for the bare repository `dir`, behind Basic auth
-/// `user:password`: serves its files, answers 401 without the right credentials.
-/// Returns its port and how many requests were authorised.
-fn repo_server(dir: PathBuf, user: &str, password: &str) -> (u16, Arc<Mutex<usize>>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let expected = format!("Basic {}", base64(format!("{user}:{password}").as_bytes()));
-    let served = Arc::new(Mutex::new(0));
-    let count = served.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let Some((line, headers, _)) = read_request(&mut stream) else {
-                continue;
-            };
-            if headers.get("authorization") != Some(&expected) {
-                respond(&mut stream, "401 Unauthorized", "WWW-Authenticate: Basic realm=\"git\"\r\n", b"");
-                continue;
-            }
-            *count.lock().unwrap() += 1;
-            let path = line.split_whitespace().nth(1).unwrap_or("/");
-            let path = path.split('?').next().unwrap_or("");
-            let rel = path.trim_start_matches("/repo.git/");
-            match std::fs::read(dir.join(rel)) {
-                Ok(bytes) if !rel.contains("..") => respond(&mut stream, "200 OK", "", &bytes),
-                _ => respond(&mut stream, "404 Not Found", "", b""),
-            }
-        }
-    });
-    (port, served)
-}
-
-/// A webhook receiver: keeps every request (line and body) it gets.
-fn webhook_server() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let keep = got.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            if let Some((line, _, body)) = read_request(&mut stream) {
-                keep.lock()
-                    .unwrap()
-                    .push(format!("{line}\n{}", String::from_utf8_lossy(&body)));
-                respond(&mut stream, "200 OK", "", b"ok");
-            }
-        }
-    });
-    (port, got)
-}
-
 /// Samples the command lines of `uid`'s processes until stopped; returns those
 /// holding a secret.
 fn watch_command_lines(uid: u32, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<String>> {
@@ -179,7 +80,12 @@ fn watch_command_lines(uid: u32, stop: Arc<AtomicBool>) -> std::thread::JoinHand
         let mut seen = Vec::new();
         while !stop.load(Ordering::Relaxed) {
             for e in std::fs::read_dir("/proc").unwrap().flatten() {
-                if !e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+                if !e
+                    .file_name()
+                    .to_string_lossy()
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+                {
                     continue;
                 }
                 if e.metadata().map(|m| m.uid()).ok() != Some(uid) {
@@ -200,13 +106,17 @@ fn watch_command_lines(uid: u32, stop: Arc<AtomicBool>) -> std::thread::JoinHand
 
 /// Every file under `dir` (not following links), skipping `skip` names.
 fn walk(dir: &Path, skip: &[&str], out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if skip.iter().any(|s| e.file_name() == *s) {
             continue;
         }
-        let Ok(meta) = std::fs::symlink_metadata(&p) else { continue };
+        let Ok(meta) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
         out.push(p.clone());
         if meta.is_dir() {
             walk(&p, skip, out);
@@ -224,7 +134,9 @@ fn leaks(what: &str, text: &str) -> Vec<String> {
 #[test]
 fn no_secret_reaches_output_files_or_host_command_lines() {
     let Some(rig) = rig() else { return };
-    let base = rig.pm2_root.join(format!("secrets-e2e-{}", std::process::id()));
+    let base = rig
+        .pm2_root
+        .join(format!("secrets-e2e-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     let repo = base.join("repo");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -246,7 +158,14 @@ fn no_secret_reaches_output_files_or_host_command_lines() {
     psql(&format!("DROP ROLE IF EXISTS {tag}"));
     psql(&format!("CREATE ROLE {tag} LOGIN PASSWORD '{DB_PASSWORD}'"));
     psql(&format!("CREATE DATABASE {tag} OWNER {tag}"));
-    let host_part = rig.pg_url.split('@').nth(1).unwrap().rsplit_once('/').unwrap().0;
+    let host_part = rig
+        .pg_url
+        .split('@')
+        .nth(1)
+        .unwrap()
+        .rsplit_once('/')
+        .unwrap()
+        .0;
     let db_url = format!("postgres://{tag}:{DB_PASSWORD}@{host_part}/{tag}");
 
     let (repo_port, repo_served) = repo_server(remote.clone(), "deploy", REPO_TOKEN);
@@ -327,7 +246,10 @@ webhook = "${{WEBHOOK_URL}}"
             .args(["clone", "-q", "--bare"])
             .arg(&repo)
             .arg(&remote));
-        run(Std::new("git").arg("-C").arg(&remote).arg("update-server-info"));
+        run(Std::new("git")
+            .arg("-C")
+            .arg(&remote)
+            .arg("update-server-info"));
     };
     publish();
     run(Std::new("chown").arg("-R").arg(&rig.ssh_user).arg(&base));
@@ -374,7 +296,10 @@ webhook = "${{WEBHOOK_URL}}"
     std::fs::write(repo.join("mig/fail"), "").unwrap();
     let (code, text) = deploykit(&["--json", "deploy", "-e", "staging", "--ref", "HEAD"]);
     assert_eq!(code, Some(1), "{text}");
-    assert!(text.contains("cannot migrate"), "the tool's error is shown: {text}");
+    assert!(
+        text.contains("cannot migrate"),
+        "the tool's error is shown: {text}"
+    );
     found.extend(leaks("output of the failed deploy", &text));
     let (code, text) = deploykit(&["deploy", "-e", "staging", "--ref", "HEAD"]);
     assert_eq!(code, Some(1), "{text}");
@@ -396,7 +321,9 @@ webhook = "${{WEBHOOK_URL}}"
     }
     stop.store(true, Ordering::Relaxed);
     for line in watcher.join().unwrap() {
-        found.push(format!("a host process's command line holds a secret: {line}"));
+        found.push(format!(
+            "a host process's command line holds a secret: {line}"
+        ));
     }
 
     // The app runs with its env, secrets included.
@@ -410,7 +337,10 @@ webhook = "${{WEBHOOK_URL}}"
         "the app got its secret env"
     );
     assert!(environ.contains(&format!("DATABASE_URL={db_url}\0")));
-    assert!(*repo_served.lock().unwrap() > 0, "the host fetched with the repo's credentials");
+    assert!(
+        *repo_served.lock().unwrap() > 0,
+        "the host fetched with the repo's credentials"
+    );
 
     // The webhook got both runs' outcomes, and no secret in them.
     let hooks = hooks.lock().unwrap().clone();
@@ -428,7 +358,10 @@ webhook = "${{WEBHOOK_URL}}"
     walk(&deploy_to, &[], &mut files);
     for f in &files {
         if let Ok(bytes) = std::fs::read(f) {
-            found.extend(leaks(&f.display().to_string(), &String::from_utf8_lossy(&bytes)));
+            found.extend(leaks(
+                &f.display().to_string(),
+                &String::from_utf8_lossy(&bytes),
+            ));
         }
     }
     for dir in [repo.join(".deploykit"), repo.join("backups")] {
@@ -445,7 +378,10 @@ webhook = "${{WEBHOOK_URL}}"
     }
     let _ = Std::new("su")
         .args([&rig.ssh_user, "-c"])
-        .arg(format!("PM2_HOME={} pm2 kill >/dev/null 2>&1", pm2_home.display()))
+        .arg(format!(
+            "PM2_HOME={} pm2 kill >/dev/null 2>&1",
+            pm2_home.display()
+        ))
         .status();
     assert!(found.is_empty(), "secrets leaked:\n{}", found.join("\n"));
     psql(&format!("DROP DATABASE IF EXISTS {tag}"));

@@ -5,7 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Result;
-use deploykit_core::{AppliedSet, BackupRequest, Commit, Compensation, Migrator, Record, ReleaseId};
+use deploykit_core::{
+    AppliedSet, BackupRequest, Commit, Compensation, Migrator, Record, ReleaseId,
+};
 
 use super::migrate_guard as guard;
 use super::EnvContext;
@@ -97,15 +99,23 @@ pub async fn run(config: &Path, cmd: &MigrateCommand, mode: Mode) -> Result<u8> 
         MigrateCommand::Revert(r) => {
             let path = guard::run_id(&ctx, &r.run)?;
             let approver = guard::approval(&ctx, "revert migrations", r.approve.as_deref())?;
-            guard::locked(&ctx, "migrate-revert", revert(&ctx, migrator, &path, &r.run, approver))
-                .await
+            guard::locked(
+                &ctx,
+                "migrate-revert",
+                revert(&ctx, migrator, &path, &r.run, approver),
+            )
+            .await
         }
     }
 }
 
 /// Backs up, then applies what is pending: under the lock, after the same gates as a
 /// deploy, and the plan read under the lock so nobody changes it in between.
-async fn apply(ctx: &EnvContext, migrator: Arc<dyn Migrator>, approver: Option<&str>) -> Result<u8> {
+async fn apply(
+    ctx: &EnvContext,
+    migrator: Arc<dyn Migrator>,
+    approver: Option<&str>,
+) -> Result<u8> {
     let mode = ctx.mode;
     let plan = migrator.plan().await?;
     if plan.is_empty() {

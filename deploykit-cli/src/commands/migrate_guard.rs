@@ -66,8 +66,11 @@ pub fn lint(ctx: &EnvContext, plan: &MigrationPlan) -> Result<()> {
 /// A `--run` value: one run id as `history` prints it, never a path, so it can only
 /// name a journal of this environment.
 pub fn run_id(ctx: &EnvContext, run: &str) -> Result<std::path::PathBuf> {
-    deploykit_core::release::validate_name("run id", run, MAX_RUN_ID)
-        .map_err(|e| ConfigError(format!("--run: {e}; pass a run id as `deploykit history` shows it")))?;
+    deploykit_core::release::validate_name("run id", run, MAX_RUN_ID).map_err(|e| {
+        ConfigError(format!(
+            "--run: {e}; pass a run id as `deploykit history` shows it"
+        ))
+    })?;
     let path = ctx.journals().path_of(run);
     if !path.is_file() {
         return Err(ConfigError(format!(

@@ -122,10 +122,22 @@ mod tests {
 
     #[test]
     fn secret_names_are_told_from_settings() {
-        for n in ["DATABASE_URL", "API_TOKEN", "jwt_secret", "STRIPE_KEY", "PGPASSWORD"] {
+        for n in [
+            "DATABASE_URL",
+            "API_TOKEN",
+            "jwt_secret",
+            "STRIPE_KEY",
+            "PGPASSWORD",
+        ] {
             assert!(secret_name(n), "{n}");
         }
-        for n in ["PORT", "APP_NAME", "NODE_ENV", "MUVA_SSH_KEY_FILE", "MUVA_STAGING_URL"] {
+        for n in [
+            "PORT",
+            "APP_NAME",
+            "NODE_ENV",
+            "MUVA_SSH_KEY_FILE",
+            "MUVA_STAGING_URL",
+        ] {
             assert!(!secret_name(n), "{n}");
         }
     }

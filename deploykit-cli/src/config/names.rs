@@ -37,9 +37,12 @@ pub fn check(config: &Config) -> Result<(), String> {
         let at = format!("environments.{}", key_segment(env));
         segment(&at, "environment name", env, MAX_ENV)?;
         match &e.target {
-            Some(TargetConfig::Pm2(p)) => {
-                segment(&format!("{at}.target.app"), "pm2 app name", &p.app, MAX_NAME)?
-            }
+            Some(TargetConfig::Pm2(p)) => segment(
+                &format!("{at}.target.app"),
+                "pm2 app name",
+                &p.app,
+                MAX_NAME,
+            )?,
             Some(TargetConfig::Compose(c)) => {
                 segment(
                     &format!("{at}.target.project"),

@@ -263,8 +263,14 @@ mod tests {
         let shown = cmd.to_string();
         assert!(!shown.contains("cmd-arg-pw-77"), "{shown}");
         assert!(!shown.contains("other-token-88"), "{shown}");
-        assert!(shown.starts_with("sqlx migrate run --database-url"), "{shown}");
-        assert!(cmd.to_shell().contains("cmd-arg-pw-77"), "the host still gets it");
+        assert!(
+            shown.starts_with("sqlx migrate run --database-url"),
+            "{shown}"
+        );
+        assert!(
+            cmd.to_shell().contains("cmd-arg-pw-77"),
+            "the host still gets it"
+        );
     }
 
     #[tokio::test]
@@ -279,7 +285,10 @@ mod tests {
             .cwd(dir.path());
         let (line, input) = cmd.to_remote(Some(b"own-input"));
         assert!(!line.contains("s3cret"), "{line}");
-        assert!(line.contains("PORT=8080"), "public env stays readable: {line}");
+        assert!(
+            line.contains("PORT=8080"),
+            "public env stays readable: {line}"
+        );
         let mut child = tokio::process::Command::new("sh")
             .arg("-c")
             .arg(&line)
