@@ -177,9 +177,20 @@ pub enum MigrateCommand {
     /// Pending migrations with lint findings.
     Plan(EnvArg),
     /// Back up, then apply pending migrations (outside a deploy).
-    Apply(EnvArg),
+    Apply(ApplyArgs),
     /// Revert the migrations a given run applied, newest first.
     Revert(RevertArgs),
+}
+
+/// `migrate apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The environment.
+    #[arg(long, short = 'e')]
+    pub env: String,
+    /// Approver's name, required for protected environments.
+    #[arg(long)]
+    pub approve: Option<String>,
 }
 
 /// `migrate revert`.
@@ -188,9 +199,12 @@ pub struct RevertArgs {
     /// The environment.
     #[arg(long, short = 'e')]
     pub env: String,
-    /// The run whose migrations to revert (see `history`).
+    /// The run whose migrations to revert: its id, as `history` shows it.
     #[arg(long)]
     pub run: String,
+    /// Approver's name, required for protected environments.
+    #[arg(long)]
+    pub approve: Option<String>,
 }
 
 /// `lock …`.

@@ -106,10 +106,7 @@ impl LocalTarget {
             Error::part("activate", self.location(), "the start command is empty")
         })?;
         let log_path = self.deploy_to.join(".deploykit").join("app.log");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
+        let log = deploykit_core::private_fs::open_append(&log_path)
             .map_err(|e| self.io("activate", "open app log", e))?;
         let err_log = log
             .try_clone()
@@ -131,7 +128,7 @@ impl LocalTarget {
                     e,
                 )
             })?;
-        std::fs::write(self.pid_file(), child.id().to_string())
+        deploykit_core::private_fs::write(&self.pid_file(), child.id().to_string().as_bytes())
             .map_err(|e| self.io("activate", "write pid file", e))?;
         Ok(())
     }
@@ -167,7 +164,7 @@ impl Target for LocalTarget {
         let dir = self.release_dir(&spec.id);
         std::fs::create_dir_all(&dir)
             .map_err(|e| self.io("prepare", "create the release directory", e))?;
-        std::fs::create_dir_all(self.deploy_to.join(".deploykit"))
+        deploykit_core::private_fs::create_dir_all(&self.deploy_to.join(".deploykit"))
             .map_err(|e| self.io("prepare", "create .deploykit", e))?;
         let tar = self
             .deploy_to

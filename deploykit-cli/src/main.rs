@@ -55,13 +55,15 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             let code = exit::for_error(&err);
+            // Errors quote commands and tool output: no secret leaves through them.
+            let text = deploykit_core::redact(&format!("{err:#}"), &[]);
             if mode == Mode::Json {
                 println!(
                     "{}",
-                    serde_json::json!({"event": "error", "error": format!("{err:#}"), "exit_code": code})
+                    serde_json::json!({"event": "error", "error": text, "exit_code": code})
                 );
             } else {
-                eprintln!("error: {err:#}");
+                eprintln!("error: {text}");
             }
             ExitCode::from(code)
         }

@@ -54,7 +54,7 @@ pub async fn announce(env: &Environment, report: &RunReport) {
         return;
     }
     deploykit_core::http::install_crypto_provider();
-    let body = serde_json::json!({ "text": message(&report.env, report) });
+    let body = serde_json::json!({ "text": redact(&message(&report.env, report), &[]) });
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()

@@ -486,7 +486,7 @@ async fn compose_stack(
                     WiringError(format!("environment {env}: cannot reach {h}: {e}"))
                 })?);
             let dir = loaded.state_dir().join("sockets");
-            std::fs::create_dir_all(&dir)
+            deploykit_core::private_fs::create_dir_all(&dir)
                 .map_err(|e| WiringError(format!("environment {env}: {}: {e}", dir.display())))?;
             let local = dir.join(format!("{env}-{}.sock", std::process::id()));
             let _ = std::fs::remove_file(&local);

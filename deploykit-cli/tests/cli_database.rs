@@ -220,6 +220,6 @@ fn migrate_revert_undoes_exactly_what_a_run_applied() {
     db.cmd()
         .args(["migrate", "revert", "-e", "d", "--run", "nope"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains("nope"));
 }

@@ -125,8 +125,7 @@ impl ArtifactStore {
     /// until [`ArtifactWriter::finish`]; dropping the writer unfinished removes it.
     pub async fn begin(&self, request: &BackupRequest) -> Result<ArtifactWriter> {
         crate::release::validate_name("environment", &request.env, 64)?;
-        tokio::fs::create_dir_all(&self.dir)
-            .await
+        crate::private_fs::create_dir_all(&self.dir)
             .map_err(|e| Error::io("create backup directory", &self.dir, e))?;
         let started = OffsetDateTime::now_utc();
         let stem = format!(

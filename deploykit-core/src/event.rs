@@ -113,12 +113,27 @@ impl Events {
         self
     }
 
-    /// Sends an event to every sink.
+    /// Sends an event to every sink, [`redact`](crate::secret::redact)ed first: an
+    /// event carries command lines and tool output, and sinks print it as is.
     pub fn emit(&self, event: Event) {
+        if self.sinks.is_empty() {
+            return;
+        }
+        let event = redacted(event);
         for sink in &self.sinks {
             sink.emit(&event);
         }
     }
+}
+
+/// `event` with every masked value and URL password removed from its text, whatever
+/// fields it has.
+fn redacted(event: Event) -> Event {
+    let Ok(mut value) = serde_json::to_value(&event) else {
+        return event;
+    };
+    crate::secret::redact_json(&mut value);
+    serde_json::from_value(value).unwrap_or(event)
 }
 
 /// A sink that keeps every event, for tests and summaries.

@@ -1,7 +1,7 @@
 //! The run journal: an append-only record of intents and outcomes, written before
 //! and after every side effect, so a later process knows exactly what was done.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -151,7 +151,7 @@ impl FileJournal {
     pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
         let path = path.into();
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
+            crate::private_fs::create_dir_all(dir)
                 .map_err(|e| Error::io("create journal directory", dir, e))?;
         }
         Ok(Self {
@@ -177,10 +177,8 @@ impl JournalStore for FileJournal {
     fn append(&self, record: &Record) -> Result<()> {
         let mut guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
         if guard.is_none() {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)
+            // Owner-only: a journal names hosts, releases and errors.
+            let file = crate::private_fs::open_append(&self.path)
                 .map_err(|e| self.journal_error(format!("cannot open for append: {e}")))?;
             // A torn last line from a crash would swallow our record: start on a fresh line.
             let len = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -192,7 +190,8 @@ impl JournalStore for FileJournal {
             *guard = Some(file);
         }
         let file = guard.as_mut().expect("opened above");
-        let mut line = serde_json::to_vec(record).expect("journal records serialise");
+        let record = redacted(record);
+        let mut line = serde_json::to_vec(&record).expect("journal records serialise");
         line.push(b'\n');
         file.write_all(&line)
             .and_then(|_| file.sync_data())
@@ -202,6 +201,26 @@ impl JournalStore for FileJournal {
     fn records(&self) -> Result<Vec<Record>> {
         read_records(&self.path)
     }
+}
+
+/// `record` with its free text (errors, details, next steps) redacted: they hold
+/// command lines and tool output. The data an undo needs is kept as it is.
+fn redacted(record: &Record) -> Record {
+    let r = |t: &Option<String>| t.as_deref().map(|t| crate::secret::redact(t, &[]));
+    let mut record = record.clone();
+    match &mut record {
+        Record::Outcome { error, detail, .. } => {
+            *error = r(error);
+            *detail = r(detail);
+        }
+        Record::UndoOutcome { error, .. } => *error = r(error),
+        Record::RunFinished { error, next, .. } => {
+            *error = r(error);
+            *next = r(next);
+        }
+        _ => {}
+    }
+    record
 }
 
 fn ends_with_newline(path: &Path) -> bool {
@@ -336,6 +355,19 @@ mod tests {
         assert_eq!(j.records().unwrap(), vec![started(), intent(1)]);
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn journals_and_their_directories_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let jd = JournalDir::new(dir.path().join("journal").join("prod"));
+        jd.create("r1").unwrap().append(&started()).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&jd.path_of("r1")), 0o600);
+        assert_eq!(mode(&dir.path().join("journal")), 0o700);
+        assert_eq!(mode(&dir.path().join("journal/prod")), 0o700);
+    }
+
     #[test]
     fn a_torn_last_line_is_tolerated_and_later_appends_start_a_fresh_line() {
         let dir = tempfile::tempdir().unwrap();
@@ -343,7 +375,10 @@ mod tests {
         let j = FileJournal::open(&path).unwrap();
         j.append(&started()).unwrap();
         drop(j);
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         f.write_all(br#"{"record":"intent","seq":1,"pha"#).unwrap();
         drop(f);
         assert_eq!(read_records(&path).unwrap(), vec![started()]);

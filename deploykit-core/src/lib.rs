@@ -56,6 +56,7 @@ pub mod pipeline;
 pub mod policy;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod private_fs;
 pub mod release;
 pub mod report;
 pub mod rollback;

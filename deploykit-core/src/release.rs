@@ -134,8 +134,10 @@ pub(crate) fn utc_stamp(at: OffsetDateTime) -> String {
     )
 }
 
-/// Checks the shared charset of names that end up in paths and command lines.
-pub(crate) fn validate_name(what: &'static str, value: &str, max: usize) -> Result<(), Error> {
+/// Checks the shared charset of names that end up in paths and command lines:
+/// one path segment, never `.`/`..`, never an option. Public so a config loader
+/// can refuse such a name before anything runs.
+pub fn validate_name(what: &'static str, value: &str, max: usize) -> Result<(), Error> {
     let reason = if value.is_empty() {
         Some("it is empty")
     } else if value.len() > max {

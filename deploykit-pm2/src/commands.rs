@@ -56,9 +56,31 @@ readlink "$5" || true"#,
     )
 }
 
+/// The git credential helper that answers with `DEPLOYKIT_GIT_USERNAME` and
+/// `DEPLOYKIT_GIT_PASSWORD` from the environment (`printf` is a shell builtin: the
+/// values never become a process's arguments).
+const GIT_CREDENTIAL_HELPER: &str = r#"!f() { test "$1" = get || return 0; printf 'username=%s\npassword=%s\n' "$DEPLOYKIT_GIT_USERNAME" "$DEPLOYKIT_GIT_PASSWORD"; }; f"#;
+
 /// Clones the repository bare into the cache on first use, fetches it afterwards
 /// (branches and tags, pruned), so each prepare moves only new objects.
+///
+/// Credentials in an `http(s)` URL (`https://user:TOKEN@host/…`) are taken out of
+/// it: git's command line and the cache's config would show them to every user of
+/// the host. They reach git as env (secret, so on stdin over SSH) through a
+/// credential helper instead.
 pub fn git_cache(layout: &Layout, repo: &str) -> Cmd {
+    let Some((bare, user, password)) = deploykit_core::secret::split_url_credentials(repo) else {
+        return git_cache_from(layout, repo);
+    };
+    git_cache_from(layout, &bare)
+        .public_env("GIT_CONFIG_COUNT", "1")
+        .public_env("GIT_CONFIG_KEY_0", "credential.helper")
+        .public_env("GIT_CONFIG_VALUE_0", GIT_CREDENTIAL_HELPER)
+        .env("DEPLOYKIT_GIT_USERNAME", user)
+        .env("DEPLOYKIT_GIT_PASSWORD", password.expose())
+}
+
+fn git_cache_from(layout: &Layout, repo: &str) -> Cmd {
     script(
         r#"set -e
 if [ -d "$1/objects" ]; then
@@ -437,6 +459,23 @@ mod tests {
             values(&unpack_artifact(&layout(), &id())),
             ["/srv/my app/releases/r1"]
         );
+    }
+
+    #[test]
+    fn repository_credentials_travel_as_secret_env_never_as_arguments() {
+        let c = git_cache(&layout(), "https://deploy:t%40ken-42@git.example/app.git");
+        assert_eq!(
+            values(&c),
+            ["/srv/my app/repo", "https://git.example/app.git"]
+        );
+        let (line, input) = c.to_remote(None);
+        assert!(!line.contains("ken-42"), "{line}");
+        assert!(String::from_utf8(input.unwrap())
+            .unwrap()
+            .contains("t@ken-42"));
+        assert!(!c.to_string().contains("ken-42"));
+        let plain = git_cache(&layout(), "git@example.com:me/app.git");
+        assert!(plain.env.is_empty());
     }
 
     #[test]

@@ -14,9 +14,18 @@ pub fn run(config_path: &Path, mode: Mode) -> Result<u8> {
     for name in loaded.missing.keys() {
         loaded.env(name)?;
     }
+    // Secret fields print as `[redacted]`; credentials in plain fields (a `repo`
+    // URL's token, a secret-named variable in argv) are masked here.
     match mode {
-        Mode::Json => println!("{}", serde_json::to_string(&loaded.config)?),
-        _ => print!("{}", toml::to_string_pretty(&loaded.config)?),
+        Mode::Json => {
+            let mut v = serde_json::to_value(&loaded.config)?;
+            deploykit_core::secret::redact_json(&mut v);
+            println!("{v}")
+        }
+        _ => print!(
+            "{}",
+            deploykit_core::redact(&toml::to_string_pretty(&loaded.config)?, &[])
+        ),
     }
     Ok(exit::OK)
 }

@@ -2,9 +2,14 @@
 
 use std::path::Path;
 
-use anyhow::Result;
-use deploykit_core::{AppliedSet, BackupRequest, Commit, Compensation, Record, ReleaseId};
+use std::sync::Arc;
 
+use anyhow::Result;
+use deploykit_core::{
+    AppliedSet, BackupRequest, Commit, Compensation, Migrator, Record, ReleaseId,
+};
+
+use super::migrate_guard as guard;
 use super::EnvContext;
 use crate::cli::MigrateCommand;
 use crate::config::ConfigError;
@@ -14,7 +19,8 @@ use crate::render::Mode;
 /// Runs a migrate subcommand.
 pub async fn run(config: &Path, cmd: &MigrateCommand, mode: Mode) -> Result<u8> {
     let env = match cmd {
-        MigrateCommand::Status(a) | MigrateCommand::Plan(a) | MigrateCommand::Apply(a) => &a.env,
+        MigrateCommand::Status(a) | MigrateCommand::Plan(a) => &a.env,
+        MigrateCommand::Apply(a) => &a.env,
         MigrateCommand::Revert(r) => &r.env,
     };
     let ctx = EnvContext::open(config, env, mode).await?;
@@ -86,62 +92,98 @@ pub async fn run(config: &Path, cmd: &MigrateCommand, mode: Mode) -> Result<u8> 
             }
             Ok(exit::OK)
         }
-        MigrateCommand::Apply(_) => {
-            let plan = migrator.plan().await?;
-            if plan.is_empty() {
-                super::say(
-                    mode,
-                    "nothing pending",
-                    serde_json::json!({"event": "applied", "migrations": []}),
-                );
-                return Ok(exit::OK);
-            }
-            let backup = ctx.parts.backup.clone().ok_or_else(|| {
-                ConfigError("applying migrations needs a [backup] to take one first; run them through `deploy` or configure a backup".into())
-            })?;
-            let request = BackupRequest {
-                env: ctx.name.clone(),
-                release: ReleaseId::parse("migrate")?,
-                commit: Commit::parse("manual")?,
-                branch: None,
-            };
-            let artifact = backup.create(&request).await?;
-            backup.verify(&artifact).await?;
-            eprintln!("backup: {}", artifact.path.display());
-            let applied = migrator.apply(&plan).await?;
-            let names: Vec<String> = applied.migrations.iter().map(|m| m.to_string()).collect();
-            super::say(
-                mode,
-                &format!("applied: {}", names.join(", ")),
-                serde_json::json!({"event": "applied", "migrations": names, "backup": artifact}),
-            );
-            Ok(exit::OK)
+        MigrateCommand::Apply(a) => {
+            let approver = guard::approval(&ctx, "apply migrations", a.approve.as_deref())?;
+            guard::locked(&ctx, "migrate-apply", apply(&ctx, migrator, approver)).await
         }
         MigrateCommand::Revert(r) => {
-            let path = ctx.journals().path_of(&r.run);
-            let records = deploykit_core::journal::read_records(&path)?;
-            let set: Option<AppliedSet> = records.iter().find_map(|rec| match rec {
-                Record::Intent {
-                    undo:
-                        Some(
-                            Compensation::RevertMigrations { applied }
-                            | Compensation::KeepSchema { applied },
-                        ),
-                    ..
-                } => Some(applied.clone()),
-                _ => None,
-            });
-            let Some(set) = set else {
-                return Err(ConfigError(format!("run {} applied no migrations", r.run)).into());
-            };
-            migrator.revert(&set).await?;
-            let names: Vec<String> = set.migrations.iter().map(|m| m.to_string()).collect();
-            super::say(
-                mode,
-                &format!("reverted (where applied): {}", names.join(", ")),
-                serde_json::json!({"event": "reverted", "migrations": names}),
-            );
-            Ok(exit::OK)
+            let path = guard::run_id(&ctx, &r.run)?;
+            let approver = guard::approval(&ctx, "revert migrations", r.approve.as_deref())?;
+            guard::locked(
+                &ctx,
+                "migrate-revert",
+                revert(&ctx, migrator, &path, &r.run, approver),
+            )
+            .await
         }
     }
+}
+
+/// Backs up, then applies what is pending: under the lock, after the same gates as a
+/// deploy, and the plan read under the lock so nobody changes it in between.
+async fn apply(
+    ctx: &EnvContext,
+    migrator: Arc<dyn Migrator>,
+    approver: Option<&str>,
+) -> Result<u8> {
+    let mode = ctx.mode;
+    let plan = migrator.plan().await?;
+    if plan.is_empty() {
+        super::say(
+            mode,
+            "nothing pending",
+            serde_json::json!({"event": "applied", "migrations": []}),
+        );
+        return Ok(exit::OK);
+    }
+    guard::lint(ctx, &plan)?;
+    let backup = ctx.parts.backup.clone().ok_or_else(|| {
+        ConfigError("applying migrations needs a [backup] to take one first; run them through `deploy` or configure a backup".into())
+    })?;
+    if let Some(name) = approver {
+        eprintln!("approved by {name}");
+    }
+    let request = BackupRequest {
+        env: ctx.name.clone(),
+        release: ReleaseId::parse("migrate")?,
+        commit: Commit::parse("manual")?,
+        branch: None,
+    };
+    let artifact = backup.create(&request).await?;
+    backup.verify(&artifact).await?;
+    eprintln!("backup: {}", artifact.path.display());
+    let applied = migrator.apply(&plan).await?;
+    let names: Vec<String> = applied.migrations.iter().map(|m| m.to_string()).collect();
+    super::say(
+        mode,
+        &format!("applied: {}", names.join(", ")),
+        serde_json::json!({"event": "applied", "migrations": names, "backup": artifact, "approver": approver}),
+    );
+    Ok(exit::OK)
+}
+
+/// Reverts the migrations run `run` (journal at `path`) applied, where applied.
+async fn revert(
+    ctx: &EnvContext,
+    migrator: Arc<dyn Migrator>,
+    path: &std::path::Path,
+    run: &str,
+    approver: Option<&str>,
+) -> Result<u8> {
+    let records = deploykit_core::journal::read_records(path)?;
+    let set: Option<AppliedSet> = records.iter().find_map(|rec| match rec {
+        Record::Intent {
+            undo:
+                Some(
+                    Compensation::RevertMigrations { applied }
+                    | Compensation::KeepSchema { applied },
+                ),
+            ..
+        } => Some(applied.clone()),
+        _ => None,
+    });
+    let Some(set) = set else {
+        return Err(ConfigError(format!("run {run} applied no migrations")).into());
+    };
+    if let Some(name) = approver {
+        eprintln!("approved by {name}");
+    }
+    migrator.revert(&set).await?;
+    let names: Vec<String> = set.migrations.iter().map(|m| m.to_string()).collect();
+    super::say(
+        ctx.mode,
+        &format!("reverted (where applied): {}", names.join(", ")),
+        serde_json::json!({"event": "reverted", "migrations": names, "approver": approver}),
+    );
+    Ok(exit::OK)
 }

@@ -9,6 +9,7 @@ pub mod history;
 pub mod init;
 pub mod lock;
 pub mod migrate;
+mod migrate_guard;
 pub mod recover;
 pub mod rollback;
 pub mod secrets;
@@ -135,9 +136,12 @@ impl EnvContext {
 }
 
 /// Prints a line of output in the command's mode (`--json` gets an object).
-pub fn say(mode: Mode, text: &str, json: serde_json::Value) {
+pub fn say(mode: Mode, text: &str, mut json: serde_json::Value) {
     match mode {
-        Mode::Json => println!("{json}"),
-        _ => println!("{text}"),
+        Mode::Json => {
+            deploykit_core::secret::redact_json(&mut json);
+            println!("{json}")
+        }
+        _ => println!("{}", deploykit_core::redact(text, &[])),
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{interpolate, Config, Environment};
+use super::{interpolate, masks, names, Config, Environment};
 
 /// A config that could not be used, with the file and (when known) line.
 #[derive(Debug)]
@@ -123,22 +123,27 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
 
     let mut value: toml::Value =
         toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-    let mut missing = Vec::new();
-    interpolate_value(&mut value, &vars, "", &mut missing);
     // A variable only the production environment uses must not stop a staging
     // deploy: missing variables are reported for the environment that uses them.
+    // Each environment's table is walked on its own, so a dot in its name
+    // (`[environments."prod.eu"]`) cannot send its reports to another one.
     let mut missing_by_env: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut global = Vec::new();
-    for (at, message) in missing {
-        match at
-            .strip_prefix("environments.")
-            .and_then(|rest| rest.split(['.', '[']).next())
-        {
-            Some(env) => missing_by_env
-                .entry(env.to_string())
-                .or_default()
-                .push(message),
-            None => global.push(message),
+    if let toml::Value::Table(root) = &mut value {
+        for (key, item) in root.iter_mut() {
+            match item {
+                toml::Value::Table(envs) if key == "environments" => {
+                    for (env, table) in envs.iter_mut() {
+                        let at = format!("environments.{}", names::key_segment(env));
+                        let mut missing = Vec::new();
+                        interpolate_value(table, &vars, &at, &mut missing);
+                        if !missing.is_empty() {
+                            missing_by_env.insert(env.clone(), missing);
+                        }
+                    }
+                }
+                _ => interpolate_value(item, &vars, &names::key_segment(key), &mut global),
+            }
         }
     }
     if !global.is_empty() {
@@ -155,6 +160,8 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
             e.message()
         ))
     })?;
+    names::check(&config).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+    masks::mask_secrets(&config, &text, &vars);
     Ok(LoadedConfig {
         path: path.to_path_buf(),
         base,
@@ -167,17 +174,14 @@ fn interpolate_value(
     v: &mut toml::Value,
     vars: &BTreeMap<String, String>,
     at: &str,
-    missing: &mut Vec<(String, String)>,
+    missing: &mut Vec<String>,
 ) {
     match v {
         toml::Value::String(s) => match interpolate(s, vars) {
             Ok(done) => *s = done,
             Err(names) => {
                 for n in names {
-                    missing.push((
-                        at.to_string(),
-                        format!("{at} uses ${{{n}}}, which is not set"),
-                    ));
+                    missing.push(format!("{at} uses ${{{n}}}, which is not set"));
                 }
             }
         },
@@ -188,11 +192,7 @@ fn interpolate_value(
         }
         toml::Value::Table(t) => {
             for (k, item) in t.iter_mut() {
-                let key = if at.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{at}.{k}")
-                };
+                let key = format!("{at}.{}", names::key_segment(k));
                 interpolate_value(item, vars, &key, missing);
             }
         }
@@ -283,6 +283,56 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("DK_TEST_UNSET_NAME"));
+    }
+
+    #[test]
+    fn a_dot_in_an_environment_name_keeps_its_missing_variables_its_own() {
+        let (_d, p) = write(
+            "[environments.prod]\n[environments.\"prod.eu\".database]\nurl = \"${DK_TEST_UNSET_EU}\"\n",
+        );
+        let loaded = load(&p).unwrap();
+        assert!(loaded.env("prod").is_ok(), "prod uses no unset variable");
+        let err = loaded.env("prod.eu").unwrap_err().to_string();
+        assert!(err.contains("DK_TEST_UNSET_EU"), "{err}");
+        assert!(
+            err.contains("environments.\"prod.eu\".database.url"),
+            "the key is named unambiguously: {err}"
+        );
+    }
+
+    #[test]
+    fn names_that_become_paths_are_refused_naming_the_key() {
+        for (toml, key) in [
+            ("[environments.\"../x\"]\n", "environments.\"../x\""),
+            ("[environments.\"a/b\"]\n", "environments.\"a/b\""),
+            (
+                "[environments.s.target]\nkind = \"pm2\"\nhosts = [\"local\"]\ndeploy_to = \"/srv/a\"\napp = \"../../etc\"\nrepo = \"r\"\n",
+                "environments.s.target.app",
+            ),
+            (
+                "[environments.s.target]\nkind = \"compose\"\nproject = \"..\"\nfiles = []\nservice = \"web\"\nimage = \"i\"\n",
+                "environments.s.target.project",
+            ),
+            (
+                "[environments.s.target]\nkind = \"compose\"\nproject = \"crm\"\nfiles = []\nservice = \"a/../b\"\nimage = \"i\"\n",
+                "environments.s.target.service",
+            ),
+            (
+                "[environments.s.migrations]\nkind = \"compose_run\"\nservice = \"../m\"\nup = [\"x\"]\n",
+                "environments.s.migrations.service",
+            ),
+            (
+                "[environments.s.backup]\nkind = \"compose_exec\"\nservice = \"db/..\"\ndatabase = \"d\"\nuser = \"u\"\ndir = \"b\"\n",
+                "environments.s.backup.service",
+            ),
+        ] {
+            let (_d, p) = write(toml);
+            let err = load(&p).unwrap_err().to_string();
+            assert!(err.contains(key), "{toml}: {err}");
+            assert!(err.contains("invalid"), "{toml}: {err}");
+        }
+        let (_d, p) = write("[environments.\"prod.eu\"]\n[environments.staging-2]\n");
+        assert!(load(&p).is_ok(), "dots and dashes inside a name are fine");
     }
 
     #[test]

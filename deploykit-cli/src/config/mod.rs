@@ -7,6 +7,8 @@
 
 mod interpolate;
 mod load;
+mod masks;
+mod names;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

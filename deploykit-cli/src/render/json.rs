@@ -19,6 +19,7 @@ impl EventSink for JsonSink {
 /// The last line of a `--json` run: `{"event":"outcome", …the report}`.
 pub fn print_outcome(report: &RunReport) {
     let mut value = serde_json::to_value(report).unwrap_or_default();
+    deploykit_core::secret::redact_json(&mut value);
     if let Some(obj) = value.as_object_mut() {
         obj.insert("event".into(), "outcome".into());
     }

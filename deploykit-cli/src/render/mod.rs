@@ -9,7 +9,7 @@ mod tty;
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use deploykit_core::{EventSink, RunReport};
+use deploykit_core::{redact, EventSink, RunReport};
 
 pub use json::JsonSink;
 pub use plain::PlainSink;
@@ -54,17 +54,15 @@ impl Mode {
 
     /// Prints a run's final report in this mode, and the GitHub summary if asked for.
     pub fn finish(self, report: &RunReport) {
+        // The report quotes errors and undo failures: redacted like every output.
         match self {
             Mode::Json => json::print_outcome(report),
-            Mode::Tty | Mode::Plain => eprintln!("{}", summary_table(report)),
+            Mode::Tty | Mode::Plain => eprintln!("{}", redact(&summary_table(report), &[])),
         }
         if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") {
             use std::io::Write;
-            let written = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .and_then(|mut f| f.write_all(github_summary(report).as_bytes()));
+            let written = deploykit_core::private_fs::open_append(std::path::Path::new(&path))
+                .and_then(|mut f| f.write_all(redact(&github_summary(report), &[]).as_bytes()));
             if let Err(e) = written {
                 eprintln!("warning: could not append to GITHUB_STEP_SUMMARY: {e}");
             }

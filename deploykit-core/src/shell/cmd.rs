@@ -3,7 +3,11 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::secret::{Secret, REDACTED};
+use crate::secret::{redact, Secret, REDACTED};
+
+/// The shell variable [`Cmd::to_remote`]'s env script sets last, so the command
+/// runs only when all of it arrived.
+const ENV_READ_MARKER: &str = "__deploykit_env";
 
 /// A command as a program and its arguments, plus environment and working
 /// directory. Built by pure functions, compared in tests as data.
@@ -81,16 +85,66 @@ impl Cmd {
         self
     }
 
-    /// The command as one POSIX shell string, every piece quoted: what SSH needs.
+    /// The command as one POSIX shell string, every piece quoted.
     /// Contains env values: pass it to the transport, never to a log (use `Display`).
+    /// For a remote host use [`Cmd::to_remote`], which keeps them off its argv.
     pub fn to_shell(&self) -> String {
+        self.shell_string(&self.env)
+    }
+
+    /// What a remote host gets: a shell string in which no secret env value appears,
+    /// and the bytes for its stdin, which carry those values ahead of `stdin`.
+    ///
+    /// A command line is public on a host: other users read it in `ps` and
+    /// `/proc/*/cmdline`, for the `sh -c` that runs it and for every process it
+    /// starts. So the secrets travel on stdin instead: a line with the byte length
+    /// of an `export 'KEY=value'` script, the script, then the command's own
+    /// input. The string reads exactly that many bytes (`dd bs=1`, so the rest of
+    /// stdin stays for the command), `eval`s it in the shell itself (`export` is a
+    /// builtin: no process gets the values as arguments), checks it all arrived,
+    /// then runs the command, which inherits them. Public env stays on the line.
+    pub fn to_remote(&self, stdin: Option<&[u8]>) -> (String, Option<Vec<u8>>) {
+        let secrets: Vec<&(String, Secret)> = self
+            .env
+            .iter()
+            .filter(|(k, _)| !self.public.contains(k))
+            .collect();
+        if secrets.is_empty() {
+            return (self.to_shell(), stdin.map(<[u8]>::to_vec));
+        }
+        let mut script = String::new();
+        for (k, v) in &secrets {
+            script.push_str("export ");
+            script.push_str(&quote(&format!("{k}={}", v.expose())));
+            script.push('\n');
+        }
+        script.push_str(&format!("{ENV_READ_MARKER}=ok\n"));
+        let mut input = format!("{}\n", script.len()).into_bytes();
+        input.extend_from_slice(script.as_bytes());
+        input.extend_from_slice(stdin.unwrap_or_default());
+        let public: Vec<(String, Secret)> = self
+            .env
+            .iter()
+            .filter(|(k, _)| self.public.contains(k))
+            .cloned()
+            .collect();
+        let line = format!(
+            "IFS= read -r {m}_len && eval \"$(dd bs=1 count=\"${m}_len\" 2>/dev/null)\" && \
+             [ \"${{{m}-}}\" = ok ] || {{ echo 'deploykit: the environment did not arrive on stdin' >&2; exit 125; }}; {}",
+            self.shell_string(&public),
+            m = ENV_READ_MARKER,
+        );
+        (line, Some(input))
+    }
+
+    fn shell_string(&self, env: &[(String, Secret)]) -> String {
         let mut parts = Vec::new();
         if let Some(dir) = &self.cwd {
             parts.push(format!("cd {} &&", quote(&dir.to_string_lossy())));
         }
-        if !self.env.is_empty() {
+        if !env.is_empty() {
             parts.push("env".to_string());
-            for (k, v) in &self.env {
+            for (k, v) in env {
                 parts.push(quote(&format!("{k}={}", v.expose())));
             }
         }
@@ -101,21 +155,25 @@ impl Cmd {
 }
 
 impl fmt::Display for Cmd {
-    /// The command for humans: quoted like `to_shell`, env values redacted.
+    /// The command for humans: quoted like `to_shell`, env values redacted, and in
+    /// every word the [`mask`](crate::secret::mask)ed values and URL passwords
+    /// (`--database-url postgres://app:[redacted]@db/app`, a `repo` with a token).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secrets = self.secret_env();
+        let shown = |word: &str| quote(&redact(word, &secrets));
         if let Some(dir) = &self.cwd {
-            write!(f, "cd {} && ", quote(&dir.to_string_lossy()))?;
+            write!(f, "cd {} && ", shown(&dir.to_string_lossy()))?;
         }
         for (k, v) in &self.env {
             if self.public.contains(k) {
-                write!(f, "{} ", quote(&format!("{k}={}", v.expose())))?;
+                write!(f, "{} ", shown(&format!("{k}={}", v.expose())))?;
             } else {
                 write!(f, "{k}={REDACTED} ")?;
             }
         }
-        write!(f, "{}", quote(&self.program))?;
+        write!(f, "{}", shown(&self.program))?;
         for a in &self.args {
-            write!(f, " {}", quote(a))?;
+            write!(f, " {}", shown(a))?;
         }
         Ok(())
     }
@@ -192,6 +250,75 @@ mod tests {
         assert!(!shown.contains("pw"), "{shown}");
         assert!(shown.contains("DATABASE_URL=[redacted]"));
         assert!(!format!("{cmd:?}").contains("pw"));
+    }
+
+    #[test]
+    fn arguments_never_show_masked_values_or_url_passwords() {
+        crate::secret::mask(&Secret::new("postgres://app:cmd-arg-pw-77@db/app"));
+        let cmd = Cmd::new("sqlx")
+            .args(["migrate", "run", "--database-url"])
+            .arg("postgres://app:cmd-arg-pw-77@db/app")
+            .arg("https://deploy:other-token-88@git.example/app.git")
+            .arg("--token=cmd-arg-pw-77");
+        let shown = cmd.to_string();
+        assert!(!shown.contains("cmd-arg-pw-77"), "{shown}");
+        assert!(!shown.contains("other-token-88"), "{shown}");
+        assert!(
+            shown.starts_with("sqlx migrate run --database-url"),
+            "{shown}"
+        );
+        assert!(
+            cmd.to_shell().contains("cmd-arg-pw-77"),
+            "the host still gets it"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_remote_command_gets_its_secret_env_on_stdin_never_on_its_command_line() {
+        let secret = "s3cret 'quoted' $(x)\nline2";
+        let dir = tempfile::tempdir().unwrap();
+        let cmd = Cmd::new("sh")
+            .arg("-c")
+            .arg("printf '%s|%s|' \"$DB\" \"$PORT\"; cat; cat /proc/$$/cmdline /proc/$PPID/cmdline | tr '\\0' ' '")
+            .env("DB", secret)
+            .public_env("PORT", "8080")
+            .cwd(dir.path());
+        let (line, input) = cmd.to_remote(Some(b"own-input"));
+        assert!(!line.contains("s3cret"), "{line}");
+        assert!(
+            line.contains("PORT=8080"),
+            "public env stays readable: {line}"
+        );
+        let mut child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use tokio::io::AsyncWriteExt;
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(&input.unwrap()).await.unwrap();
+        drop(pipe);
+        let out = child.wait_with_output().await.unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (shown, rest) = text.split_at(text.find("|8080|").unwrap());
+        assert_eq!(shown, secret);
+        assert!(rest.starts_with("|8080|own-input"), "{rest}");
+        assert!(!rest.contains("s3cret"), "no argv holds it: {rest}");
+
+        let (line, input) = Cmd::new("true").env("A", "x").to_remote(None);
+        let out = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .unwrap();
+        assert!(input.is_some());
+        assert_eq!(out.status.code(), Some(125), "no env, no run");
+        let plain = Cmd::new("ls").public_env("A", "1");
+        assert_eq!(plain.to_remote(None), (plain.to_shell(), None));
     }
 
     #[tokio::test]

@@ -160,8 +160,8 @@ impl SshConfig {
 /// A [`Shell`] on a remote host: one OpenSSH master connection, opened once by
 /// [`SshShell::connect`] and reused by every command until [`SshShell::close`].
 ///
-/// Commands are sent as the single string [`Cmd::to_shell`] builds (the one quoting
-/// function), interpreted by the remote login shell, which must therefore be a POSIX
+/// Commands are sent as the single string [`Cmd::to_remote`] builds (with the one
+/// quoting function; secret env values go on stdin), interpreted by the remote login shell, which must therefore be a POSIX
 /// shell (sh, bash, dash, zsh; not fish or csh).
 ///
 /// When the master connection dies (sshd restarted, a network blip), the next command
@@ -384,7 +384,10 @@ impl SshShell {
     }
 
     async fn run_on(&self, session: &Arc<Session>, cmd: &Cmd, stdin: Option<&[u8]>) -> Attempt {
-        let mut command = Session::to_raw_command(session.clone(), cmd.to_shell());
+        // Secret env values travel on stdin, never on the host's command lines.
+        let (line, input) = cmd.to_remote(stdin);
+        let stdin = input.as_deref();
+        let mut command = Session::to_raw_command(session.clone(), line);
         command
             .stdin(if stdin.is_some() {
                 openssh::Stdio::piped()
