@@ -57,16 +57,19 @@
 //! ```
 #![warn(missing_docs, unreachable_pub)]
 
+mod adopt;
 pub mod commands;
 mod config;
 mod fleet;
 mod host_lock;
 pub mod jlist;
 mod layout;
+mod ownership;
 mod probe;
 mod settle;
 mod target;
 
+pub use adopt::ADOPTED;
 pub use config::{Pm2Config, Source};
 pub use fleet::{Pm2Fleet, Rollout};
 pub use host_lock::Pm2HostLock;
