@@ -52,6 +52,43 @@ pub(crate) fn refusal(config: &Pm2Config, location: &str, theirs: &[&Pm2Process]
     }
 }
 
+/// What is live when there is no `current` link, from `pm2 jlist`'s output:
+/// nothing; the adopted app (when adopting); or, for an app of that name that
+/// deploykit did not start, a refusal before anything changes.
+pub(crate) fn live_without_link(
+    config: &Pm2Config,
+    layout: &Layout,
+    location: &str,
+    jlist_output: &str,
+) -> Result<Option<ReleaseId>> {
+    let list = jlist::parse(jlist_output).map_err(|e| Error::part("current", location, e))?;
+    let theirs = not_ours(layout, &config.app, &list);
+    if theirs.is_empty() {
+        Ok(None)
+    } else if config.adopt_running {
+        Ok(Some(adopted_id()))
+    } else {
+        Err(refusal(config, location, &theirs))
+    }
+}
+
+/// The refusal of a `current` that is a real directory (an in-place deploy):
+/// deploykit can neither swap it nor tell what runs from it.
+pub(crate) fn not_a_link(config: &Pm2Config, layout: &Layout, location: &str) -> Error {
+    Error::Refused {
+        reason: format!(
+            "{} on {location} is a real directory, not a link deploykit made (an in-place deploy?); nothing was changed",
+            layout.current().display()
+        ),
+        next: format!(
+            "move it aside (e.g. `mv current current.pre-deploykit`), start the app from there, \
+             and deploy with `adopt_running = true` so deploykit records it and an undo restores it; \
+             or stop {} and remove it",
+            config.app
+        ),
+    }
+}
+
 /// The PM2 process file that starts `app` again as `theirs` ran it, from the raw
 /// `pm2 jlist` output (every field, env included). `None` when PM2 no longer
 /// lists such a process.

@@ -10,9 +10,7 @@ use deploykit_core::{Cmd, Error, ReleaseId, ReleaseSpec, Result, Shell, ShellExt
 use crate::adopt;
 use crate::commands;
 use crate::config::{Pm2Config, Source};
-use crate::jlist;
 use crate::layout::Layout;
-use crate::ownership::not_ours;
 
 /// One app under PM2 on one host, reached through any [`Shell`] (SSH or local).
 ///
@@ -193,41 +191,22 @@ impl Target for Pm2Target {
         let (kind, rest) = text.split_once('\n').unwrap_or((&text, ""));
         match kind.trim() {
             commands::live::LINK => self.parse_current(rest),
-            commands::live::NOT_A_LINK => Err(Error::Refused {
-                reason: format!(
-                    "{} on {} is a real directory, not a link deploykit made (an in-place deploy?); nothing was changed",
-                    self.layout.current().display(),
-                    self.location()
-                ),
-                next: format!(
-                    "move it aside (e.g. `mv current current.pre-deploykit`), start the app from there, \
-                     and deploy with `adopt_running = true` so deploykit records it and an undo restores it; \
-                     or stop {} and remove it",
-                    self.config.app
-                ),
-            }),
+            commands::live::NOT_A_LINK => Err(adopt::not_a_link(
+                &self.config,
+                &self.layout,
+                self.location(),
+            )),
             // No PM2 on the host (`exec` found no program): nothing runs under it.
             commands::live::NONE if out.status == 127 => Ok(None),
+            commands::live::NONE if !out.success() => Err(CommandFailed::new(
+                "current",
+                self.location(),
+                &commands::read_live(&self.config, &self.layout),
+                &out,
+            )
+            .into()),
             commands::live::NONE => {
-                if !out.success() {
-                    return Err(CommandFailed::new(
-                        "current",
-                        self.location(),
-                        &commands::read_live(&self.config, &self.layout),
-                        &out,
-                    )
-                    .into());
-                }
-                let list = jlist::parse(rest)
-                    .map_err(|e| Error::part("current", self.location(), e))?;
-                let theirs = not_ours(&self.layout, &self.config.app, &list);
-                if theirs.is_empty() {
-                    Ok(None)
-                } else if self.config.adopt_running {
-                    Ok(Some(adopt::adopted_id()))
-                } else {
-                    Err(adopt::refusal(&self.config, self.location(), &theirs))
-                }
+                adopt::live_without_link(&self.config, &self.layout, self.location(), rest)
             }
             // `current` could not even be looked at: as before, nothing is live.
             _ => Ok(None),

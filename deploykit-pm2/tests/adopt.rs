@@ -245,3 +245,32 @@ async fn the_probe_fails_while_a_worker_runs_another_release_than_current() {
     assert!(report.detail.contains(v2.id.as_str()), "{report:?}");
     app.finish().await;
 }
+
+#[tokio::test]
+async fn a_current_that_is_a_real_directory_is_refused_before_anything_changes() {
+    let Some((mut repo, app, _)) = setup("adopt-inplace").await else {
+        return;
+    };
+    // An earlier in-place deploy: `current` is the app's directory itself.
+    let layout = app.target().layout().clone();
+    app.shell
+        .check(
+            "t",
+            &Cmd::new("mkdir")
+                .arg("-p")
+                .arg(layout.current().join("dist").to_string_lossy()),
+        )
+        .await
+        .unwrap();
+    let v1 = spec(1, "1.0.0", &repo.commit("1.0.0", Behaviour::Good));
+    let err = pipeline(&app, app.target())
+        .run(&v1, &MemoryJournal::default())
+        .await
+        .expect_err("refused before anything changes")
+        .to_string();
+    assert!(err.contains("real directory"), "{err}");
+    assert!(err.contains("adopt_running = true"), "{err}");
+    assert!(!app.exists(&layout.release(&v1.id)).await);
+    assert!(app.exists(&layout.current().join("dist")).await);
+    app.finish().await;
+}
