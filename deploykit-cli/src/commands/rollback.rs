@@ -48,8 +48,14 @@ pub async fn run(config: &Path, args: &RollbackArgs, mode: Mode) -> Result<u8> {
         }
     };
     if !target.list().await?.contains(&to) {
+        let reason = format!("release {to} is no longer staged on the target (pruned?)");
+        // A `--to` naming no staged release is a usage error; the release the
+        // journals name being gone means the rollback cannot proceed: a failed run.
+        if args.to.is_some() {
+            return Err(ConfigError(format!("{reason}; deploy its commit instead")).into());
+        }
         return Err(Error::Refused {
-            reason: format!("release {to} is no longer staged on the target (pruned?)"),
+            reason,
             next: "deploy its commit instead".into(),
         }
         .into());
