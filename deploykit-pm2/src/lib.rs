@@ -29,7 +29,10 @@
 //! - [`Pm2Target`]: the core [`Target`](deploykit_core::Target) for one app on
 //!   one host, over any [`Shell`](deploykit_core::Shell) (`SshShell`, `LocalShell`).
 //! - [`Pm2Probe`]: a [`HealthProbe`](deploykit_core::HealthProbe) reading
-//!   `pm2 jlist`: all instances online, each up for at least a settle window.
+//!   `pm2 jlist`: all instances online, each running the release `current`
+//!   points at and up for at least a settle window.
+//! - [`ADOPTED`]: the release id of an app PM2 ran before deploykit's first
+//!   deploy, taken over only with `adopt_running` (otherwise refused).
 //! - [`Pm2Fleet`]: one release on N hosts, all at once or in rolling batches;
 //!   a failure on any host switches every host back.
 //! - [`Pm2HostLock`]: the deploy lock as a file on the host, so deployers on
