@@ -552,6 +552,7 @@ fn pm2_app_config(env: &str, pm2: &config::Pm2Config) -> Result<Pm2AppConfig, Wi
     app.ecosystem = pm2.ecosystem.clone();
     app.linked_files = pm2.linked_files.clone();
     app.linked_dirs = pm2.linked_dirs.clone();
+    app.adopt_running = pm2.adopt_running;
     for argv in pm2.install.iter().chain(&pm2.build) {
         app = app.build_step(cmd(argv)?);
     }

@@ -297,6 +297,34 @@ fn secrets_check_applies_the_seeds_rules_without_printing_values() {
 }
 
 #[test]
+fn rollback_finds_the_previous_release_in_the_journals_when_nothing_is_live() {
+    let p = Project::new("");
+    // Nothing recorded yet: the rollback cannot proceed, a failed run's exit code.
+    p.cmd()
+        .args(["rollback", "-e", "s"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no successful run recorded"));
+    p.cmd()
+        .args(["deploy", "-e", "s", "--release", "r1"])
+        .assert()
+        .code(0);
+    p.commit("v2", true);
+    p.cmd()
+        .args(["deploy", "-e", "s", "--release", "r2"])
+        .assert()
+        .code(0);
+    // The live release is gone (nothing is live): the journal of the last good run
+    // still says what was live before it.
+    std::fs::remove_file(p.path("srv/current")).unwrap();
+    p.cmd().args(["rollback", "-e", "s"]).assert().code(0);
+    assert_eq!(
+        std::fs::read_link(p.path("srv/current")).unwrap(),
+        Path::new("releases/r1")
+    );
+}
+
+#[test]
 fn rollback_goes_back_to_the_previous_release_without_rebuilding() {
     let p = Project::new("");
     p.cmd()

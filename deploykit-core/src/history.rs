@@ -159,6 +159,25 @@ impl History {
         }
     }
 
+    /// The release a plain `rollback` goes back to: the one that was live before
+    /// the last successful run that made `live` live. When nothing is live (the
+    /// release died or was stopped) or what is live is no recorded run's release
+    /// (started by hand, switched by hand), the journals still know the answer: the
+    /// release that was live before the last successful run. `None` when no
+    /// successful run recorded an earlier release.
+    pub fn rollback_to(&self, live: Option<&ReleaseId>) -> Option<ReleaseId> {
+        let succeeded = || {
+            self.runs
+                .iter()
+                .rev()
+                .filter(|r| r.outcome == Some(Outcome::Succeeded))
+        };
+        match live.and_then(|l| succeeded().find(|r| &r.release == l)) {
+            Some(run) => run.previous.clone(),
+            None => succeeded().next().and_then(|r| r.previous.clone()),
+        }
+    }
+
     /// Successful deploys per day over `days`.
     pub fn deployment_frequency(&self, days: u32) -> f64 {
         let ok = self
@@ -191,5 +210,49 @@ impl History {
             return None;
         }
         Some(times.iter().sum::<Duration>() / times.len() as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(n: i64, release: &str, previous: Option<&str>, outcome: Outcome) -> RunSummary {
+        let at = OffsetDateTime::UNIX_EPOCH + time::Duration::hours(n);
+        RunSummary {
+            run_id: format!("run-{n}"),
+            env: "e".into(),
+            release: ReleaseId::parse(release).unwrap(),
+            commit: Commit::parse("abc1234").unwrap(),
+            previous: previous.map(|p| ReleaseId::parse(p).unwrap()),
+            who: "t".into(),
+            approver: None,
+            started: at,
+            finished: Some(at),
+            outcome: Some(outcome),
+            failed_phase: None,
+            failed_at: None,
+        }
+    }
+
+    #[test]
+    fn rollback_goes_to_the_release_before_the_last_good_run_even_when_nothing_is_live() {
+        let id = |s: &str| ReleaseId::parse(s).unwrap();
+        let history = History {
+            runs: vec![
+                run(1, "v1", None, Outcome::Succeeded),
+                run(2, "v4", Some("v1"), Outcome::Succeeded),
+                run(3, "v5", Some("v4"), Outcome::RolledBack),
+            ],
+        };
+        // What runs is recorded: the release before it.
+        assert_eq!(history.rollback_to(Some(&id("v4"))), Some(id("v1")));
+        // Nothing runs (the container was stopped), or something unrecorded does:
+        // the release before the last successful run, from its journal.
+        assert_eq!(history.rollback_to(None), Some(id("v1")));
+        assert_eq!(history.rollback_to(Some(&id("by-hand"))), Some(id("v1")));
+        // The first deploy had nothing before it.
+        assert_eq!(history.rollback_to(Some(&id("v1"))), None);
+        assert_eq!(History::default().rollback_to(None), None);
     }
 }

@@ -242,3 +242,64 @@ async fn hand_deployed_container_is_adopted_so_a_failed_first_deploy_returns_to_
         "the hand-deployed app serves again"
     );
 }
+
+#[tokio::test]
+async fn an_adopted_container_comes_back_from_the_journals_undo_after_a_good_first_deploy() {
+    use deploykit_core::testing::MemoryJournal;
+    use deploykit_core::ShellExt;
+    use deploykit_core::{Compensation, LocalShell, Outcome, PartsRollback, Pipeline, Rollback};
+    use deploykit_docker::ContainerHealthProbe;
+
+    let Some(rig) = rig("adopt-undo") else { return };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let stack = WebStack::new(&rig, "dk-adopt-undo", port).await;
+    stack.write_release("manual", true, 0);
+    let plain = stack.path().join("plain.yml");
+    std::fs::write(&plain, "version: \"2.4\"\n").unwrap();
+    let shell = LocalShell::new();
+    shell
+        .check("setup", &stack.project.build("web"))
+        .await
+        .unwrap();
+    shell
+        .check("setup", &stack.project.up("web", &plain))
+        .await
+        .unwrap();
+    let target = Arc::new(stack.target(&rig).await);
+    let adopted = target.current().await.unwrap().expect("adopted");
+
+    // A good first deploykit release replaces the hand-deployed container.
+    stack.write_release("v1", true, 0);
+    let v1 = spec("20260101T000000Z-v1");
+    let probe = ContainerHealthProbe::new(target.engine().clone(), "dk-adopt-undo", "web");
+    let report = Pipeline::new("staging")
+        .target(target.clone() as Arc<dyn Target>)
+        .probe(Arc::new(probe))
+        .run(&v1, &MemoryJournal::default())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
+    assert_eq!(report.previous, Some(adopted.clone()));
+    assert_eq!(stack.page().await.as_deref(), Some("v1"));
+
+    // The run's undo as `recover` runs it: another process, a fresh target, only
+    // the journal's record. The hand-deployed image serves again.
+    let undo = Compensation::Reactivate {
+        previous: Some(adopted.clone()),
+        failed: v1.id.clone(),
+    };
+    let fresh: Arc<dyn Target> = Arc::new(stack.target(&rig).await);
+    PartsRollback {
+        target: Some(fresh.clone()),
+        ..Default::default()
+    }
+    .compensate(&undo)
+    .await
+    .unwrap();
+    assert_eq!(fresh.current().await.unwrap(), Some(adopted));
+    assert_eq!(stack.page().await.as_deref(), Some("manual"));
+}

@@ -193,9 +193,24 @@ touch "$2""#,
 /// either the old or the new release, never a missing link. Running it again is
 /// harmless.
 pub fn switch_current(layout: &Layout, release: &ReleaseId) -> Cmd {
+    switch(layout, release, "any")
+}
+
+/// The exit status of [`switch_over_link`] when there is no `current` link yet.
+pub const NO_LINK: i32 = 5;
+
+/// [`switch_current`], but only over an existing `current` link: exits
+/// [`NO_LINK`] (changing nothing) on a first deploy, when the target must first
+/// look at what PM2 already runs under the app's name.
+pub fn switch_over_link(layout: &Layout, release: &ReleaseId) -> Cmd {
+    switch(layout, release, "linked")
+}
+
+fn switch(layout: &Layout, release: &ReleaseId, over: &str) -> Cmd {
     script(
         r#"set -e
 [ -f "$1" ] || exit 3
+if [ "$5" = linked ] && [ ! -L "$4" ]; then exit 5; fi
 ln -sfn "$2" "$3"
 mv -T "$3" "$4""#,
         [
@@ -203,8 +218,73 @@ mv -T "$3" "$4""#,
             Layout::link_target(release),
             path(&layout.next_current(release)),
             path(&layout.current()),
+            over.to_string(),
         ],
     )
+}
+
+/// What [`read_live`] prints first.
+pub mod live {
+    /// `current` is a link; its target follows.
+    pub const LINK: &str = "link";
+    /// `current` exists but is not a link (an in-place deploy).
+    pub const NOT_A_LINK: &str = "not-a-link";
+    /// No `current`; `pm2 jlist` follows.
+    pub const NONE: &str = "none";
+}
+
+/// Where `current` points, in one round trip: [`live::LINK`] and the link's
+/// target; or [`live::NOT_A_LINK`]; or, with no `current` at all, [`live::NONE`]
+/// and then `pm2 jlist`, so an app PM2 already runs (started by hand) is seen
+/// before a first deploy changes anything. Only a first deploy pays the `pm2`
+/// start-up.
+pub fn read_live(config: &Pm2Config, layout: &Layout) -> Cmd {
+    let list = jlist(config);
+    script(
+        r#"if [ -L "$1" ]; then echo link; readlink "$1"; exit 0; fi
+if [ -e "$1" ]; then echo not-a-link; exit 0; fi
+echo none
+shift
+exec "$@""#,
+        std::iter::once(path(&layout.current()))
+            .chain(std::iter::once(list.program))
+            .chain(list.args),
+    )
+}
+
+/// Writes the record of an adopted app (JSON on stdin: it holds the app's env)
+/// owner-only, replacing the file atomically.
+pub fn write_adopted(layout: &Layout) -> Cmd {
+    script(
+        r#"set -e
+umask 077
+mkdir -p "$(dirname "$1")"
+cat > "$1.tmp"
+mv -f "$1.tmp" "$1""#,
+        [path(&layout.adopted())],
+    )
+}
+
+/// Forgets the record of an adopted app.
+pub fn remove_adopted(layout: &Layout) -> Cmd {
+    Cmd::new("rm").arg("-f").arg(path(&layout.adopted()))
+}
+
+/// Whether the record of an adopted app exists (exit 0) or not.
+pub fn adopted_exists(layout: &Layout) -> Cmd {
+    Cmd::new("test").arg("-f").arg(path(&layout.adopted()))
+}
+
+/// Starts the adopted app again from its record (a PM2 process file): the
+/// script, cwd, instances, mode and env it ran with before deploykit took over.
+pub fn start_adopted(config: &Pm2Config, layout: &Layout) -> Cmd {
+    pm2(config, &[]).arg("start").arg(path(&layout.adopted()))
+}
+
+/// Stops and forgets one PM2 process by id (never the app by name, when other
+/// processes of that name are not deploykit's).
+pub fn delete_id(config: &Pm2Config, pm_id: u32) -> Cmd {
+    pm2(config, &[]).arg("delete").arg(pm_id.to_string())
 }
 
 /// Prints where `current` points (fails when there is no link).
@@ -218,11 +298,14 @@ pub fn remove_current(layout: &Layout) -> Cmd {
 }
 
 /// Names the release directories, one per line (nothing if there are none yet).
+/// The adopted app counts as a release while its record exists, so `rollback --to
+/// adopted` can go back to it.
 pub fn list_releases(layout: &Layout) -> Cmd {
     script(
-        r#"[ -d "$1" ] || exit 0
+        r#"if [ -f "$2" ]; then echo adopted; fi
+[ -d "$1" ] || exit 0
 find "$1" -mindepth 1 -maxdepth 1 -type d -printf '%f\n'"#,
-        [path(&layout.releases())],
+        [path(&layout.releases()), path(&layout.adopted())],
     )
 }
 
@@ -320,8 +403,9 @@ pub fn jlist(config: &Pm2Config) -> Cmd {
     pm2(config, &[]).arg("jlist")
 }
 
-/// `pm2 jlist` preceded by a line `deploykit-clock-ms <ms>`: the host's clock,
-/// read just before the list. The probe judges an instance's age as that clock
+/// `pm2 jlist` preceded by a line `deploykit-clock-ms <ms>`, the host's clock read
+/// just before the list, and a line `deploykit-current <link target>`, so the
+/// probe can check that every worker runs the live release. The probe judges an instance's age as that clock
 /// minus its `pm_uptime` — both from the host, so the deploying machine's clock
 /// never enters it — and reading the clock first can only understate an age,
 /// never overstate it. Where `date` has no `%N` (not GNU), whole seconds rounded
@@ -332,8 +416,12 @@ pub fn clocked_jlist(config: &Pm2Config) -> Cmd {
         r#"now=$(date +%s%3N 2>/dev/null)
 case "$now" in ''|*[!0-9]*) now=$(($(date +%s) * 1000)) ;; esac
 printf 'deploykit-clock-ms %s\n' "$now"
+printf 'deploykit-current %s\n' "$(readlink "$1" 2>/dev/null)"
+shift
 exec "$@""#,
-        std::iter::once(list.program).chain(list.args),
+        std::iter::once(path(&config.deploy_to.join("current")))
+            .chain(std::iter::once(list.program))
+            .chain(list.args),
     )
 }
 
@@ -394,6 +482,8 @@ mod tests {
             lock_create(&layout()),
             lock_read(&layout()),
             clocked_jlist(&config()),
+            read_live(&config(), &layout()),
+            write_adopted(&layout()),
         ];
         for c in &all {
             let script = &c.args[1];
@@ -487,9 +577,11 @@ mod tests {
                 "/srv/my app/releases/r1/.deploykit-prepared",
                 "releases/r1",
                 "/srv/my app/.current-r1.tmp",
-                "/srv/my app/current"
+                "/srv/my app/current",
+                "any"
             ]
         );
+        assert_eq!(values(&switch_over_link(&layout(), &id()))[4], "linked");
         let script = &c.args[1];
         let (check, link, rename) = (
             script.find(r#"[ -f "$1" ] || exit 3"#).unwrap(),
@@ -544,10 +636,18 @@ mod tests {
         assert_eq!(c.program, "sh");
         assert_eq!(
             &c.args[2..],
-            ["sh", "env", "PM2_HOME=/home/d/.pm2-web", "pm2", "jlist"]
+            [
+                "sh",
+                "/srv/my app/current",
+                "env",
+                "PM2_HOME=/home/d/.pm2-web",
+                "pm2",
+                "jlist"
+            ]
         );
         let script = &c.args[1];
         assert!(script.contains(crate::jlist::CLOCK_LINE), "{script}");
+        assert!(script.contains(crate::jlist::CURRENT_LINE), "{script}");
         assert!(
             script.find("date").unwrap() < script.find("exec").unwrap(),
             "the clock is read before the list: {script}"
@@ -733,10 +833,11 @@ mod tests {
         fake.pm2_home = None;
         fake.pm2 = "printf".into();
         let mut c = clocked_jlist(&fake);
-        c.args.truncate(4); // `printf jlist` would print `jlist`; print a list instead
+        c.args.truncate(5); // `printf jlist` would print `jlist`; print a list instead
         c.args.push("[]".into());
         let out = sh.check("t", &c).await.unwrap();
         let snap = crate::jlist::parse_snapshot(&out.stdout_text()).unwrap();
+        assert_eq!(snap.live.as_deref(), Some(""), "no `current` link there");
         let clock = snap.clock_ms.expect("the host's clock is printed");
         assert!(
             clock > 1_600_000_000_000,

@@ -50,6 +50,13 @@ pub struct Pm2Config {
     pub pm2: String,
     /// `PM2_HOME` on the host, when not the SSH user's default `~/.pm2`.
     pub pm2_home: Option<String>,
+    /// Take over an app that runs under PM2 but that deploykit did not start (for
+    /// example one started by hand with `pm2 start server.js --name web -i 2`).
+    /// Off by default: such an app is refused before anything changes, because an
+    /// undo could not put it back. On, the first deploy records the running app's
+    /// script, cwd, instances and env on the host (owner-only) before replacing it,
+    /// and an undo restarts it exactly from that record.
+    pub adopt_running: bool,
 }
 
 impl Pm2Config {
@@ -67,6 +74,7 @@ impl Pm2Config {
             env: Vec::new(),
             pm2: "pm2".into(),
             pm2_home: None,
+            adopt_running: false,
         }
     }
 
@@ -85,6 +93,12 @@ impl Pm2Config {
     /// Sets `PM2_HOME`.
     pub fn pm2_home(mut self, home: impl Into<String>) -> Self {
         self.pm2_home = Some(home.into());
+        self
+    }
+
+    /// Sets [`adopt_running`](Self::adopt_running).
+    pub fn adopt_running(mut self, adopt: bool) -> Self {
+        self.adopt_running = adopt;
         self
     }
 

@@ -37,6 +37,28 @@ pub struct Pm2Env {
     /// means "no restart during it".
     #[serde(default)]
     pub pm_uptime: Option<u64>,
+    /// The directory PM2 started the instance in (as given, symlinks unresolved).
+    #[serde(default)]
+    pub pm_cwd: Option<String>,
+    /// The script PM2 runs (absolute).
+    #[serde(default)]
+    pub pm_exec_path: Option<String>,
+    /// `DEPLOYKIT_RELEASE` as the instance was (re)started with: PM2 lists the
+    /// process env at the top of `pm2_env`.
+    #[serde(default, rename = "DEPLOYKIT_RELEASE")]
+    pub deploykit_release: Option<String>,
+    /// The one variable of the instance's env deploykit reads (never the others:
+    /// they hold the app's secrets).
+    #[serde(default)]
+    pub env: Option<ReleaseVar>,
+}
+
+/// `DEPLOYKIT_RELEASE` in `pm2_env.env`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+pub struct ReleaseVar {
+    /// The release deploykit started the instance for.
+    #[serde(default, rename = "DEPLOYKIT_RELEASE")]
+    pub deploykit_release: Option<String>,
 }
 
 impl Pm2Process {
@@ -44,11 +66,26 @@ impl Pm2Process {
     pub fn online(&self) -> bool {
         self.pm2_env.status == "online"
     }
+
+    /// The release deploykit started this instance for, from its env.
+    pub fn release_var(&self) -> Option<&str> {
+        let env = &self.pm2_env;
+        env.env
+            .as_ref()
+            .and_then(|e| e.deploykit_release.as_deref())
+            .or(env.deploykit_release.as_deref())
+            .filter(|r| !r.is_empty())
+    }
 }
 
 /// Parses `pm2 jlist` output. PM2 may print daemon start-up lines before the JSON
 /// (e.g. when the daemon was not running), so the JSON array is looked for.
 pub fn parse(output: &str) -> Result<Vec<Pm2Process>, String> {
+    parse_as(output)
+}
+
+/// [`parse`], into any shape (the adoption record reads every field).
+pub(crate) fn parse_as<T: serde::de::DeserializeOwned>(output: &str) -> Result<Vec<T>, String> {
     let lines: Vec<&str> = output.lines().collect();
     let mut last_error = None;
     for (i, line) in lines.iter().enumerate() {
@@ -76,6 +113,10 @@ pub fn parse(output: &str) -> Result<Vec<Pm2Process>, String> {
 /// prints: the host's clock, read just before `pm2 jlist` ran.
 pub const CLOCK_LINE: &str = "deploykit-clock-ms";
 
+/// The second line [`commands::clocked_jlist`](crate::commands::clocked_jlist)
+/// prints: where `current` points (nothing after it when there is no link).
+pub const CURRENT_LINE: &str = "deploykit-current";
+
 /// A `pm2 jlist` taken together with the host's clock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
@@ -84,6 +125,9 @@ pub struct Snapshot {
     /// `pm_uptime` values, never with this machine's clock, so clock skew between
     /// the two machines does not matter.
     pub clock_ms: Option<u64>,
+    /// Where `current` pointed when the list was read (`Some("")`: no link);
+    /// `None` when the host did not say.
+    pub live: Option<String>,
     /// Every process PM2 lists.
     pub processes: Vec<Pm2Process>,
 }
@@ -96,8 +140,14 @@ pub fn parse_snapshot(output: &str) -> Result<Snapshot, String> {
             .strip_prefix(CLOCK_LINE)
             .and_then(|v| v.trim().parse().ok())
     });
+    let live = output.lines().find_map(|l| {
+        l.trim_start()
+            .strip_prefix(CURRENT_LINE)
+            .map(|v| v.trim().to_string())
+    });
     Ok(Snapshot {
         clock_ms,
+        live,
         processes: parse(output)?,
     })
 }

@@ -110,6 +110,12 @@ impl Layout {
         self.state().join("lock.json")
     }
 
+    /// `<deploy_to>/.deploykit/adopted.json`: the record of an app deploykit did
+    /// not start but took over (a PM2 process file, owner-only: it holds the env).
+    pub fn adopted(&self) -> PathBuf {
+        self.state().join("adopted.json")
+    }
+
     /// The marker written last by a successful prepare: a release without it is
     /// incomplete and never activated.
     pub fn prepared_marker(&self, id: &ReleaseId) -> PathBuf {

@@ -29,7 +29,10 @@
 //! - [`Pm2Target`]: the core [`Target`](deploykit_core::Target) for one app on
 //!   one host, over any [`Shell`](deploykit_core::Shell) (`SshShell`, `LocalShell`).
 //! - [`Pm2Probe`]: a [`HealthProbe`](deploykit_core::HealthProbe) reading
-//!   `pm2 jlist`: all instances online, each up for at least a settle window.
+//!   `pm2 jlist`: all instances online, each running the release `current`
+//!   points at and up for at least a settle window.
+//! - [`ADOPTED`]: the release id of an app PM2 ran before deploykit's first
+//!   deploy, taken over only with `adopt_running` (otherwise refused).
 //! - [`Pm2Fleet`]: one release on N hosts, all at once or in rolling batches;
 //!   a failure on any host switches every host back.
 //! - [`Pm2HostLock`]: the deploy lock as a file on the host, so deployers on
@@ -57,16 +60,19 @@
 //! ```
 #![warn(missing_docs, unreachable_pub)]
 
+mod adopt;
 pub mod commands;
 mod config;
 mod fleet;
 mod host_lock;
 pub mod jlist;
 mod layout;
+mod ownership;
 mod probe;
 mod settle;
 mod target;
 
+pub use adopt::ADOPTED;
 pub use config::{Pm2Config, Source};
 pub use fleet::{Pm2Fleet, Rollout};
 pub use host_lock::Pm2HostLock;

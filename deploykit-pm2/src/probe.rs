@@ -9,10 +9,12 @@ use deploykit_core::{HealthProbe, HealthReport, HealthStatus, Shell, ShellExt};
 use crate::commands;
 use crate::config::Pm2Config;
 use crate::jlist::{self, Snapshot};
+use crate::layout::Layout;
 use crate::settle::{judge, Requirement, Verdict};
 
-/// Healthy when every instance of the app is `online` and has been up for at least
-/// a settle window: a cluster reload "succeeds" even when the new code crashes a
+/// Healthy when every instance of the app is `online`, runs the release `current`
+/// points at (its cwd or script in that release, or started through `current` with
+/// that `DEPLOYKIT_RELEASE`), and has been up for at least a settle window: a cluster reload "succeeds" even when the new code crashes a
 /// second after starting, and only a young start time or a climbing restart count
 /// shows it.
 ///
@@ -38,6 +40,7 @@ impl Pm2Probe {
             app: config.app.clone(),
             instances: None,
             settle: Duration::from_secs(2),
+            layout: Layout::new(&config.deploy_to).ok(),
         };
         Self {
             shell,

@@ -19,6 +19,8 @@
 use std::time::Duration;
 
 use crate::jlist::{Pm2Process, Snapshot};
+use crate::layout::Layout;
+use crate::ownership::{what_runs, Runs};
 
 /// What the probe requires of the app.
 #[derive(Debug, Clone)]
@@ -29,6 +31,10 @@ pub(crate) struct Requirement {
     pub(crate) instances: Option<usize>,
     /// How long every instance must have been up.
     pub(crate) settle: Duration,
+    /// The app's layout: when set, every instance must run the release `current`
+    /// points at (online is not enough: a reload that kept old workers, or workers
+    /// started by hand elsewhere, serve old code while PM2 says online).
+    pub(crate) layout: Option<Layout>,
 }
 
 /// The judgement of one snapshot.
@@ -72,6 +78,41 @@ fn secs(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
 }
 
+/// Why not every instance runs the release `current` points at, if so. Only
+/// judged when the requirement has a layout and the snapshot says where `current`
+/// points.
+fn off_release(req: &Requirement, snap: &Snapshot, procs: &[&Pm2Process]) -> Option<String> {
+    let (layout, live) = (req.layout.as_ref()?, snap.live.as_deref()?);
+    if live.is_empty() {
+        return None;
+    }
+    let Some(live) = Layout::parse_link_target(live) else {
+        return Some(format!(
+            "{} is not a link to a release ({:?}), so no worker can be on the live release",
+            layout.current().display(),
+            live
+        ));
+    };
+    let off: Vec<String> = procs
+        .iter()
+        .filter_map(|p| match what_runs(layout, p) {
+            Runs::Release(r) if r == live => None,
+            Runs::Release(r) => Some(format!("#{} runs {r}", p.pm_id)),
+            Runs::Unknown(why) => Some(format!("#{}: {why}", p.pm_id)),
+            Runs::NotOurs(path) => Some(format!(
+                "#{} runs from {path}, which deploykit did not start",
+                p.pm_id
+            )),
+        })
+        .collect();
+    (!off.is_empty()).then(|| {
+        format!(
+            "not every worker runs the live release {live}: {}",
+            off.join(", ")
+        )
+    })
+}
+
 /// Judges `snap`, taken after `waited` of waiting since `earlier` (the probe's
 /// first snapshot of this check, if this is not it).
 pub(crate) fn judge(
@@ -92,10 +133,17 @@ pub(crate) fn judge(
     if !down.is_empty() {
         return Verdict::Unhealthy(format!("not online: {}", down.join(", ")));
     }
-    if let Some(n) = req.instances {
+    // No `current` link (the adopted app a first deploy's undo put back): what runs
+    // is not a deploykit release, so neither the release nor the configured
+    // instance count applies; PM2's view of it still does.
+    let unlinked = snap.live.as_deref() == Some("");
+    if let Some(n) = req.instances.filter(|_| !unlinked) {
         if procs.len() < n {
             return Verdict::Unhealthy(format!("{} of {n} instances running", procs.len()));
         }
+    }
+    if let Some(problem) = off_release(req, snap, &procs) {
+        return Verdict::Unhealthy(problem);
     }
     if let Some(earlier) = earlier {
         let before = identities(&app_processes(req, earlier));
@@ -151,6 +199,7 @@ mod tests {
             app: "web".into(),
             instances,
             settle: SETTLE,
+            layout: None,
         }
     }
 
@@ -382,5 +431,64 @@ mod tests {
                 Verdict::Settled(_)
             ));
         }
+    }
+    #[test]
+    fn every_worker_must_run_the_release_current_points_at() {
+        let req = Requirement {
+            layout: Some(Layout::new("/srv/web").unwrap()),
+            ..req(Some(2))
+        };
+        let list = |procs: &[(&str, &str)]| -> String {
+            procs
+                .iter()
+                .enumerate()
+                .map(|(i, (cwd, release))| {
+                    format!(
+                        r#"{{"pid":{i},"name":"web","pm_id":{i},"pm2_env":{{"status":"online","restart_time":0,"pm_uptime":1,"pm_cwd":"{cwd}","pm_exec_path":"{cwd}/server.js","env":{{"DEPLOYKIT_RELEASE":"{release}"}}}}}}"#
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let judge_live = |live: &str, procs: &[(&str, &str)]| {
+            let out = format!(
+                "deploykit-clock-ms {NOW}\ndeploykit-current {live}\n[{}]",
+                list(procs)
+            );
+            judge(&req, None, Duration::ZERO, &parse_snapshot(&out).unwrap())
+        };
+        let on = [("/srv/web/current", "r2"), ("/srv/web/current", "r2")];
+        assert!(matches!(
+            judge_live("releases/r2", &on),
+            Verdict::Settled(_)
+        ));
+        // One worker kept the old release (a reload that did not reach it).
+        match judge_live("releases/r2", &[on[0], ("/srv/web/current", "r1")]) {
+            Verdict::Unhealthy(d) => {
+                assert!(d.contains("live release r2"), "{d}");
+                assert!(d.contains("#1 runs r1"), "{d}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Workers started by hand elsewhere serve old code while "online".
+        match judge_live("releases/r2", &[("/home/u/app", ""), ("/home/u/app", "")]) {
+            Verdict::Unhealthy(d) => assert!(d.contains("/home/u/app"), "{d}"),
+            other => panic!("{other:?}"),
+        }
+        // A `current` that is no release link: nothing can be on the live release.
+        assert!(matches!(
+            judge_live("/elsewhere", &on),
+            Verdict::Unhealthy(_)
+        ));
+        // No `current` at all (an adopted app put back): PM2's view only, without
+        // the configured instance count.
+        let one = [("/home/u/app", "")];
+        assert!(matches!(judge_live("", &one), Verdict::Settled(_)));
+        // Without the line (an older snapshot), only PM2's view is judged.
+        let out = format!("deploykit-clock-ms {NOW}\n[{}]", list(&[on[0], ("/x", "")]));
+        assert!(matches!(
+            judge(&req, None, Duration::ZERO, &parse_snapshot(&out).unwrap()),
+            Verdict::Settled(_)
+        ));
     }
 }

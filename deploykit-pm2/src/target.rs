@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use deploykit_core::shell::{CommandFailed, Output};
 use deploykit_core::{Cmd, Error, ReleaseId, ReleaseSpec, Result, Shell, ShellExt, Target};
 
+use crate::adopt;
 use crate::commands;
 use crate::config::{Pm2Config, Source};
 use crate::layout::Layout;
@@ -163,6 +164,7 @@ impl Pm2Target {
     }
 
     async fn take_offline(&self) -> Result<()> {
+        adopt::refuse_if_not_ours(self.shell.as_ref(), &self.config, &self.layout).await?;
         // `delete` fails when the app is not in PM2: already offline, which is the goal.
         let _ = self
             .shell
@@ -183,12 +185,32 @@ impl Target for Pm2Target {
     async fn current(&self) -> Result<Option<ReleaseId>> {
         let out = self
             .shell
-            .run(&commands::read_current(&self.layout), None)
+            .run(&commands::read_live(&self.config, &self.layout), None)
             .await?;
-        if !out.success() {
-            return Ok(None);
+        let text = out.stdout_text();
+        let (kind, rest) = text.split_once('\n').unwrap_or((&text, ""));
+        match kind.trim() {
+            commands::live::LINK => self.parse_current(rest),
+            commands::live::NOT_A_LINK => Err(adopt::not_a_link(
+                &self.config,
+                &self.layout,
+                self.location(),
+            )),
+            // No PM2 on the host (`exec` found no program): nothing runs under it.
+            commands::live::NONE if out.status == 127 => Ok(None),
+            commands::live::NONE if !out.success() => Err(CommandFailed::new(
+                "current",
+                self.location(),
+                &commands::read_live(&self.config, &self.layout),
+                &out,
+            )
+            .into()),
+            commands::live::NONE => {
+                adopt::live_without_link(&self.config, &self.layout, self.location(), rest)
+            }
+            // `current` could not even be looked at: as before, nothing is live.
+            _ => Ok(None),
         }
-        self.parse_current(&out.stdout_text())
     }
 
     async fn prepare(&self, spec: &ReleaseSpec) -> Result<()> {
@@ -253,9 +275,19 @@ impl Target for Pm2Target {
         let Some(id) = release else {
             return self.take_offline().await;
         };
+        if id.as_str() == adopt::ADOPTED {
+            return adopt::restore(self.shell.as_ref(), &self.config, &self.layout).await;
+        }
         let sh = &self.shell;
-        let switch = commands::switch_current(&self.layout, id);
-        let out = sh.run(&switch, None).await?;
+        let mut switch = commands::switch_over_link(&self.layout, id);
+        let mut out = sh.run(&switch, None).await?;
+        if out.status == commands::NO_LINK {
+            // A first deploy: PM2 may already run an app of this name that
+            // deploykit did not start; refuse it, or record it and take it over.
+            adopt::take_over(sh.as_ref(), &self.config, &self.layout).await?;
+            switch = commands::switch_current(&self.layout, id);
+            out = sh.run(&switch, None).await?;
+        }
         if out.status == commands::CHECK_FAILED {
             return Err(Error::part(
                 "activate",
@@ -295,9 +327,13 @@ impl Target for Pm2Target {
                 next: "activate another release first".into(),
             });
         }
-        self.shell
-            .check("discard", &commands::remove_release(&self.layout, release))
-            .await?;
+        let remove = if release.as_str() == adopt::ADOPTED {
+            // Forgetting the adopted app: only its record; it runs nowhere now.
+            commands::remove_adopted(&self.layout)
+        } else {
+            commands::remove_release(&self.layout, release)
+        };
+        self.shell.check("discard", &remove).await?;
         Ok(())
     }
 
@@ -355,6 +391,9 @@ mod tests {
                 repo: src.to_string_lossy().into_owned(),
             },
         );
+        // No PM2 here: nothing runs under it, and no daemon is started by the test.
+        let mut config = config;
+        config.pm2 = "deploykit-test-no-such-pm2".into();
         let target = Pm2Target::new(Arc::new(LocalShell::new()), config).unwrap();
         let id = ReleaseId::parse("r1").unwrap();
 

@@ -508,3 +508,75 @@ fn recover_reverts_compose_run_migrations_of_a_killed_deploy() {
         .assert()
         .code(0);
 }
+
+#[test]
+fn rollback_finds_the_previous_release_in_the_journals_when_the_live_container_was_stopped() {
+    let Some(rig) = rig() else { return };
+    let (port, db_port) = (free_port(), free_port());
+    let project = format!("crm-dead-{}", std::process::id());
+    let env = [
+        ("CRM_PROJECT", project.clone()),
+        ("CRM_PORT", port.to_string()),
+        ("CRM_DB_PORT", db_port.to_string()),
+        ("CRM_DB_IMAGE", rig.postgres_image.clone()),
+        ("CRM_BASE_IMAGE", rig.postgres_image.clone()),
+    ];
+    let s = Stack::new(rig, "crm", &env, &project);
+    let toml = std::fs::read_to_string(s.root.join("deploykit.toml"))
+        .unwrap()
+        .replace("health_interval_secs = 5", "health_interval_secs = 1");
+    std::fs::write(s.root.join("deploykit.toml"), toml).unwrap();
+
+    // Nothing deployed yet: rollback cannot proceed, which is a failed run's exit
+    // code (1), not a usage error (2).
+    let out = s
+        .deploykit()
+        .args(["rollback", "--env", "production"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let deploy = |reference: &str| {
+        let out = s
+            .deploykit()
+            .args(["deploy", "--env", "production", "--ref", reference])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let v1 = s.commit("v1");
+    s.start_db("crm");
+    deploy(&v1);
+    std::fs::write(s.root.join("backend/VERSION"), "crm 4.0.0\n").unwrap();
+    deploy(&s.commit("v4"));
+    assert!(get(port, "/").unwrap().1.contains("crm 4.0.0"));
+
+    // The web container dies (stopped by hand): nothing serves, nothing is "live".
+    s.compose(&["stop", "-t", "1", "backend"]);
+    assert!(get(port, "/").is_none());
+    let out = s
+        .deploykit()
+        .args(["rollback", "--env", "production"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        get(port, "/").unwrap().1.contains("crm 1.0.0"),
+        "the release before the last good deploy serves"
+    );
+}

@@ -309,4 +309,30 @@ fn muva_example_deploys_upgrades_and_rolls_back_a_broken_release() {
         Some("1.0.0".into()),
         "rolled back to v1 without a rebuild"
     );
+
+    // The live release dies: its workers are stopped by hand, so `pm2 jlist` shows
+    // them stopped and nothing answers. Rollback exists for this moment: it finds the
+    // release before the last good run in the journals and brings it back.
+    let home = m.rig.pm2_root.join("muva-e2e/pm2home");
+    run(Std::new("su").args([&m.rig.ssh_user, "-c"]).arg(format!(
+        "PM2_HOME={} pm2 stop muva >/dev/null",
+        home.display()
+    )));
+    assert_eq!(get(m.port, "/"), None, "nothing serves");
+    let out = m
+        .deploykit()
+        .args(["rollback", "--env", "staging"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        get(m.port, "/").map(|r| r.1.trim().to_string()),
+        Some("2.0.0".into()),
+        "the release before the last good run (the rollback to v1) serves"
+    );
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use deploykit_core::{
-    Commit, Events, History, Outcome, Pipeline, PreApproved, ReleaseId, ReleaseSpec,
+    Commit, Error, Events, History, Pipeline, PreApproved, ReleaseId, ReleaseSpec,
 };
 
 use super::EnvContext;
@@ -29,20 +29,35 @@ pub async fn run(config: &Path, args: &RollbackArgs, mode: Mode) -> Result<u8> {
     let to = match &args.to {
         Some(r) => ReleaseId::parse(r.clone())?,
         None => {
+            // Rollback is for when the live release is broken or gone: when
+            // nothing (or something unrecorded) runs, the journals still say what
+            // was live before the last good run.
             let current = target.current().await?;
             history
-                .runs
-                .iter()
-                .rev()
-                .find(|r| r.outcome == Some(Outcome::Succeeded) && Some(&r.release) == current.as_ref())
-                .and_then(|r| r.previous.clone())
-                .ok_or_else(|| ConfigError("no earlier release is recorded for what is live now; pass --to RELEASE (see `deploykit history`)".into()))?
+                .rollback_to(current.as_ref())
+                .ok_or_else(|| Error::Refused {
+                    reason: match &current {
+                        Some(live) => format!(
+                            "no earlier release is recorded before {live}, which is live now"
+                        ),
+                        None => "nothing is live and no successful run recorded an earlier release"
+                            .into(),
+                    },
+                    next: "pass --to RELEASE (see `deploykit history`), or deploy a commit".into(),
+                })?
         }
     };
     if !target.list().await?.contains(&to) {
-        return Err(ConfigError(format!(
-            "release {to} is no longer staged on the target (pruned?); deploy its commit instead"
-        ))
+        let reason = format!("release {to} is no longer staged on the target (pruned?)");
+        // A `--to` naming no staged release is a usage error; the release the
+        // journals name being gone means the rollback cannot proceed: a failed run.
+        if args.to.is_some() {
+            return Err(ConfigError(format!("{reason}; deploy its commit instead")).into());
+        }
+        return Err(Error::Refused {
+            reason,
+            next: "deploy its commit instead".into(),
+        }
         .into());
     }
     let commit = history

@@ -141,6 +141,11 @@ pub struct Pm2Config {
     pub linked_dirs: Vec<String>,
     /// `PM2_HOME` on the hosts, when not the SSH user's `~/.pm2`.
     pub pm2_home: Option<String>,
+    /// Take over an app PM2 already runs that deploykit did not start (e.g. one
+    /// started by hand): recorded on the host and restored by an undo. Off: such
+    /// an app is refused before anything changes.
+    #[serde(default)]
+    pub adopt_running: bool,
     /// The app's environment, for the build commands and PM2 (`--update-env`).
     /// Values are secrets: never printed.
     #[serde(default)]
