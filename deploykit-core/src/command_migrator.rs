@@ -175,6 +175,7 @@ impl Migrator for CommandMigrator {
         Ok(MigrationPlan {
             migrations,
             from_revision,
+            origin: None,
         })
     }
 
@@ -195,6 +196,7 @@ impl Migrator for CommandMigrator {
             migrations: plan.migrations.iter().map(|m| m.id.clone()).collect(),
             revision_before: before,
             revision_after: after,
+            origin: None,
         })
     }
 

@@ -36,6 +36,7 @@
 pub mod artifact_store;
 pub mod backup;
 pub mod command_migrator;
+pub mod commit_tree;
 mod compensate;
 pub mod dump_compression;
 pub mod duration_ms;
@@ -70,6 +71,7 @@ pub mod tcp;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use commit_tree::CommitTree;
 pub use backup::{Backup, BackupArtifact, BackupExt, BackupRequest, ConfirmDestructive};
 pub use dump_compression::DumpCompression;
 pub use error::{Error, Result};
@@ -81,7 +83,7 @@ pub use history::{History, RunSummary};
 pub use journal::{FileJournal, JournalDir, JournalStore, Outcome, Record};
 pub use lock::{DeployLock, FileLock, LockHolder};
 pub use migrate::{
-    AppliedSet, LintFinding, MigrationId, MigrationPlan, MigrationStatus, Migrator,
+    AppliedSet, DownScript, LintFinding, MigrationId, MigrationOrigin, MigrationPlan, MigrationStatus, Migrator,
     PlannedMigration,
 };
 pub use phase::Phase;

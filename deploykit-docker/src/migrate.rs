@@ -229,6 +229,7 @@ impl Migrator for ComposeRunMigrator {
                 allowed: false,
             }],
             from_revision,
+            origin: None,
         })
     }
 
@@ -256,6 +257,7 @@ impl Migrator for ComposeRunMigrator {
             migrations: plan.migrations.iter().map(|m| m.id.clone()).collect(),
             revision_before: plan.from_revision.clone(),
             revision_after,
+            origin: None,
         })
     }
 

@@ -123,6 +123,7 @@ impl Migrator for MemoryMigrator {
         Ok(MigrationPlan {
             migrations,
             from_revision: None,
+            origin: None,
         })
     }
 
@@ -138,6 +139,7 @@ impl Migrator for MemoryMigrator {
             migrations: done,
             revision_before: None,
             revision_after: None,
+            origin: None,
         })
     }
 
