@@ -392,7 +392,9 @@ fn migrator_part(
                 let export = tempfile::Builder::new()
                     .prefix("deploykit-commit-")
                     .tempdir()
-                    .map_err(|e| WiringError(format!("environment {env}: a temporary directory: {e}")))?;
+                    .map_err(|e| {
+                        WiringError(format!("environment {env}: a temporary directory: {e}"))
+                    })?;
                 tree.export_to(export.path()).map_err(wrap)?;
                 dir = export.path().join(rel);
                 exported.push(export);
@@ -561,8 +563,9 @@ async fn compose_stack(
         .events(events);
     // Builds use the deployed commit's tree as their context, not the checkout.
     let target = match (deploying, project.files.first()) {
-        (Some(_), Some(first)) => target
-            .build_from_repository(CommitTree::repository_of(first).map_err(wrap)?),
+        (Some(_), Some(first)) => {
+            target.build_from_repository(CommitTree::repository_of(first).map_err(wrap)?)
+        }
         _ => target,
     };
     Ok(ComposeStack {

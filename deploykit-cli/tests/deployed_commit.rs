@@ -121,7 +121,11 @@ impl Project {
             .arg(self.path("app.db"))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(str::to_string)
@@ -176,7 +180,8 @@ fn an_uncommitted_migration_in_the_working_tree_is_neither_planned_nor_applied()
     );
     assert!(tables.iter().any(|t| t.contains("notes")), "{tables:?}");
     assert!(
-        !p.path("srv/releases/r1/migrations/0099_wt_only.sql").exists(),
+        !p.path("srv/releases/r1/migrations/0099_wt_only.sql")
+            .exists(),
         "the release holds the commit's files only"
     );
 
@@ -187,7 +192,12 @@ fn an_uncommitted_migration_in_the_working_tree_is_neither_planned_nor_applied()
         .args(["deploy", "-e", "s", "--release", "r1b", "--ref", "v1"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let tables = p.tables();
     assert!(
         !tables.iter().any(|t| t.contains("tags")),
@@ -204,7 +214,12 @@ fn rollback_to_an_older_release_applies_nothing_from_the_checkout() {
             .args(["deploy", "-e", "s", "--release", release, "--ref", r])
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     // The checkout moves ahead: a committed v3 migration nobody deployed, and an
     // uncommitted one.
@@ -222,17 +237,34 @@ fn rollback_to_an_older_release_applies_nothing_from_the_checkout() {
         .args(["rollback", "-e", "s", "--to", "r1"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let tables = p.tables();
     assert!(
-        !tables.iter().any(|t| t.contains("wt_only") || t.contains("archive")),
+        !tables
+            .iter()
+            .any(|t| t.contains("wt_only") || t.contains("archive")),
         "{tables:?}"
     );
     // A dry run of v1 now: v2's 0002 is applied but not v1's, and v3's 0003 and the
     // uncommitted 0099 are not v1's either: nothing is pending.
     let out = p
         .cmd()
-        .args(["--json", "deploy", "-e", "s", "--release", "r1c", "--ref", "v1", "--dry-run"])
+        .args([
+            "--json",
+            "deploy",
+            "-e",
+            "s",
+            "--release",
+            "r1c",
+            "--ref",
+            "v1",
+            "--dry-run",
+        ])
         .output()
         .unwrap();
     let plan = String::from_utf8_lossy(&out.stdout);
@@ -267,8 +299,14 @@ fn kill_while_verifying(p: &Project) {
         if text.contains("\"phase\":\"verify\"") {
             break;
         }
-        assert!(child.try_wait().unwrap().is_none(), "the deploy ended early: {text}");
-        assert!(Instant::now() < deadline, "the deploy never reached verify: {text}");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the deploy ended early: {text}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the deploy never reached verify: {text}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap();
@@ -304,10 +342,18 @@ fn recover_reverts_the_deployed_commits_migrations_after_the_checkout_moved_on()
         .args(["deploy", "-e", "s", "--release", "r1", "--ref", "v1"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     kill_while_verifying(&p);
-    assert!(p.tables().iter().any(|t| t.contains("tags")), "v2's migration ran");
+    assert!(
+        p.tables().iter().any(|t| t.contains("tags")),
+        "v2's migration ran"
+    );
 
     // The checkout moves on: back to v1, and the migrations directory is gone.
     git(&p.path("app"), &["checkout", "-q", "v1"]);
@@ -351,7 +397,12 @@ fn a_command_migration_runs_the_deployed_commits_tool_not_the_checkouts() {
         .args(["deploy", "-e", "s", "--release", "r3", "--ref", "v3"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         std::fs::read_to_string(out_file.path()).unwrap().trim(),
         "committed",

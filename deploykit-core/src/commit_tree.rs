@@ -158,9 +158,9 @@ impl CommitTree {
                         format!("unexpected git cat-file answer for {name}: {header}"),
                     )
                 })?;
-            let body = rest.get(end + 1..end + 1 + size).ok_or_else(|| {
-                self.fail("read migrations", "git cat-file output is truncated")
-            })?;
+            let body = rest
+                .get(end + 1..end + 1 + size)
+                .ok_or_else(|| self.fail("read migrations", "git cat-file output is truncated"))?;
             files.push((name, body.to_vec()));
             rest = rest.get(end + 2 + size..).unwrap_or_default();
         }

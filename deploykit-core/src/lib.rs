@@ -71,8 +71,8 @@ pub mod tcp;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use commit_tree::CommitTree;
 pub use backup::{Backup, BackupArtifact, BackupExt, BackupRequest, ConfirmDestructive};
+pub use commit_tree::CommitTree;
 pub use dump_compression::DumpCompression;
 pub use error::{Error, Result};
 pub use event::{CollectingSink, Event, EventSink, Events};
@@ -83,8 +83,8 @@ pub use history::{History, RunSummary};
 pub use journal::{FileJournal, JournalDir, JournalStore, Outcome, Record};
 pub use lock::{DeployLock, FileLock, LockHolder};
 pub use migrate::{
-    AppliedSet, DownScript, LintFinding, MigrationId, MigrationOrigin, MigrationPlan, MigrationStatus, Migrator,
-    PlannedMigration,
+    AppliedSet, DownScript, LintFinding, MigrationId, MigrationOrigin, MigrationPlan,
+    MigrationStatus, Migrator, PlannedMigration,
 };
 pub use phase::Phase;
 pub use pipeline::Pipeline;

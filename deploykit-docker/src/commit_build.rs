@@ -114,7 +114,10 @@ mod tests {
         )
         .unwrap();
         let mapped = project_in_export(&project, &tree, Path::new("/x/build-r1")).unwrap();
-        assert_eq!(mapped.files, [PathBuf::from("/x/build-r1/deploy/compose.yml")]);
+        assert_eq!(
+            mapped.files,
+            [PathBuf::from("/x/build-r1/deploy/compose.yml")]
+        );
         assert_eq!(mapped.directory, PathBuf::from("/x/build-r1/deploy"));
         assert_eq!(mapped.env_file, repo.join("deploy/.env"));
         let outside =

@@ -138,7 +138,11 @@ fn a_deploy_of_v1_serves_v1_while_the_checkout_is_at_v4() {
     assert_eq!(status, 200);
     assert_eq!(body.trim(), "v1", "a deploy of v1 must serve v1's code");
     let extra = get(port, "/extra.html").map(|(s, _)| s);
-    assert_eq!(extra, Some(404), "the uncommitted file was built into the image");
+    assert_eq!(
+        extra,
+        Some(404),
+        "the uncommitted file was built into the image"
+    );
     assert!(
         !s.root.join(".deploykit/build-r1").exists(),
         "the exported build context is removed after the build"

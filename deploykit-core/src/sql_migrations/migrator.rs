@@ -97,7 +97,6 @@ impl SqlMigrator {
         self.backend.location()
     }
 
-
     fn fail(&self, step: &str, message: impl Into<String>) -> Error {
         Error::part(step, self.backend.location(), message)
     }
