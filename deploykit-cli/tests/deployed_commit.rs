@@ -337,6 +337,9 @@ fn recover_reverts_the_deployed_commits_migrations_after_the_checkout_moved_on()
     git(&p.path("app"), &["checkout", "-q", "v2"]);
     p.write("HEALTHY", "no\n");
     p.commit("v2bad");
+    // Each release deployed from its own checkout, as CI does: only the recover
+    // below runs from a checkout that has moved on.
+    git(&p.path("app"), &["checkout", "-q", "v1"]);
     let out = p
         .cmd()
         .args(["deploy", "-e", "s", "--release", "r1", "--ref", "v1"])
@@ -349,6 +352,7 @@ fn recover_reverts_the_deployed_commits_migrations_after_the_checkout_moved_on()
         String::from_utf8_lossy(&out.stderr)
     );
 
+    git(&p.path("app"), &["checkout", "-q", "v2bad"]);
     kill_while_verifying(&p);
     assert!(
         p.tables().iter().any(|t| t.contains("tags")),
