@@ -119,7 +119,8 @@ pub struct AppliedSet {
     /// Tool-specific revision after the run.
     pub revision_after: Option<String>,
     /// Where the migrations came from and their down scripts, when the migrator
-    /// reads files; revert uses these rather than whatever is on disk by then.
+    /// reads files; when they came from a commit, revert runs these rather than
+    /// whatever is on disk by then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<MigrationOrigin>,
 }

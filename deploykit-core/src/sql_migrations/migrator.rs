@@ -169,10 +169,14 @@ impl Migrator for SqlMigrator {
     }
 
     async fn revert(&self, applied: &AppliedSet) -> Result<()> {
-        // The down scripts the run journaled are the ones of the commit it applied;
-        // the files on disk may be another commit's by now, or gone.
+        // The down scripts a run journaled from the commit it deployed are the ones
+        // to run: the files on disk may be another commit's by now, or gone. Without
+        // a commit (a migrator over a plain directory) the directory decides, as
+        // before, so a down script added or fixed there is what runs.
         let files = match &applied.origin {
-            Some(origin) if !origin.down_scripts.is_empty() => super::origin::journaled(origin),
+            Some(origin) if origin.commit.is_some() && !origin.down_scripts.is_empty() => {
+                super::origin::journaled(origin)
+            }
             _ => self.files()?,
         };
         let mut session = self.backend.open(true).await?;
