@@ -11,7 +11,9 @@ use deploykit_core::postgres::{DumpFormat as PgDumpFormat, PgDumpBackup, PgHealt
 use deploykit_core::sql_migrations::{HistoryDialect, SqlMigrator};
 use deploykit_core::sqlite::VacuumIntoBackup;
 use deploykit_core::tcp::TcpProbe;
-use deploykit_core::{Backup, Cmd, HealthProbe, LocalShell, Migrator, Secret, Target};
+use deploykit_core::{
+    Backup, Cmd, CommitTree, HealthProbe, LocalShell, Migrator, ReleaseSpec, Secret, Target,
+};
 
 use crate::config::{
     self, BackupConfig, Dialect, DumpFormat, Environment, LoadedConfig, MigrationsConfig,
@@ -20,7 +22,7 @@ use crate::config::{
 use crate::hosts::{self, HostShell};
 use crate::local_target::LocalTarget;
 use deploykit_core::shell::SshShell;
-use deploykit_core::{Events, ReleaseId, Shell};
+use deploykit_core::{Events, Shell};
 use deploykit_docker::remote::{connect_over_ssh, DEFAULT_REMOTE_SOCKET};
 use deploykit_docker::{
     ComposeCli, ComposeProject, ComposeRunMigrator, ComposeTarget, ContainerHealthProbe, Engine,
@@ -45,6 +47,8 @@ pub struct Parts {
     pub hosts: Vec<(String, HostShell)>,
     /// The Compose stack, when that is the target.
     pub compose: Option<ComposeStack>,
+    /// Trees of the deployed commit that parts run in (removed when dropped).
+    pub exported: Vec<tempfile::TempDir>,
 }
 
 /// A Compose target and what its backup, migrator and probe share with it.
@@ -86,12 +90,14 @@ impl std::fmt::Display for WiringError {
 
 impl std::error::Error for WiringError {}
 
-/// Builds the environment's parts.
+/// Builds the environment's parts. With `deploying`, everything that reads the
+/// project's files (migrations, build contexts, migration tools) reads them from
+/// that release's commit, never from the working tree.
 pub async fn parts(
     loaded: &LoadedConfig,
     name: &str,
     env: &Environment,
-    release: Option<&ReleaseId>,
+    deploying: Option<&ReleaseSpec>,
     events: Events,
 ) -> Result<Parts, WiringError> {
     let mut parts = Parts::default();
@@ -145,7 +151,7 @@ pub async fn parts(
             });
         }
         Some(TargetConfig::Compose(compose)) => {
-            let stack = compose_stack(loaded, name, compose, events.clone()).await?;
+            let stack = compose_stack(loaded, name, compose, deploying, events.clone()).await?;
             parts.target = Some(stack.target.clone());
             if let Some(ssh) = &stack.ssh {
                 parts.hosts.push((
@@ -177,7 +183,8 @@ pub async fn parts(
             migrations,
             database.as_ref(),
             parts.compose.as_ref(),
-            release,
+            deploying,
+            &mut parts.exported,
         )?;
     }
     for probe in &env.probes {
@@ -331,9 +338,17 @@ fn migrator_part(
     migrations: &MigrationsConfig,
     db: Option<&Database>,
     compose: Option<&ComposeStack>,
-    release: Option<&ReleaseId>,
+    deploying: Option<&ReleaseSpec>,
+    exported: &mut Vec<tempfile::TempDir>,
 ) -> Result<Option<Arc<dyn Migrator>>, WiringError> {
     let wrap = |e: deploykit_core::Error| WiringError(format!("environment {env}: {e}"));
+    // The deployed commit, read through git from the repository holding `path`.
+    let commit_tree = |path: &std::path::Path| -> Result<Option<CommitTree>, WiringError> {
+        deploying
+            .map(|spec| CommitTree::open(path, spec.commit.clone()))
+            .transpose()
+            .map_err(wrap)
+    };
     match migrations {
         MigrationsConfig::Sql { dir, dialect } => {
             let dialect = match dialect {
@@ -341,7 +356,7 @@ fn migrator_part(
                 Dialect::Supabase => HistoryDialect::Supabase,
                 Dialect::Sqlx => HistoryDialect::Sqlx,
             };
-            let migrator = match needs_db(env, "migrations kind sql", db)? {
+            let mut migrator = match needs_db(env, "migrations kind sql", db)? {
                 Database::Sqlite(path) => SqlMigrator::sqlite_with_dialect(
                     loaded.resolve(path),
                     loaded.resolve(dir),
@@ -352,6 +367,9 @@ fn migrator_part(
                     SqlMigrator::postgres(url, loaded.resolve(dir), dialect).map_err(wrap)?
                 }
             };
+            if let Some(tree) = commit_tree(&loaded.resolve(dir))? {
+                migrator = migrator.from_commit(tree).map_err(wrap)?;
+            }
             Ok(Some(Arc::new(migrator)))
         }
         MigrationsConfig::Command {
@@ -361,7 +379,26 @@ fn migrator_part(
             base_revision,
             dir,
         } => {
-            let dir = loaded.resolve(dir);
+            let mut dir = loaded.resolve(dir);
+            // The tool reads its migrations from its working directory: run it in
+            // the deployed commit's tree, not in the checkout.
+            if let Some(tree) = commit_tree(&dir)? {
+                if !tree.exists() {
+                    // E.g. `recover` of a run whose commit this clone lacks: no tree to
+                    // run the tool in, and the checkout is not that commit.
+                    return Ok(None);
+                }
+                let rel = tree.relative(&dir).map_err(wrap)?;
+                let export = tempfile::Builder::new()
+                    .prefix("deploykit-commit-")
+                    .tempdir()
+                    .map_err(|e| {
+                        WiringError(format!("environment {env}: a temporary directory: {e}"))
+                    })?;
+                tree.export_to(export.path()).map_err(wrap)?;
+                dir = export.path().join(rel);
+                exported.push(export);
+            }
             let cmd = |what: &str, argv: &[String]| -> Result<Cmd, WiringError> {
                 let (program, args) = argv.split_first().ok_or_else(|| {
                     WiringError(format!("environment {env}: migrations.{what} is empty"))
@@ -393,10 +430,10 @@ fn migrator_part(
             })?;
             // The one-off container runs the release being deployed; outside a deploy
             // there is no such image, so there is no migrator.
-            let Some(release) = release else {
+            let Some(spec) = deploying else {
                 return Ok(None);
             };
-            let mut m = ComposeRunMigrator::for_release(&stack.target, release, up.clone());
+            let mut m = ComposeRunMigrator::for_release(&stack.target, &spec.id, up.clone());
             if let Some(service) = service {
                 m = m.run_service(service).map_err(wrap)?;
             }
@@ -462,6 +499,7 @@ async fn compose_stack(
     loaded: &LoadedConfig,
     env: &str,
     c: &config::ComposeConfig,
+    deploying: Option<&ReleaseSpec>,
     events: Events,
 ) -> Result<ComposeStack, WiringError> {
     let wrap = |e: deploykit_core::Error| WiringError(format!("environment {env}: {e}"));
@@ -523,6 +561,13 @@ async fn compose_stack(
             config::ComposeStrategy::StartFirst => Strategy::StartFirst,
         })
         .events(events);
+    // Builds use the deployed commit's tree as their context, not the checkout.
+    let target = match (deploying, project.files.first()) {
+        (Some(_), Some(first)) => {
+            target.build_from_repository(CommitTree::repository_of(first).map_err(wrap)?)
+        }
+        _ => target,
+    };
     Ok(ComposeStack {
         target: Arc::new(target),
         engine,

@@ -176,6 +176,7 @@ impl Migrator for CommandMigrator {
         Ok(MigrationPlan {
             migrations,
             from_revision,
+            origin: None,
         })
     }
 
@@ -196,6 +197,7 @@ impl Migrator for CommandMigrator {
             migrations: plan.migrations.iter().map(|m| m.id.clone()).collect(),
             revision_before: before,
             revision_after: after,
+            origin: None,
         })
     }
 

@@ -37,6 +37,7 @@ pub mod artifact_store;
 pub mod backup;
 pub mod backup_scope;
 pub mod command_migrator;
+pub mod commit_tree;
 mod compensate;
 pub mod dump_compression;
 pub mod duration_ms;
@@ -74,6 +75,7 @@ pub mod testing;
 
 pub use backup::{Backup, BackupArtifact, BackupExt, BackupRequest, ConfirmDestructive};
 pub use backup_scope::{BackupScope, Ownership, ScopedListing};
+pub use commit_tree::CommitTree;
 pub use dump_compression::DumpCompression;
 pub use error::{Error, Result};
 pub use event::{CollectingSink, Event, EventSink, Events};
@@ -84,8 +86,8 @@ pub use history::{History, RunSummary};
 pub use journal::{FileJournal, JournalDir, JournalStore, Outcome, Record};
 pub use lock::{DeployLock, FileLock, LockHolder};
 pub use migrate::{
-    AppliedSet, LintFinding, MigrationId, MigrationPlan, MigrationStatus, Migrator,
-    PlannedMigration,
+    AppliedSet, DownScript, LintFinding, MigrationId, MigrationOrigin, MigrationPlan,
+    MigrationStatus, Migrator, PlannedMigration,
 };
 pub use phase::Phase;
 pub use pipeline::Pipeline;

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::release::Commit;
 
 /// One migration, named as its file or tool names it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -67,6 +68,10 @@ pub struct MigrationPlan {
     pub migrations: Vec<PlannedMigration>,
     /// Tool-specific revision the database is at now (command migrators), if known.
     pub from_revision: Option<String>,
+    /// Where the planned migrations were read from and their down scripts, for
+    /// migrators that read files (see [`MigrationOrigin`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<MigrationOrigin>,
 }
 
 impl MigrationPlan {
@@ -82,6 +87,7 @@ impl MigrationPlan {
             migrations: self.migrations.iter().map(|m| m.id.clone()).collect(),
             revision_before: self.from_revision.clone(),
             revision_after: None,
+            origin: self.origin.clone(),
         }
     }
 
@@ -93,6 +99,28 @@ impl MigrationPlan {
     }
 }
 
+/// Where a run's migrations came from, and what undoes each of them.
+///
+/// Journaled with the run's undo, so `recover` (or `migrate revert --run`) reverts
+/// exactly the migrations that run applied with the down scripts of the commit it
+/// deployed, even after the checkout has moved to another commit or lost the files.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrationOrigin {
+    /// The commit the files were read from; `None` when they came from a directory.
+    pub commit: Option<Commit>,
+    /// The down script of each planned migration as read then; `None` if it had none.
+    pub down_scripts: Vec<DownScript>,
+}
+
+/// The down script of one migration, as the deployed commit has it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DownScript {
+    /// Which migration it undoes.
+    pub id: MigrationId,
+    /// The script; `None` when the migration has no down script.
+    pub sql: Option<String>,
+}
+
 /// What one run applied: exactly what its undo reverts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppliedSet {
@@ -102,6 +130,11 @@ pub struct AppliedSet {
     pub revision_before: Option<String>,
     /// Tool-specific revision after the run.
     pub revision_after: Option<String>,
+    /// Where the migrations came from and their down scripts, when the migrator
+    /// reads files; when they came from a commit, revert runs these rather than
+    /// whatever is on disk by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<MigrationOrigin>,
 }
 
 /// Plans, applies and reverts schema migrations.

@@ -69,6 +69,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod backup;
+pub mod commit_build;
 pub mod compose;
 pub mod engine;
 pub mod migrate;

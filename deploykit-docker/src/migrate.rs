@@ -230,6 +230,7 @@ impl Migrator for ComposeRunMigrator {
                 all_or_nothing: false,
             }],
             from_revision,
+            origin: None,
         })
     }
 
@@ -257,6 +258,7 @@ impl Migrator for ComposeRunMigrator {
             migrations: plan.migrations.iter().map(|m| m.id.clone()).collect(),
             revision_before: plan.from_revision.clone(),
             revision_after,
+            origin: None,
         })
     }
 

@@ -73,6 +73,8 @@ pub struct ComposeTarget {
     rollback_alias: bool,
     adopt: bool,
     strategy: Strategy,
+    /// Set by [`ComposeTarget::build_from_repository`].
+    build_repo: Option<PathBuf>,
     /// `compose config`'s verdict, read once: prepare and activate (and the undo's
     /// reactivation) of one run all need it, and each read starts compose.
     start_first: std::sync::OnceLock<StartFirstSettings>,
@@ -110,6 +112,7 @@ impl ComposeTarget {
             rollback_alias: false,
             adopt: true,
             strategy: Strategy::StopFirst,
+            build_repo: None,
             start_first: std::sync::OnceLock::new(),
             events: Events::none(),
         })
@@ -164,6 +167,15 @@ impl ComposeTarget {
     /// it the new container never turns healthy and the old one keeps serving).
     pub fn strategy(mut self, strategy: Strategy) -> Self {
         self.strategy = strategy;
+        self
+    }
+
+    /// Builds each release from its commit of the git repository `repo` (exported
+    /// with `git archive`), never from the project directory's working tree: a
+    /// release named after a commit then runs exactly that commit's code, whatever
+    /// is checked out or uncommitted. See [`crate::commit_build`].
+    pub fn build_from_repository(mut self, repo: impl Into<PathBuf>) -> Self {
+        self.build_repo = Some(repo.into());
         self
     }
 
@@ -502,9 +514,24 @@ impl Target for ComposeTarget {
         }
         let image = match &self.source {
             ImageSource::Build { image } => {
-                self.shell
-                    .check("prepare", &self.project.build(&self.service))
-                    .await?;
+                match &self.build_repo {
+                    Some(repo) => {
+                        crate::commit_build::build_from_commit(
+                            self.shell.as_ref(),
+                            &self.project,
+                            &self.service,
+                            repo,
+                            spec,
+                            &self.state_dir,
+                        )
+                        .await?
+                    }
+                    None => {
+                        self.shell
+                            .check("prepare", &self.project.build(&self.service))
+                            .await?;
+                    }
+                }
                 image
             }
             ImageSource::Pull { image } => {

@@ -80,6 +80,7 @@ async fn the_revert_waits_for_a_migration_a_killed_run_left_running() {
         migrations: vec![migrator.step_id()],
         revision_before: Some("base".into()),
         revision_after: None,
+        origin: None,
     };
     migrator.revert(&applied).await.unwrap();
 

@@ -28,7 +28,7 @@ pub async fn run(config: &Path, args: &DeployArgs, mode: Mode) -> Result<u8> {
         commit,
         branch: None,
     };
-    let ctx = EnvContext::open_for(config, &args.env, mode, Some(&spec.id)).await?;
+    let ctx = EnvContext::open_for(config, &args.env, mode, Some(&spec)).await?;
 
     if args.dry_run {
         return print_plan(&ctx, &spec).await;

@@ -44,13 +44,14 @@ impl EnvContext {
         Self::open_for(config, name, mode, None).await
     }
 
-    /// Like [`open`](Self::open), for deploying `release` (migrators that run the
-    /// new release's image need to know which).
+    /// Like [`open`](Self::open), for deploying (or recovering a deploy of)
+    /// `release`: its parts read files from its commit, and migrators that run the
+    /// release's image know which.
     pub async fn open_for(
         config: &Path,
         name: &str,
         mode: Mode,
-        release: Option<&deploykit_core::ReleaseId>,
+        release: Option<&deploykit_core::ReleaseSpec>,
     ) -> Result<Self> {
         let loaded = config::load(config)?;
         let env = loaded.env(name)?.clone();

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use deploykit_core::{FileJournal, Outcome, ReleaseId};
+use deploykit_core::{FileJournal, Outcome, ReleaseSpec};
 
 use super::EnvContext;
 use crate::cli::EnvArg;
@@ -28,7 +28,8 @@ pub async fn run(config: &Path, args: &EnvArg, mode: Mode) -> Result<u8> {
     for path in todo {
         // Each run's parts are built for the release it was deploying: migrators that
         // run in a one-off container of that release's image (compose_run) can only
-        // revert its migrations with that image.
+        // revert its migrations with that image, and migration files are read from
+        // that release's commit, not from wherever the checkout is now.
         let release = run_release(&path)?;
         let ctx = EnvContext::open_for(config, &args.env, mode, release.as_ref()).await?;
         let journal = FileJournal::open(&path)?;
@@ -44,12 +45,21 @@ pub async fn run(config: &Path, args: &EnvArg, mode: Mode) -> Result<u8> {
     Ok(code)
 }
 
-/// The release a journaled run was deploying (from its first record).
-fn run_release(path: &Path) -> Result<Option<ReleaseId>> {
+/// The release (and commit) a journaled run was deploying (from its first record).
+fn run_release(path: &Path) -> Result<Option<ReleaseSpec>> {
     Ok(deploykit_core::journal::read_records(path)?
         .into_iter()
         .find_map(|r| match r {
-            deploykit_core::Record::RunStarted { release, .. } => Some(release),
+            deploykit_core::Record::RunStarted {
+                release,
+                commit,
+                branch,
+                ..
+            } => Some(ReleaseSpec {
+                id: release,
+                commit,
+                branch,
+            }),
             _ => None,
         }))
 }

@@ -36,6 +36,7 @@ impl SqlMigrator {
         Ok(Self {
             backend: Arc::new(session::PgBackend { target, dialect }),
             dir: dir.into(),
+            commit: None,
             options: SqlMigratorOptions {
                 dialect,
                 ..SqlMigratorOptions::default()

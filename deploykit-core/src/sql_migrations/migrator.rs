@@ -13,7 +13,7 @@ use crate::migrate::{AppliedSet, MigrationId, MigrationPlan, MigrationStatus, Mi
 use super::driver::{Backend, Session};
 use super::history::HistoryDialect;
 use super::script_run::{down_runs_outside_transaction, run_script};
-use super::source::{load_dir, MigrationFile};
+use super::source::MigrationFile;
 use super::status::{compare, planned};
 
 /// How a [`SqlMigrator`] behaves; the defaults are the safe choice.
@@ -45,6 +45,8 @@ pub struct SqlMigrator {
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) dir: PathBuf,
     pub(crate) options: SqlMigratorOptions,
+    /// Set by [`SqlMigrator::from_commit`]: files come from that commit, not `dir`.
+    pub(crate) commit: Option<Arc<super::origin::CommitSource>>,
 }
 
 impl std::fmt::Debug for SqlMigrator {
@@ -52,6 +54,7 @@ impl std::fmt::Debug for SqlMigrator {
         f.debug_struct("SqlMigrator")
             .field("database", &self.backend.location())
             .field("dir", &self.dir)
+            .field("commit", &self.commit.as_ref().map(|c| c.commit()))
             .field("options", &self.options)
             .finish()
     }
@@ -94,10 +97,6 @@ impl SqlMigrator {
         self.backend.location()
     }
 
-    fn files(&self) -> Result<Vec<MigrationFile>> {
-        load_dir(&self.dir)
-    }
-
     fn fail(&self, step: &str, message: impl Into<String>) -> Error {
         Error::part(step, self.backend.location(), message)
     }
@@ -133,13 +132,11 @@ impl Migrator for SqlMigrator {
             });
         }
         let pending: BTreeSet<&MigrationId> = status.pending.iter().collect();
+        let todo: Vec<&MigrationFile> = files.iter().filter(|f| pending.contains(&f.id)).collect();
         Ok(MigrationPlan {
-            migrations: files
-                .iter()
-                .filter(|f| pending.contains(&f.id))
-                .map(planned)
-                .collect(),
+            migrations: todo.iter().map(|f| planned(f)).collect(),
             from_revision: None,
+            origin: Some(self.origin_of(&todo)),
         })
     }
 
@@ -153,7 +150,7 @@ impl Migrator for SqlMigrator {
                     format!(
                         "{} is planned but its file is gone from {}",
                         m.id,
-                        self.dir.display()
+                        self.origin_name()
                     ),
                 )
             })?;
@@ -162,15 +159,26 @@ impl Migrator for SqlMigrator {
         let mut session = self.backend.open(true).await?;
         let result = self.apply_locked(&mut session, &todo).await;
         session.close().await;
+        let origin = self.origin_of(&todo);
         result.map(|migrations| AppliedSet {
             migrations,
             revision_before: None,
             revision_after: None,
+            origin: Some(origin),
         })
     }
 
     async fn revert(&self, applied: &AppliedSet) -> Result<()> {
-        let files = self.files()?;
+        // The down scripts a run journaled from the commit it deployed are the ones
+        // to run: the files on disk may be another commit's by now, or gone. Without
+        // a commit (a migrator over a plain directory) the directory decides, as
+        // before, so a down script added or fixed there is what runs.
+        let files = match &applied.origin {
+            Some(origin) if origin.commit.is_some() && !origin.down_scripts.is_empty() => {
+                super::origin::journaled(origin)
+            }
+            _ => self.files()?,
+        };
         let mut session = self.backend.open(true).await?;
         let result = self.revert_locked(&mut session, &files, applied).await;
         session.close().await;

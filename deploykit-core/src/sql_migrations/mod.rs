@@ -14,6 +14,7 @@ mod driver;
 pub mod history;
 pub mod lint;
 mod migrator;
+mod origin;
 mod script_run;
 pub mod source;
 pub mod split;

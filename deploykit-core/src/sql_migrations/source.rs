@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256, Sha384};
 
+use crate::commit_tree::CommitTree;
 use crate::error::{Error, Result};
 use crate::migrate::MigrationId;
 
@@ -90,27 +91,62 @@ pub fn parse_file_name(file_name: &str) -> Option<MigrationId> {
 /// Two files with the same version are refused: the order would be ambiguous.
 pub fn load_dir(dir: &Path) -> Result<Vec<MigrationFile>> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io("read migrations", dir, e))?;
-    let mut files = Vec::new();
+    let mut texts = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("read migrations", dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(id) = parse_file_name(&name) else {
+        if !name.ends_with(".sql") {
+            continue;
+        }
+        let path = entry.path();
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| Error::io("read migration", &path, e))?;
+        texts.push((name, text));
+    }
+    pair_files(dir, texts)
+}
+
+/// Reads every migration in `dir` (relative to the repository) as `tree`'s commit
+/// has it, whatever the working tree holds: what a deploy of that commit applies.
+pub fn load_commit(tree: &CommitTree, dir: &Path) -> Result<Vec<MigrationFile>> {
+    let shown = PathBuf::from(tree.describe(dir));
+    let mut texts = Vec::new();
+    for (name, bytes) in tree.read_dir(dir)? {
+        if !name.ends_with(".sql") {
+            continue;
+        }
+        let text = String::from_utf8(bytes).map_err(|_| Error::Invalid {
+            what: "migration file",
+            value: format!("{}/{name}", shown.display()),
+            reason: "it is not UTF-8 text".into(),
+        })?;
+        texts.push((name, text));
+    }
+    pair_files(&shown, texts)
+}
+
+/// Pairs up and down scripts (`(file name, text)`) into sorted migrations.
+fn pair_files(dir: &Path, texts: Vec<(String, String)>) -> Result<Vec<MigrationFile>> {
+    let mut files = Vec::new();
+    for (name, up) in &texts {
+        let Some(id) = parse_file_name(name) else {
             continue;
         };
-        let path = entry.path();
-        let up =
-            std::fs::read_to_string(&path).map_err(|e| Error::io("read migration", &path, e))?;
         let base = name
             .strip_suffix(".up.sql")
             .or_else(|| name.strip_suffix(".sql"))
-            .unwrap_or(&name);
-        let down_path = dir.join(format!("{base}.down.sql"));
-        let down = match std::fs::read_to_string(&down_path) {
-            Ok(s) => Some(s),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Error::io("read migration", &down_path, e)),
-        };
-        files.push(MigrationFile { id, path, up, down });
+            .unwrap_or(name);
+        let down_name = format!("{base}.down.sql");
+        let down = texts
+            .iter()
+            .find(|(n, _)| *n == down_name)
+            .map(|(_, t)| t.clone());
+        files.push(MigrationFile {
+            id,
+            path: dir.join(name),
+            up: up.clone(),
+            down,
+        });
     }
     files.sort_by(|a, b| version_order(&a.id.version, &b.id.version));
     for pair in files.windows(2) {

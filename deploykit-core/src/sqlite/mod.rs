@@ -23,6 +23,7 @@ impl SqlMigrator {
                 HistoryDialect::Deploykit,
             )),
             dir: dir.into(),
+            commit: None,
             options: SqlMigratorOptions::default(),
         }
     }
@@ -47,6 +48,7 @@ impl SqlMigrator {
         Ok(Self {
             backend: Arc::new(session::SqliteBackend::new(database, dialect)),
             dir: dir.into(),
+            commit: None,
             options: SqlMigratorOptions {
                 dialect,
                 ..SqlMigratorOptions::default()

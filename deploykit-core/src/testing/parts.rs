@@ -125,6 +125,7 @@ impl Migrator for MemoryMigrator {
         Ok(MigrationPlan {
             migrations,
             from_revision: None,
+            origin: None,
         })
     }
 
@@ -140,6 +141,7 @@ impl Migrator for MemoryMigrator {
             migrations: done,
             revision_before: None,
             revision_after: None,
+            origin: None,
         })
     }
 
