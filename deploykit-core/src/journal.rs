@@ -177,20 +177,12 @@ impl JournalStore for FileJournal {
     fn append(&self, record: &Record) -> Result<()> {
         let mut guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
         if guard.is_none() {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)
-                .map_err(|e| self.journal_error(format!("cannot open for append: {e}")))?;
-            // A torn last line from a crash would swallow our record: start on a fresh line.
-            let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-            let mut file = file;
-            if len > 0 && !ends_with_newline(&self.path) {
-                file.write_all(b"\n")
-                    .map_err(|e| self.journal_error(e.to_string()))?;
-            }
-            *guard = Some(file);
+            *guard = Some(self.open_for_append()?);
         }
+        // Another process (a recover) may have written since: re-read before adding.
+        let existing = read_records(&self.path)?;
+        crate::journal_rules::check_append(&existing, record)
+            .map_err(|message| self.journal_error(message))?;
         let file = guard.as_mut().expect("opened above");
         let mut line = serde_json::to_vec(record).expect("journal records serialise");
         line.push(b'\n');
@@ -204,16 +196,37 @@ impl JournalStore for FileJournal {
     }
 }
 
-fn ends_with_newline(path: &Path) -> bool {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = File::open(path) else {
-        return true;
-    };
-    if f.seek(SeekFrom::End(-1)).is_err() {
-        return true;
+impl FileJournal {
+    /// Opens the file for appending, creating it durably (owner-only, its directory
+    /// fsynced) if needed. A torn last line from a crash is cut off: its record was
+    /// never acknowledged, and keeping it would leave a torn line in the middle of
+    /// the journal once this append follows it.
+    fn open_for_append(&self) -> Result<File> {
+        let created = !self.path.exists();
+        let mut options = OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options
+            .open(&self.path)
+            .map_err(|e| self.journal_error(format!("cannot open for append: {e}")))?;
+        if created {
+            if let Some(dir) = self.path.parent() {
+                crate::durable::sync_dir(dir).map_err(|e| {
+                    self.journal_error(format!("cannot sync its directory: {e}"))
+                })?;
+            }
+        }
+        let bytes =
+            std::fs::read(&self.path).map_err(|e| self.journal_error(format!("cannot read: {e}")))?;
+        if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+            let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            file.set_len(keep as u64)
+                .and_then(|_| file.sync_data())
+                .map_err(|e| self.journal_error(format!("cannot cut its torn last line: {e}")))?;
+        }
+        Ok(file)
     }
-    let mut b = [0u8; 1];
-    f.read_exact(&mut b).map(|_| b[0] == b'\n').unwrap_or(true)
 }
 
 /// Reads a journal file. A torn line (a crash mid-write) is skipped: the record it
@@ -393,5 +406,80 @@ mod tests {
             vec![jd.path_of("a"), jd.path_of("c")],
             "a failed undo still needs recover"
         );
+    }
+
+    #[test]
+    fn a_torn_last_line_ending_in_a_brace_does_not_block_the_journal_after_recover_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r1.jsonl");
+        let j = FileJournal::open(&path).unwrap();
+        j.append(&started()).unwrap();
+        drop(j);
+        // Killed mid-write of an intent whose undo object had just closed.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"record":"intent","seq":1,"phase":"prepare","undo":{"discard_release":{}}"#)
+            .unwrap();
+        drop(f);
+        assert_eq!(read_records(&path).unwrap(), vec![started()]);
+        // `recover` appends to it: the journal must stay readable for status and recover.
+        let j = FileJournal::open(&path).unwrap();
+        j.append(&intent(2)).unwrap();
+        assert_eq!(read_records(&path).unwrap(), vec![started(), intent(2)]);
+        let jd = JournalDir::new(dir.path());
+        assert_eq!(jd.unfinished().unwrap(), vec![path]);
+    }
+
+    #[test]
+    fn a_corrupt_line_in_the_middle_stays_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r1.jsonl");
+        let good = serde_json::to_string(&started()).unwrap();
+        std::fs::write(&path, format!("{good}\n{{\"record\":\"bogus\"}}\n{good}\n")).unwrap();
+        let err = read_records(&path).unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn creating_a_journal_syncs_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let jd = JournalDir::new(dir.path().join("staging"));
+        crate::durable::synced::take();
+        let j = jd.create("r1").unwrap();
+        j.append(&started()).unwrap();
+        j.append(&intent(1)).unwrap();
+        let synced = crate::durable::synced::take();
+        assert_eq!(synced, vec![dir.path().join("staging")], "once, on creation");
+    }
+
+    #[test]
+    fn a_journal_gets_one_end_even_from_two_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r1.jsonl");
+        let run = FileJournal::open(&path).unwrap();
+        run.append(&started()).unwrap();
+        run.append(&intent(1)).unwrap();
+        // A second process (recover) finishes the run…
+        let recover = FileJournal::open(&path).unwrap();
+        recover.append(&finished(Outcome::RolledBack)).unwrap();
+        // …so the live run's own end, and any further step, are refused.
+        let err = run.append(&finished(Outcome::Succeeded)).unwrap_err();
+        assert!(err.to_string().contains("already finished as rolled_back"), "{err}");
+        assert!(run.append(&intent(2)).is_err());
+        let ends = read_records(&path)
+            .unwrap()
+            .into_iter()
+            .filter(|r| matches!(r, Record::RunFinished { .. }))
+            .count();
+        assert_eq!(ends, 1);
+    }
+
+    fn finished(outcome: Outcome) -> Record {
+        Record::RunFinished {
+            outcome,
+            failed_phase: None,
+            error: None,
+            next: None,
+            at: OffsetDateTime::UNIX_EPOCH,
+        }
     }
 }

@@ -7,6 +7,7 @@
 
 mod interpolate;
 mod load;
+mod paths;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use deploykit_core::{DumpCompression, HealthPolicy, MigrationFailurePolicy, Poli
 use serde::{Deserialize, Serialize};
 
 pub use interpolate::interpolate;
+pub use paths::resolve_path;
 pub use load::{load, ConfigError, LoadedConfig};
 
 /// The whole file.
