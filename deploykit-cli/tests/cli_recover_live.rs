@@ -199,3 +199,64 @@ fn recover_and_lock_release_refuse_a_deploy_that_is_still_verifying() {
         .assert()
         .stdout(predicate::str::contains("free"));
 }
+
+#[test]
+fn a_lock_without_a_lease_from_another_machine_needs_force_which_says_what_it_overrides() {
+    let health = health_server();
+    let p = Project::new(&health.url);
+    p.cmd()
+        .args(["deploy", "-e", "s", "--release", "r1"])
+        .assert()
+        .code(0);
+    // An older deploykit on a CI runner left this: nothing here can tell if it is alive.
+    std::fs::create_dir_all(p.path("srv/releases/r2")).unwrap();
+    let legacy = serde_json::json!({"env": "s", "run_id": "run-ci", "who": "ci", "host": "ci-runner-7", "pid": 77, "since": "2026-11-26T10:00:00Z"});
+    std::fs::write(p.path(".deploykit/locks/s.lock"), legacy.to_string()).unwrap();
+    let journal = [
+        serde_json::json!({"record": "run_started", "run_id": "run-ci", "env": "s", "release": "r2", "commit": "abc1234", "branch": null, "previous": "r1", "who": "ci", "at": "2026-11-26T10:00:00Z"}),
+        serde_json::json!({"record": "intent", "seq": 1, "phase": "prepare", "undo": {"undo": "discard_release", "release": "r2"}, "at": "2026-11-26T10:00:01Z"}),
+    ];
+    let text: String = journal.iter().map(|j| j.to_string() + "\n").collect();
+    std::fs::write(p.path(".deploykit/journal/s/run-ci.jsonl"), text).unwrap();
+    p.cmd()
+        .args(["recover", "-e", "s"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("no lease"));
+    assert!(p.path("srv/releases/r2").exists(), "nothing was undone");
+    p.cmd()
+        .args(["recover", "-e", "s", "--force"])
+        .assert()
+        .code(0)
+        .stderr(
+            predicate::str::contains("--force: overriding the lock of ci on ci-runner-7")
+                .and(predicate::str::contains("discard staged release r2")),
+        );
+    assert!(!p.path("srv/releases/r2").exists());
+    assert!(!p.path(".deploykit/locks/s.lock").exists());
+}
+
+#[test]
+fn an_empty_lock_file_left_by_a_crash_is_reported_and_released_without_force() {
+    let health = health_server();
+    let p = Project::new(&health.url);
+    p.cmd()
+        .args(["deploy", "-e", "s", "--release", "r1"])
+        .assert()
+        .code(0);
+    std::fs::write(p.path(".deploykit/locks/s.lock"), b"").unwrap();
+    p.cmd()
+        .args(["deploy", "-e", "s", "--release", "r2"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("empty").and(predicate::str::contains("lock release")));
+    p.cmd()
+        .args(["lock", "release", "-e", "s"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("released"));
+    p.cmd()
+        .args(["deploy", "-e", "s", "--release", "r2"])
+        .assert()
+        .code(0);
+}

@@ -152,7 +152,10 @@ impl DeployLock for FileLock {
     async fn replace(&self, expected: &LockHolder, next: Option<&LockHolder>) -> Result<()> {
         let _guard = self.guard()?;
         let current = self.read()?;
-        if !current.as_ref().is_some_and(|c| c.same_acquisition(expected)) {
+        if !current
+            .as_ref()
+            .is_some_and(|c| c.same_acquisition(expected))
+        {
             return Err(lock_changed(&expected.env, current));
         }
         match next {
@@ -269,7 +272,8 @@ mod tests {
     async fn replace_is_compare_and_swap_on_the_acquisition() {
         let dir = tempfile::tempdir().unwrap();
         let lock = FileLock::new(dir.path().join("prod.lock"));
-        let a = LockHolder::this_process("production", "run-1", "ana").renewed(Duration::from_secs(30));
+        let a =
+            LockHolder::this_process("production", "run-1", "ana").renewed(Duration::from_secs(30));
         lock.acquire(&a).await.unwrap();
         let renewed = a.renewed(Duration::from_secs(30));
         lock.replace(&a, Some(&renewed)).await.unwrap();

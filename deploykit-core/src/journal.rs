@@ -212,13 +212,12 @@ impl FileJournal {
             .map_err(|e| self.journal_error(format!("cannot open for append: {e}")))?;
         if created {
             if let Some(dir) = self.path.parent() {
-                crate::durable::sync_dir(dir).map_err(|e| {
-                    self.journal_error(format!("cannot sync its directory: {e}"))
-                })?;
+                crate::durable::sync_dir(dir)
+                    .map_err(|e| self.journal_error(format!("cannot sync its directory: {e}")))?;
             }
         }
-        let bytes =
-            std::fs::read(&self.path).map_err(|e| self.journal_error(format!("cannot read: {e}")))?;
+        let bytes = std::fs::read(&self.path)
+            .map_err(|e| self.journal_error(format!("cannot read: {e}")))?;
         if !bytes.is_empty() && !bytes.ends_with(b"\n") {
             let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
             file.set_len(keep as u64)
@@ -417,8 +416,10 @@ mod tests {
         drop(j);
         // Killed mid-write of an intent whose undo object had just closed.
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(br#"{"record":"intent","seq":1,"phase":"prepare","undo":{"discard_release":{}}"#)
-            .unwrap();
+        f.write_all(
+            br#"{"record":"intent","seq":1,"phase":"prepare","undo":{"discard_release":{}}"#,
+        )
+        .unwrap();
         drop(f);
         assert_eq!(read_records(&path).unwrap(), vec![started()]);
         // `recover` appends to it: the journal must stay readable for status and recover.
@@ -448,7 +449,11 @@ mod tests {
         j.append(&started()).unwrap();
         j.append(&intent(1)).unwrap();
         let synced = crate::durable::synced::take();
-        assert_eq!(synced, vec![dir.path().join("staging")], "once, on creation");
+        assert_eq!(
+            synced,
+            vec![dir.path().join("staging")],
+            "once, on creation"
+        );
     }
 
     #[test]
@@ -463,7 +468,10 @@ mod tests {
         recover.append(&finished(Outcome::RolledBack)).unwrap();
         // …so the live run's own end, and any further step, are refused.
         let err = run.append(&finished(Outcome::Succeeded)).unwrap_err();
-        assert!(err.to_string().contains("already finished as rolled_back"), "{err}");
+        assert!(
+            err.to_string().contains("already finished as rolled_back"),
+            "{err}"
+        );
         assert!(run.append(&intent(2)).is_err());
         let ends = read_records(&path)
             .unwrap()

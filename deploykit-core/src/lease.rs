@@ -82,7 +82,11 @@ impl LeaseKeeper {
     /// working, and `recover` may take over without waiting for the lease to run out.
     pub(crate) async fn end(&self) -> crate::error::Result<()> {
         self.stop();
-        let current = self.current.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let current = self
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         self.lock.replace(&current, Some(&current.ended())).await
     }
 }
@@ -162,6 +166,10 @@ mod tests {
         let keeper = LeaseKeeper::start(lock.clone(), h, LeaseTiming::default(), Events::none());
         keeper.end().await.unwrap();
         let now = lock.holder().await.unwrap().unwrap();
-        assert!(matches!(now.liveness(), Liveness::Stale(_)), "{:?}", now.liveness());
+        assert!(
+            matches!(now.liveness(), Liveness::Stale(_)),
+            "{:?}",
+            now.liveness()
+        );
     }
 }

@@ -284,7 +284,11 @@ mod tests {
         let mut h = holder().renewed(Duration::from_secs(30));
         h.host = "ci-runner-7".into();
         h.pid = 4242;
-        assert!(matches!(h.liveness(), Liveness::Alive(_)), "{:?}", h.liveness());
+        assert!(
+            matches!(h.liveness(), Liveness::Alive(_)),
+            "{:?}",
+            h.liveness()
+        );
         let later = OffsetDateTime::now_utc() + Duration::from_secs(31);
         match h.liveness_at(later) {
             Liveness::Stale(why) => assert!(why.contains("lease expired"), "{why}"),

@@ -40,7 +40,11 @@ async fn crashed_after_activate(s: &Scenario) -> MemoryJournal {
 
 /// Makes the lock look held by a live run on another machine (a CI runner).
 async fn held_by_a_live_runner(lock: &MemoryLock) -> LockHolder {
-    let held = lock.holder().await.unwrap().expect("the crashed run kept the lock");
+    let held = lock
+        .holder()
+        .await
+        .unwrap()
+        .expect("the crashed run kept the lock");
     let mut live = LockHolder::this_process("staging", held.run_id.clone(), "ci")
         .renewed(Duration::from_secs(30));
     live.host = "ci-runner-7".into();
@@ -73,7 +77,11 @@ async fn recover_refuses_a_run_whose_lease_is_alive_and_changes_nothing() {
     }
     assert_eq!(s.world.snapshot(), half, "no undo ran");
     assert_eq!(ends(&journal), 0);
-    assert_eq!(s.lock.holder().await.unwrap().unwrap(), live, "lock untouched");
+    assert_eq!(
+        s.lock.holder().await.unwrap().unwrap(),
+        live,
+        "lock untouched"
+    );
 }
 
 #[tokio::test]
@@ -118,7 +126,11 @@ async fn a_second_recover_at_the_same_time_is_refused() {
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
     let held = s.lock.holder().await.unwrap().unwrap();
-    assert_eq!(held.pid, std::process::id(), "the first recover holds the lock");
+    assert_eq!(
+        held.pid,
+        std::process::id(),
+        "the first recover holds the lock"
+    );
     // …and a second one, in this same live process, is refused: no undo twice.
     let undo_calls = s.world.faults.calls("target.activate");
     let err = s.pipeline.recover(journal.as_ref()).await.unwrap_err();
@@ -167,7 +179,11 @@ async fn a_run_finished_by_another_process_never_reports_succeeded() {
     };
     let report = s.pipeline.run(&s.spec(), &journal).await.unwrap();
     assert_ne!(report.outcome, Outcome::Succeeded, "{report:?}");
-    assert_eq!(report.outcome, Outcome::RolledBack, "the other process's end");
+    assert_eq!(
+        report.outcome,
+        Outcome::RolledBack,
+        "the other process's end"
+    );
     assert!(report.next.unwrap().contains("another process"));
     assert_eq!(ends(&journal.inner), 1, "{:?}", journal.inner.snapshot());
 }
@@ -229,8 +245,17 @@ async fn a_running_deploy_renews_its_lease_and_leaves_none_behind() {
         tokio::spawn(async move { pipeline.run(&spec, &MemoryJournal::default()).await })
     };
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let held = s.lock.holder().await.unwrap().expect("held while verifying");
-    assert!(!held.is_stale(), "renewed past its 3 s lease: {:?}", held.liveness());
+    let held = s
+        .lock
+        .holder()
+        .await
+        .unwrap()
+        .expect("held while verifying");
+    assert!(
+        !held.is_stale(),
+        "renewed past its 3 s lease: {:?}",
+        held.liveness()
+    );
     let report = run.await.unwrap().unwrap();
     assert!(s.lock.holder().await.unwrap().is_none(), "{report:?}");
 }

@@ -149,7 +149,10 @@ impl DeployLock for Pm2HostLock {
         if out.status == commands::LOCK_CHANGED {
             return Err(lock_changed(&expected.env, self.holder().await?));
         }
-        Err(deploykit_core::shell::CommandFailed::new("lock", self.shell.location(), &cmd, &out).into())
+        Err(
+            deploykit_core::shell::CommandFailed::new("lock", self.shell.location(), &cmd, &out)
+                .into(),
+        )
     }
 }
 
@@ -193,7 +196,11 @@ mod tests {
         let (lock, path) = lock_in(dir.path());
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, b"").unwrap();
-        let held = lock.holder().await.unwrap().expect("an empty file is not a free lock");
+        let held = lock
+            .holder()
+            .await
+            .unwrap()
+            .expect("an empty file is not a free lock");
         assert!(held.is_stale(), "{:?}", held.liveness());
         let err = lock
             .acquire(&LockHolder::this_process("prod", "run-b", "bob"))
@@ -211,7 +218,8 @@ mod tests {
     async fn the_lease_is_judged_by_the_hosts_clock_and_replace_is_compare_and_swap() {
         let dir = tempfile::tempdir().unwrap();
         let (lock, path) = lock_in(dir.path());
-        let mut a = LockHolder::this_process("prod", "run-a", "alice").renewed(Duration::from_secs(30));
+        let mut a =
+            LockHolder::this_process("prod", "run-a", "alice").renewed(Duration::from_secs(30));
         // Written by a machine whose clock is an hour behind: still alive here.
         let skew = time::Duration::hours(1);
         let l = a.lease.as_mut().unwrap();
@@ -232,7 +240,8 @@ mod tests {
         let seen = lock.holder().await.unwrap().unwrap();
         assert!(seen.is_stale(), "{:?}", seen.liveness());
         // A recover takes over; the old holder's renewal then fails.
-        let r = LockHolder::this_process("prod", "run-a", "recover").renewed(Duration::from_secs(30));
+        let r =
+            LockHolder::this_process("prod", "run-a", "recover").renewed(Duration::from_secs(30));
         lock.replace(&seen, Some(&r)).await.unwrap();
         let err = lock.replace(&a, Some(&a)).await.unwrap_err();
         assert!(matches!(err, Error::Locked { .. }), "{err:?}");

@@ -17,8 +17,8 @@ use deploykit_core::{DumpCompression, HealthPolicy, MigrationFailurePolicy, Poli
 use serde::{Deserialize, Serialize};
 
 pub use interpolate::interpolate;
-pub use paths::resolve_path;
 pub use load::{load, ConfigError, LoadedConfig};
+pub use paths::resolve_path;
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize, Serialize)]

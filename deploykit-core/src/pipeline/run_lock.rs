@@ -100,7 +100,12 @@ impl Pipeline {
         report: &mut RunReport,
     ) {
         let lost = keeper.is_some_and(|k| k.lost().is_some());
-        if !lost && matches!(report.outcome, Outcome::Interrupted | Outcome::RollbackFailed) {
+        if !lost
+            && matches!(
+                report.outcome,
+                Outcome::Interrupted | Outcome::RollbackFailed
+            )
+        {
             self.end_lease(keeper).await;
         } else if let Some(k) = keeper {
             k.stop();
