@@ -71,7 +71,8 @@ impl FileLock {
             .append(true)
             .open(&path)
             .map_err(|e| Error::io("open lock guard", &path, e))?;
-        file.lock().map_err(|e| Error::io("flock", &path, e))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| Error::io("flock", &path, e.into()))?;
         Ok(file)
     }
 

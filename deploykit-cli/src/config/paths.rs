@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 /// directory names a file that does not exist, and with `accept_new_host_keys`
 /// ssh then silently accepts any host key.
 pub fn resolve_path(base: &Path, p: &Path) -> PathBuf {
-    resolve_with_home(base, p, std::env::home_dir().as_deref())
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from);
+    resolve_with_home(base, p, home.as_deref())
 }
 
 fn resolve_with_home(base: &Path, p: &Path, home: Option<&Path>) -> PathBuf {
