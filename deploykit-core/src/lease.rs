@@ -73,6 +73,29 @@ impl LeaseKeeper {
         self.lost.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Checks, just before a point of no return, that the lock is still this run's:
+    /// a take-over between two renewals would otherwise go unnoticed. A lock that
+    /// cannot be read counts as still held (the lease says so); the journal's rules
+    /// still refuse a commit after another process's undo.
+    pub(crate) async fn confirm(&self) -> Option<String> {
+        if let Some(why) = self.lost() {
+            return Some(why);
+        }
+        let mine = self
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let why = match self.lock.holder().await {
+            Ok(Some(h)) if h.same_acquisition(&mine) => return None,
+            Ok(Some(h)) => format!("the deploy lock was taken over by {h}"),
+            Ok(None) => "the deploy lock was released by another process".to_string(),
+            Err(_) => return None,
+        };
+        *self.lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
+        Some(why)
+    }
+
     /// Stops renewing. The lock itself is untouched.
     pub(crate) fn stop(&self) {
         self.task.abort();

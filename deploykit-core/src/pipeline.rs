@@ -689,8 +689,10 @@ impl Pipeline {
         report: &mut RunReport,
     ) {
         let t = self.phase_start(Phase::Commit);
-        if let Some(why) = state.keeper.as_ref().and_then(|k| k.lost()) {
-            return self.lock_lost(report, why);
+        if let Some(keeper) = &state.keeper {
+            if let Some(why) = keeper.confirm().await {
+                return self.lock_lost(report, why);
+            }
         }
         let seq = state.seq.fetch_add(1, Ordering::SeqCst) + 1;
         let marker = Record::Intent {

@@ -259,3 +259,58 @@ async fn a_running_deploy_renews_its_lease_and_leaves_none_behind() {
     let report = run.await.unwrap().unwrap();
     assert!(s.lock.holder().await.unwrap().is_none(), "{report:?}");
 }
+
+/// A probe during whose check another process takes the lock over (a forced
+/// recover that has not written to the journal yet).
+struct TakesTheLock(Arc<MemoryLock>);
+
+#[async_trait]
+impl HealthProbe for TakesTheLock {
+    fn name(&self) -> &str {
+        "takes the lock"
+    }
+    async fn check(&self) -> HealthReport {
+        if let Some(held) = self.0.holder().await.unwrap() {
+            if held.who != "recover --force" {
+                let mut other =
+                    LockHolder::this_process("staging", held.run_id.clone(), "recover --force");
+                other.host = "laptop".into();
+                self.0.replace(&held, Some(&other)).await.unwrap();
+            }
+        }
+        HealthReport::new(
+            "takes the lock",
+            HealthStatus::Healthy,
+            Duration::ZERO,
+            "ok",
+        )
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_whose_lock_was_taken_between_renewals_does_not_commit() {
+    let s = scenario();
+    let pipeline = s
+        .pipeline
+        .clone()
+        .probe(Arc::new(TakesTheLock(s.lock.clone())));
+    let journal = MemoryJournal::default();
+    let report = pipeline.run(&s.spec(), &journal).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Interrupted, "{report:?}");
+    assert!(report.error.unwrap().contains("taken over"));
+    assert_eq!(ends(&journal), 0, "nothing committed, nothing finished");
+    let commit = journal.snapshot().iter().any(|r| {
+        matches!(
+            r,
+            Record::Intent {
+                phase: Phase::Commit,
+                ..
+            }
+        )
+    });
+    assert!(!commit);
+    assert_eq!(
+        s.lock.holder().await.unwrap().unwrap().who,
+        "recover --force"
+    );
+}
