@@ -605,6 +605,10 @@ impl Pipeline {
     where
         F: Future<Output = Result<String>>,
     {
+        // The lock was taken over (a forced recover owns this run now): touch nothing.
+        if let Some(why) = state.keeper.as_ref().and_then(|k| k.lost()) {
+            return Err(Stop::Interrupted { error: why });
+        }
         let t = self.phase_start(phase);
         let seq = state.seq.fetch_add(1, Ordering::SeqCst) + 1;
         state
@@ -774,6 +778,12 @@ impl Pipeline {
         previous: Option<&ReleaseId>,
         report: &mut RunReport,
     ) {
+        // Whoever took the lock over (a forced recover) does the undo, not this run.
+        if let Some(keeper) = &state.keeper {
+            if let Some(why) = keeper.confirm().await {
+                return self.lock_lost(report, why);
+            }
+        }
         match self.undo_and_verify(state.journal, previous).await {
             Ok((undone, outcome, next)) => {
                 report.undone = undone;

@@ -138,13 +138,13 @@ impl Pipeline {
         }
     }
 
-    /// The run's lock was taken away before it committed: commit nothing.
+    /// The run's lock was taken away before it committed or undid: do neither.
     pub(super) fn lock_lost(&self, report: &mut RunReport, why: String) {
         report.outcome = Outcome::Interrupted;
         report.error = Some(why);
         report.next = Some(format!(
             "another process took this run's lock (a forced `deploykit recover` or `lock release`) \
-             before it committed, so nothing was committed; check `deploykit status --env {}` and \
+             before it ended, so this run neither committed nor undid anything; check `deploykit status --env {}` and \
              run `deploykit recover --env {0}` if the run is still unfinished",
             self.env
         ));
