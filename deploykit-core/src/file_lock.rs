@@ -294,6 +294,20 @@ mod tests {
         ));
     }
 
+    #[tokio::test]
+    async fn creating_or_removing_the_lock_syncs_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let locks = dir.path().join("locks");
+        let lock = FileLock::new(locks.join("prod.lock"));
+        crate::durable::synced::take();
+        lock.acquire(&LockHolder::this_process("production", "run-1", "ana"))
+            .await
+            .unwrap();
+        assert_eq!(crate::durable::synced::take(), vec![locks.clone()]);
+        lock.release("run-1").await.unwrap();
+        assert_eq!(crate::durable::synced::take(), vec![locks]);
+    }
+
     #[cfg(unix)]
     #[tokio::test]
     async fn the_lock_file_is_owner_only() {
