@@ -52,7 +52,7 @@ pub enum Command {
     /// Run the health probes once.
     Health(EnvArg),
     /// Finish the undo (or the commit) of runs whose process stopped or whose undo failed.
-    Recover(EnvArg),
+    Recover(RecoverArgs),
     /// Show or release the deploy lock.
     #[command(subcommand)]
     Lock(LockCommand),
@@ -223,6 +223,18 @@ pub struct LockReleaseArgs {
     #[arg(long, short = 'e')]
     pub env: String,
     /// Release even if the holder looks alive.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `recover`.
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// The environment.
+    #[arg(long, short = 'e')]
+    pub env: String,
+    /// Take the lock even from a holder whose lease is still running (its machine
+    /// died a moment ago). Prints whom it overrides.
     #[arg(long)]
     pub force: bool,
 }

@@ -64,13 +64,7 @@ pub fn ssh_config(
     }
     let mut config =
         parse_ssh(env, spec)?.connect_timeout(Duration::from_secs(pm2.connect_timeout_secs));
-    let resolve = |p: &PathBuf| {
-        if p.is_absolute() {
-            p.clone()
-        } else {
-            base.join(p)
-        }
-    };
+    let resolve = |p: &PathBuf| crate::config::resolve_path(base, p);
     if let Some(k) = &pm2.key_file {
         config = config.key_file(resolve(k));
     }
@@ -111,4 +105,38 @@ pub async fn connect(
         }
     }
     Ok(shells)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tilde_in_key_file_and_known_hosts_means_the_home_directory() {
+        let pm2: crate::config::Pm2Config = toml::from_str(
+            r#"
+hosts = ["deploy@example.com"]
+deploy_to = "/srv/app"
+app = "web"
+repo = "git@example.com:me/app.git"
+key_file = "~/.ssh/deploy_key"
+known_hosts = "~/.ssh/known_hosts"
+"#,
+        )
+        .unwrap();
+        let base = std::path::Path::new("/srv/project");
+        let config = ssh_config("staging", "deploy@example.com", &pm2, base)
+            .unwrap()
+            .unwrap();
+        let home =
+            std::path::PathBuf::from(std::env::var_os("HOME").expect("tests run with HOME set"));
+        assert_eq!(
+            config.known_hosts_file.as_deref(),
+            Some(home.join(".ssh/known_hosts").as_path())
+        );
+        assert_eq!(
+            config.auth,
+            deploykit_core::shell::SshAuth::KeyFile(home.join(".ssh/deploy_key"))
+        );
+    }
 }

@@ -361,7 +361,9 @@ fn recover_finishes_a_run_whose_process_died() {
         .code(0);
     // A run that died after staging r2: its journal has intents and no end; its lock remains.
     std::fs::create_dir_all(p.path("srv/releases/r2")).unwrap();
-    let dead = serde_json::json!({"env": "s", "run_id": "run-dead", "who": "ci", "host": "elsewhere", "pid": 1, "since": "2026-11-26T10:00:00Z"});
+    // It ran on another machine, so only its lease, long expired, shows it is dead.
+    let dead = serde_json::json!({"env": "s", "run_id": "run-dead", "who": "ci", "host": "elsewhere", "pid": 1, "since": "2026-11-26T10:00:00Z",
+        "token": "tdead", "lease": {"secs": 30, "renewed_at": "2026-11-26T10:00:00Z", "expires_at": "2026-11-26T10:00:30Z"}});
     std::fs::write(p.path(".deploykit/locks/s.lock"), dead.to_string()).unwrap();
     let journal = [
         serde_json::json!({"record": "run_started", "run_id": "run-dead", "env": "s", "release": "r2", "commit": "abc1234", "branch": null, "previous": "r1", "who": "ci", "at": "2026-11-26T10:00:00Z"}),

@@ -61,13 +61,14 @@ pub enum Error {
     },
 
     /// Another deploy holds the environment's lock.
-    #[error("environment {env} is locked by {holder}{}", if *.stale { " (the lock looks stale: its process is gone; check the journal, run `deploykit recover`, then `deploykit lock release`)" } else { "" })]
+    #[error("environment {env} is locked by {holder}{}", if *.stale { " (the lock looks stale: its holder is gone or its lease expired; check the journal, run `deploykit recover`, then `deploykit lock release`)" } else { "" })]
     Locked {
         /// The environment asked for.
         env: String,
         /// Who holds it.
         holder: Box<LockHolder>,
-        /// The holder's process is no longer running on this machine.
+        /// The holder is gone: its process died on this machine, its lease
+        /// expired, or the lock file is unreadable.
         stale: bool,
     },
 

@@ -177,18 +177,12 @@ impl JournalStore for FileJournal {
     fn append(&self, record: &Record) -> Result<()> {
         let mut guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
         if guard.is_none() {
-            // Owner-only: a journal names hosts, releases and errors.
-            let file = crate::private_fs::open_append(&self.path)
-                .map_err(|e| self.journal_error(format!("cannot open for append: {e}")))?;
-            // A torn last line from a crash would swallow our record: start on a fresh line.
-            let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-            let mut file = file;
-            if len > 0 && !ends_with_newline(&self.path) {
-                file.write_all(b"\n")
-                    .map_err(|e| self.journal_error(e.to_string()))?;
-            }
-            *guard = Some(file);
+            *guard = Some(self.open_for_append()?);
         }
+        // Another process (a recover) may have written since: re-read before adding.
+        let existing = read_records(&self.path)?;
+        crate::journal_rules::check_append(&existing, record)
+            .map_err(|message| self.journal_error(message))?;
         let file = guard.as_mut().expect("opened above");
         let record = redacted(record);
         let mut line = serde_json::to_vec(&record).expect("journal records serialise");
@@ -223,16 +217,36 @@ fn redacted(record: &Record) -> Record {
     record
 }
 
-fn ends_with_newline(path: &Path) -> bool {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = File::open(path) else {
-        return true;
-    };
-    if f.seek(SeekFrom::End(-1)).is_err() {
-        return true;
+impl FileJournal {
+    /// Opens the file for appending, creating it durably (owner-only, its directory
+    /// fsynced) if needed. A torn last line from a crash is cut off: its record was
+    /// never acknowledged, and keeping it would leave a torn line in the middle of
+    /// the journal once this append follows it.
+    fn open_for_append(&self) -> Result<File> {
+        let created = !self.path.exists();
+        let mut options = OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options
+            .open(&self.path)
+            .map_err(|e| self.journal_error(format!("cannot open for append: {e}")))?;
+        if created {
+            if let Some(dir) = self.path.parent() {
+                crate::durable::sync_dir(dir)
+                    .map_err(|e| self.journal_error(format!("cannot sync its directory: {e}")))?;
+            }
+        }
+        let bytes = std::fs::read(&self.path)
+            .map_err(|e| self.journal_error(format!("cannot read: {e}")))?;
+        if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+            let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            file.set_len(keep as u64)
+                .and_then(|_| file.sync_data())
+                .map_err(|e| self.journal_error(format!("cannot cut its torn last line: {e}")))?;
+        }
+        Ok(file)
     }
-    let mut b = [0u8; 1];
-    f.read_exact(&mut b).map(|_| b[0] == b'\n').unwrap_or(true)
 }
 
 /// Reads a journal file. A torn line (a crash mid-write) is skipped: the record it
@@ -430,3 +444,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "journal_crash_tests.rs"]
+mod crash_tests;

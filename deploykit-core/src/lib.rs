@@ -40,9 +40,11 @@ pub mod command_migrator;
 pub mod commit_tree;
 mod compensate;
 pub mod dump_compression;
+pub mod durable;
 pub mod duration_ms;
 pub mod error;
 pub mod event;
+mod file_lock;
 pub mod gate;
 pub mod health;
 pub mod health_driver;
@@ -50,6 +52,8 @@ pub mod history;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod journal;
+mod journal_rules;
+pub mod lease;
 pub mod lock;
 pub mod migrate;
 pub mod phase;
@@ -84,7 +88,8 @@ pub use health::{HealthProbe, HealthReport, HealthStatus};
 pub use health_driver::{HealthDriver, HealthPolicy, HealthVerdict};
 pub use history::{History, RunSummary};
 pub use journal::{FileJournal, JournalDir, JournalStore, Outcome, Record};
-pub use lock::{DeployLock, FileLock, LockHolder};
+pub use lease::LeaseTiming;
+pub use lock::{DeployLock, FileLock, Lease, Liveness, LockHolder};
 pub use migrate::{
     AppliedSet, DownScript, LintFinding, MigrationId, MigrationOrigin, MigrationPlan,
     MigrationStatus, Migrator, PlannedMigration,

@@ -1,8 +1,9 @@
-//! The per-environment deploy lock: one deploy at a time, and who holds it.
+//! The per-environment deploy lock: one deploy at a time, who holds it, and whether
+//! that holder is still alive.
 
 use std::fmt;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -10,7 +11,10 @@ use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 
-/// Who holds a lock: enough for the person who is refused to go and ask.
+pub use crate::file_lock::FileLock;
+
+/// Who holds a lock: enough for the person who is refused to go and ask, and to
+/// tell whether the holder is still running.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockHolder {
     /// The environment locked.
@@ -26,39 +30,187 @@ pub struct LockHolder {
     /// When the lock was taken.
     #[serde(with = "time::serde::rfc3339")]
     pub since: OffsetDateTime,
+    /// Names this one acquisition. Compare-and-swap operations (renewing the lease,
+    /// a recover taking over, `lock release`) act only while the lock still holds
+    /// the token they read, so two of them can never both win. Empty in locks
+    /// written before tokens existed.
+    #[serde(default)]
+    pub token: String,
+    /// The lease its holder renews while it works: the liveness signal that also
+    /// works when the holder runs on another machine. `None` in older locks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+    /// Set when the lock file exists but cannot be read (empty or cut short by a
+    /// crash while it was written): no run holds it, so it is stale.
+    #[serde(skip)]
+    pub unreadable: Option<String>,
+}
+
+/// A holder's lease: alive until `expires_at` unless renewed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// How long each renewal extends it, in seconds.
+    pub secs: u64,
+    /// When it was last renewed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub renewed_at: OffsetDateTime,
+    /// When it runs out if not renewed again.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// Whether the holder of a lock is still working, and why we think so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Liveness {
+    /// The holder is (or may be) running: `recover` and `lock release` refuse it.
+    Alive(String),
+    /// The holder is gone: its lock may be taken over.
+    Stale(String),
+}
+
+impl Liveness {
+    /// The reason, for messages.
+    pub fn reason(&self) -> &str {
+        match self {
+            Liveness::Alive(r) | Liveness::Stale(r) => r,
+        }
+    }
 }
 
 impl LockHolder {
-    /// A holder describing this process.
+    /// A holder describing this process, without a lease yet.
     pub fn this_process(
         env: impl Into<String>,
         run_id: impl Into<String>,
         who: impl Into<String>,
     ) -> Self {
+        let now = OffsetDateTime::now_utc();
+        let pid = std::process::id();
         Self {
             env: env.into(),
             run_id: run_id.into(),
             who: who.into(),
             host: this_host(),
-            pid: std::process::id(),
-            since: OffsetDateTime::now_utc(),
+            pid,
+            since: now,
+            token: new_token(pid, now),
+            lease: None,
+            unreadable: None,
         }
     }
 
-    /// Whether the holder's process is gone. Only knowable on the same host; a lock
-    /// held from another machine is never called stale.
+    /// The placeholder for a lock file that exists but cannot be read.
+    pub fn unreadable(env: impl Into<String>, why: impl Into<String>) -> Self {
+        Self {
+            env: env.into(),
+            run_id: String::new(),
+            who: "nobody".into(),
+            host: String::new(),
+            pid: 0,
+            since: OffsetDateTime::UNIX_EPOCH,
+            token: String::new(),
+            lease: None,
+            unreadable: Some(why.into()),
+        }
+    }
+
+    /// This holder with its lease (re)started now for `lease`.
+    pub fn renewed(&self, lease: Duration) -> Self {
+        let now = OffsetDateTime::now_utc();
+        Self {
+            lease: Some(Lease {
+                secs: lease.as_secs().max(1),
+                renewed_at: now,
+                expires_at: now + lease,
+            }),
+            ..self.clone()
+        }
+    }
+
+    /// This holder with its lease ended now: the run stopped working but keeps the
+    /// lock on purpose (`rollback_failed`, `interrupted`) for `recover`, which may
+    /// take it over at once instead of waiting for the lease to run out.
+    pub fn ended(&self) -> Self {
+        let now = OffsetDateTime::now_utc();
+        Self {
+            lease: Some(Lease {
+                secs: self.lease.as_ref().map_or(0, |l| l.secs),
+                renewed_at: now,
+                expires_at: now,
+            }),
+            ..self.clone()
+        }
+    }
+
+    /// Whether `other` is the same acquisition of the lock (renewals included).
+    pub fn same_acquisition(&self, other: &LockHolder) -> bool {
+        self.token == other.token && self.unreadable.is_some() == other.unreadable.is_some()
+    }
+
+    /// Whether the holder is still working, judged now.
+    ///
+    /// On this host a holder whose process is gone is stale at once. Otherwise a
+    /// lease decides: alive until it expires. A lock without a lease (written by an
+    /// older deploykit) is alive while its process runs on this host, and never
+    /// judged stale from another machine.
+    pub fn liveness(&self) -> Liveness {
+        self.liveness_at(OffsetDateTime::now_utc())
+    }
+
+    /// [`liveness`](Self::liveness) at `now`.
+    pub fn liveness_at(&self, now: OffsetDateTime) -> Liveness {
+        if let Some(why) = &self.unreadable {
+            return Liveness::Stale(format!(
+                "the lock file is {why}, left by a crash while it was written; no run holds it"
+            ));
+        }
+        let here = self.host == this_host();
+        if here && !Path::new(&format!("/proc/{}", self.pid)).exists() {
+            return Liveness::Stale(format!("its process {} on {} is gone", self.pid, self.host));
+        }
+        match &self.lease {
+            Some(l) if l.expires_at <= now => Liveness::Stale(format!(
+                "its lease expired at {} (last renewed at {})",
+                l.expires_at, l.renewed_at
+            )),
+            Some(l) => Liveness::Alive(format!(
+                "its lease was renewed at {} and runs until {}",
+                l.renewed_at, l.expires_at
+            )),
+            None if here => Liveness::Alive(format!(
+                "its process {} on {} is running",
+                self.pid, self.host
+            )),
+            None => Liveness::Alive(format!(
+                "it runs on {} and its lock has no lease to tell whether it is alive",
+                self.host
+            )),
+        }
+    }
+
+    /// Whether the holder is gone (see [`liveness`](Self::liveness)).
     pub fn is_stale(&self) -> bool {
-        self.host == this_host() && !Path::new(&format!("/proc/{}", self.pid)).exists()
+        matches!(self.liveness(), Liveness::Stale(_))
     }
 }
 
 impl fmt::Display for LockHolder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(why) = &self.unreadable {
+            return write!(
+                f,
+                "nobody (the lock file is {why}, left by a crash while it was written)"
+            );
+        }
         write!(
             f,
             "{} on {} (pid {}, run {}) since {}",
             self.who, self.host, self.pid, self.run_id, self.since
-        )
+        )?;
+        if let Some(l) = &self.lease {
+            write!(f, ", lease until {}", l.expires_at)?;
+        }
+        Ok(())
     }
 }
 
@@ -72,166 +224,110 @@ pub fn this_host() -> String {
         .unwrap_or_else(|| "unknown-host".into())
 }
 
+/// A token unique to one acquisition: letters and digits only, so a host's shell
+/// script can look for it in the lock file verbatim.
+fn new_token(pid: u32, now: OffsetDateTime) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("t{:x}x{pid:x}x{n:x}", now.unix_timestamp_nanos())
+}
+
+/// The error a compare-and-swap returns when the lock no longer holds what the
+/// caller read: someone else took it over, or it was released.
+pub fn lock_changed(env: &str, now: Option<LockHolder>) -> Error {
+    match now {
+        Some(holder) => Error::Locked {
+            env: env.to_string(),
+            stale: holder.is_stale(),
+            holder: Box::new(holder),
+        },
+        None => Error::Refused {
+            reason: format!("the deploy lock of {env} was released by someone else"),
+            next: format!("check `deploykit status --env {env}` before going on"),
+        },
+    }
+}
+
 /// A mutual-exclusion lock for one environment.
 ///
 /// A lock survives the crash of its holder on purpose: a half-finished deploy must be
-/// recovered before anyone deploys over it. Stale locks are reported, never stolen.
+/// recovered before anyone deploys over it. Stale locks are reported, never stolen
+/// silently: `recover` and `lock release` take them over explicitly, through
+/// [`replace`](DeployLock::replace).
 #[async_trait]
 pub trait DeployLock: Send + Sync {
-    /// Takes the lock, or fails fast with [`Error::Locked`] naming the holder.
+    /// Takes the lock, or fails fast with [`Error::Locked`] naming the holder. The
+    /// lock never exists empty or half-written, even if the process dies midway.
     async fn acquire(&self, holder: &LockHolder) -> Result<()>;
     /// Releases the lock if `run_id` holds it; releasing a free lock is a no-op.
     async fn release(&self, run_id: &str) -> Result<()>;
-    /// The current holder, if any.
+    /// The current holder, if any; an unreadable lock file is a holder for which
+    /// [`LockHolder::unreadable`] is set.
     async fn holder(&self) -> Result<Option<LockHolder>>;
-}
-
-/// A lock held as a file created with `O_EXCL`, holding the holder's JSON.
-#[derive(Debug, Clone)]
-pub struct FileLock {
-    path: PathBuf,
-}
-
-impl FileLock {
-    /// A lock at `path` (e.g. `<state>/locks/production.lock`).
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
-    }
-
-    /// Removes the lock whoever holds it: the explicit human action after a stale
-    /// lock was reported (`deploykit lock release`).
-    pub fn force_release(&self) -> Result<Option<LockHolder>> {
-        let holder = self.read()?;
-        match std::fs::remove_file(&self.path) {
-            Ok(()) => Ok(holder),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io("remove lock", &self.path, e)),
-        }
-    }
-
-    fn read(&self) -> Result<Option<LockHolder>> {
-        match std::fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| Error::Refused {
-                    reason: format!("lock file {} is unreadable: {e}", self.path.display()),
-                    next: "inspect it; remove it by hand only if no deploy is running".into(),
-                }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io("read lock", &self.path, e)),
-        }
-    }
-}
-
-#[async_trait]
-impl DeployLock for FileLock {
-    async fn acquire(&self, holder: &LockHolder) -> Result<()> {
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io("create lock directory", dir, e))?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&self.path);
-        match file {
-            Ok(mut file) => {
-                let body = serde_json::to_vec_pretty(holder).expect("lock holder serialises");
-                file.write_all(&body)
-                    .and_then(|_| file.sync_all())
-                    .map_err(|e| Error::io("write lock", &self.path, e))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let current = self.read()?.ok_or_else(|| Error::Refused {
-                    reason: format!("lock file {} appeared and vanished", self.path.display()),
-                    next: "retry the deploy".into(),
-                })?;
-                Err(Error::Locked {
-                    env: holder.env.clone(),
-                    stale: current.is_stale(),
-                    holder: Box::new(current),
-                })
-            }
-            Err(e) => Err(Error::io("create lock", &self.path, e)),
-        }
-    }
-
-    async fn release(&self, run_id: &str) -> Result<()> {
-        match self.read()? {
-            Some(h) if h.run_id == run_id => std::fs::remove_file(&self.path)
-                .or_else(|e| {
-                    if e.kind() == std::io::ErrorKind::NotFound {
-                        Ok(())
-                    } else {
-                        Err(e)
-                    }
-                })
-                .map_err(|e| Error::io("remove lock", &self.path, e)),
-            _ => Ok(()),
-        }
-    }
-
-    async fn holder(&self) -> Result<Option<LockHolder>> {
-        self.read()
-    }
+    /// Compare-and-swap: if the lock still holds `expected`'s acquisition, replace
+    /// it by `next` (renew a lease, take over) or remove it (`None`). Otherwise
+    /// change nothing and fail with [`lock_changed`].
+    async fn replace(&self, expected: &LockHolder, next: Option<&LockHolder>) -> Result<()>;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn second_acquire_fails_fast_naming_the_holder() {
-        let dir = tempfile::tempdir().unwrap();
-        let lock = FileLock::new(dir.path().join("prod.lock"));
-        let first = LockHolder::this_process("production", "run-1", "ana");
-        lock.acquire(&first).await.unwrap();
-        let err = lock
-            .acquire(&LockHolder::this_process("production", "run-2", "bo"))
-            .await
-            .unwrap_err();
-        match &err {
-            Error::Locked { holder, stale, .. } => {
-                assert_eq!(holder.run_id, "run-1");
-                assert!(!stale, "our own process is alive");
-            }
-            other => panic!("expected Locked, got {other:?}"),
-        }
-        assert!(err.to_string().contains("ana on"), "{err}");
+    fn holder() -> LockHolder {
+        LockHolder::this_process("production", "run-1", "ana")
     }
 
-    #[tokio::test]
-    async fn release_only_by_the_holder() {
-        let dir = tempfile::tempdir().unwrap();
-        let lock = FileLock::new(dir.path().join("prod.lock"));
-        lock.acquire(&LockHolder::this_process("production", "run-1", "ana"))
-            .await
-            .unwrap();
-        lock.release("run-other").await.unwrap();
-        assert_eq!(lock.holder().await.unwrap().unwrap().run_id, "run-1");
-        lock.release("run-1").await.unwrap();
-        assert!(lock.holder().await.unwrap().is_none());
-        lock.release("run-1").await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn dead_holder_is_reported_stale_and_not_stolen() {
-        let dir = tempfile::tempdir().unwrap();
-        let lock = FileLock::new(dir.path().join("prod.lock"));
-        let mut dead = LockHolder::this_process("production", "run-1", "ana");
-        dead.pid = u32::MAX - 1; // no such process
-        lock.acquire(&dead).await.unwrap();
-        let err = lock
-            .acquire(&LockHolder::this_process("production", "run-2", "bo"))
-            .await
-            .unwrap_err();
-        assert!(matches!(err, Error::Locked { stale: true, .. }), "{err:?}");
-        assert!(err.to_string().contains("stale"));
-        assert_eq!(
-            lock.holder().await.unwrap().unwrap().run_id,
-            "run-1",
-            "never stolen"
+    #[test]
+    fn a_live_lease_on_another_machine_is_alive_and_an_expired_one_stale() {
+        let mut h = holder().renewed(Duration::from_secs(30));
+        h.host = "ci-runner-7".into();
+        h.pid = 4242;
+        assert!(
+            matches!(h.liveness(), Liveness::Alive(_)),
+            "{:?}",
+            h.liveness()
         );
-        assert_eq!(lock.force_release().unwrap().unwrap().run_id, "run-1");
-        assert!(lock.holder().await.unwrap().is_none());
+        let later = OffsetDateTime::now_utc() + Duration::from_secs(31);
+        match h.liveness_at(later) {
+            Liveness::Stale(why) => assert!(why.contains("lease expired"), "{why}"),
+            other => panic!("expected stale, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_dead_process_on_this_host_is_stale_at_once_even_with_a_lease() {
+        let mut h = holder().renewed(Duration::from_secs(30));
+        h.pid = u32::MAX - 1;
+        assert!(h.is_stale());
+        assert!(h.liveness().reason().contains("is gone"));
+    }
+
+    #[test]
+    fn an_ended_lease_is_stale_even_though_the_process_lives() {
+        let h = holder().renewed(Duration::from_secs(30)).ended();
+        assert!(h.is_stale(), "{:?}", h.liveness());
+    }
+
+    #[test]
+    fn a_legacy_lock_from_another_machine_is_never_called_stale() {
+        let mut h = holder();
+        h.host = "elsewhere".into();
+        assert!(!h.is_stale());
+        let json = r#"{"env":"p","run_id":"r","who":"w","host":"h","pid":1,"since":"2026-01-01T00:00:00Z"}"#;
+        let legacy: LockHolder = serde_json::from_str(json).unwrap();
+        assert_eq!(legacy.token, "");
+        assert_eq!(legacy.lease, None);
+    }
+
+    #[test]
+    fn tokens_differ_between_acquisitions_and_survive_renewal() {
+        let a = holder();
+        let b = holder();
+        assert_ne!(a.token, b.token);
+        assert!(a.token.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert!(a.same_acquisition(&a.renewed(Duration::from_secs(5))));
+        assert!(!a.same_acquisition(&b));
     }
 }

@@ -19,7 +19,8 @@ use crate::gate::{ApprovalGate, ApprovalRequest};
 use crate::health::HealthProbe;
 use crate::health_driver::HealthDriver;
 use crate::journal::{JournalDir, JournalStore, Outcome, Record};
-use crate::lock::{DeployLock, LockHolder};
+use crate::lease::{LeaseKeeper, LeaseTiming};
+use crate::lock::DeployLock;
 use crate::migrate::{AppliedSet, MigrationPlan, Migrator};
 use crate::phase::Phase;
 use crate::policy::{MigrationFailurePolicy, Policy};
@@ -27,6 +28,8 @@ use crate::release::{ReleaseId, ReleaseSpec};
 use crate::report::{PhaseTiming, RunReport, UndoResult};
 use crate::rollback::{Compensation, PartsRollback, Rollback};
 use crate::target::{Target, TargetExt};
+
+mod run_lock;
 
 /// One environment's deploy: its parts, its rules and where it reports.
 ///
@@ -45,6 +48,7 @@ pub struct Pipeline {
     gate: Option<Arc<dyn ApprovalGate>>,
     policy: Policy,
     events: Events,
+    lease: LeaseTiming,
 }
 
 /// Why the run stopped going forward.
@@ -66,6 +70,8 @@ struct RunState<'a> {
     residue: Mutex<Option<String>>,
     seq: AtomicU32,
     phases: Mutex<Vec<PhaseTiming>>,
+    /// Renews the lock's lease while the run works (`None` without a lock).
+    keeper: Option<LeaseKeeper>,
 }
 
 impl Pipeline {
@@ -85,6 +91,7 @@ impl Pipeline {
             gate: None,
             policy: Policy::default(),
             events: Events::none(),
+            lease: LeaseTiming::default(),
         }
     }
 
@@ -121,6 +128,12 @@ impl Pipeline {
     /// The environment's deploy lock.
     pub fn lock(mut self, lock: Arc<dyn DeployLock>) -> Self {
         self.lock = Some(lock);
+        self
+    }
+
+    /// How long the lock's lease lasts and how often a running deploy renews it.
+    pub fn lease(mut self, timing: LeaseTiming) -> Self {
+        self.lease = timing;
         self
     }
 
@@ -195,14 +208,19 @@ impl Pipeline {
         journal: &dyn JournalStore,
         journals: Option<&JournalDir>,
     ) -> Result<RunReport> {
+        // Lock first, then read what is live: read before, another run could
+        // activate a release in between, and an undo would go back past it.
+        let keeper = self.take_lock(run_id).await?;
         let previous = match &self.target {
-            Some(t) => t.current().await?,
+            Some(t) => match t.current().await {
+                Ok(p) => p,
+                Err(e) => {
+                    self.release_lock(keeper.as_ref(), run_id).await;
+                    return Err(e);
+                }
+            },
             None => None,
         };
-        if let Some(lock) = &self.lock {
-            lock.acquire(&LockHolder::this_process(&self.env, run_id, &self.who))
-                .await?;
-        }
         let started = Record::RunStarted {
             run_id: run_id.to_string(),
             env: self.env.clone(),
@@ -214,7 +232,7 @@ impl Pipeline {
             at: OffsetDateTime::now_utc(),
         };
         if let Err(e) = journal.append(&started) {
-            self.release_lock(run_id).await;
+            self.release_lock(keeper.as_ref(), run_id).await;
             return Err(e);
         }
         self.events.emit(Event::RunStarted {
@@ -230,6 +248,7 @@ impl Pipeline {
             residue: Mutex::new(None),
             seq: AtomicU32::new(0),
             phases: Mutex::new(Vec::new()),
+            keeper,
         };
         let mut report = RunReport {
             run_id: run_id.to_string(),
@@ -263,6 +282,8 @@ impl Pipeline {
                     .await;
             }
         }
+        self.settle_lock(state.keeper.as_ref(), state.journal, &mut report)
+            .await;
         report.phases = state.phases.into_inner().unwrap_or_else(|e| e.into_inner());
         Ok(report)
     }
@@ -611,6 +632,10 @@ impl Pipeline {
     where
         F: Future<Output = Result<String>>,
     {
+        // The lock was taken over (a forced recover owns this run now): touch nothing.
+        if let Some(why) = state.keeper.as_ref().and_then(|k| k.lost()) {
+            return Err(Stop::Interrupted { error: why });
+        }
         let t = self.phase_start(phase);
         let seq = state.seq.fetch_add(1, Ordering::SeqCst) + 1;
         state
@@ -695,6 +720,11 @@ impl Pipeline {
         report: &mut RunReport,
     ) {
         let t = self.phase_start(Phase::Commit);
+        if let Some(keeper) = &state.keeper {
+            if let Some(why) = keeper.confirm().await {
+                return self.lock_lost(report, why);
+            }
+        }
         let seq = state.seq.fetch_add(1, Ordering::SeqCst) + 1;
         let marker = Record::Intent {
             seq,
@@ -721,7 +751,8 @@ impl Pipeline {
         if let Err(e) = state.journal.append(&finished) {
             return self.interrupted(report, e.to_string());
         }
-        self.release_lock(&report.run_id).await;
+        self.release_lock(state.keeper.as_ref(), &report.run_id)
+            .await;
         self.phase_end(
             state,
             Phase::Commit,
@@ -808,6 +839,12 @@ impl Pipeline {
         previous: Option<&ReleaseId>,
         report: &mut RunReport,
     ) {
+        // Whoever took the lock over (a forced recover) does the undo, not this run.
+        if let Some(keeper) = &state.keeper {
+            if let Some(why) = keeper.confirm().await {
+                return self.lock_lost(report, why);
+            }
+        }
         match self.undo_and_verify(state.journal, previous).await {
             Ok((undone, mut outcome, mut next)) => {
                 let residue = state
@@ -840,7 +877,8 @@ impl Pipeline {
                     return self.interrupted(report, e.to_string());
                 }
                 if outcome == Outcome::RolledBack {
-                    self.release_lock(&report.run_id).await;
+                    self.release_lock(state.keeper.as_ref(), &report.run_id)
+                        .await;
                 }
                 self.events.emit(Event::RunFinished {
                     outcome,
@@ -932,7 +970,10 @@ impl Pipeline {
         }
     }
 
-    async fn release_lock(&self, run_id: &str) {
+    async fn release_lock(&self, keeper: Option<&LeaseKeeper>, run_id: &str) {
+        if let Some(k) = keeper {
+            k.stop();
+        }
         if let Some(lock) = &self.lock {
             if let Err(e) = lock.release(run_id).await {
                 self.events.emit(Event::Warning {
@@ -946,7 +987,16 @@ impl Pipeline {
     /// completes the commit if the run had reached it, otherwise performs every undo
     /// still owed and re-verifies the old release. Idempotent: on a finished run it
     /// changes nothing and returns the recorded outcome.
+    ///
+    /// It first takes the environment's lock, and refuses ([`Error::Locked`]) while
+    /// the lock's holder is alive: a run still working, or another `recover`. Use
+    /// [`recover_with`](Self::recover_with) to override a holder known to be dead.
     pub async fn recover(&self, journal: &dyn JournalStore) -> Result<RunReport> {
+        self.recover_with(journal, false).await
+    }
+
+    /// The body of `recover`, run while holding the lock; the caller releases it.
+    async fn recover_unlocked(&self, journal: &dyn JournalStore) -> Result<RunReport> {
         let records = journal.records()?;
         let Some(Record::RunStarted {
             run_id,
@@ -1003,7 +1053,6 @@ impl Pipeline {
                 report.failed_phase = *failed_phase;
                 report.error = error.clone();
                 report.next = next.clone();
-                self.release_lock(&run_id).await;
                 return Ok(report);
             }
         }
@@ -1030,7 +1079,6 @@ impl Pipeline {
                 next: None,
                 at: OffsetDateTime::now_utc(),
             })?;
-            self.release_lock(&run_id).await;
             report.outcome = Outcome::Succeeded;
             self.events.emit(Event::RunFinished {
                 outcome: Outcome::Succeeded,
@@ -1063,9 +1111,6 @@ impl Pipeline {
             next: report.next.clone(),
             at: OffsetDateTime::now_utc(),
         })?;
-        if outcome == Outcome::RolledBack {
-            self.release_lock(&run_id).await;
-        }
         self.events.emit(Event::RunFinished {
             outcome,
             next: report.next.clone(),

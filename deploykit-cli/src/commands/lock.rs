@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use anyhow::Result;
+use deploykit_core::Liveness;
 
 use super::EnvContext;
 use crate::cli::{EnvArg, LockReleaseArgs};
@@ -14,15 +15,7 @@ pub async fn status(config: &Path, args: &EnvArg, mode: Mode) -> Result<u8> {
     let ctx = EnvContext::open(config, &args.env, mode).await?;
     let holder = ctx.lock().holder().await?;
     let text = match &holder {
-        Some(h) => format!(
-            "{}: locked by {h}{}",
-            ctx.name,
-            if h.is_stale() {
-                " (stale: its process is gone)"
-            } else {
-                ""
-            }
-        ),
+        Some(h) => format!("{}: locked by {h}{}", ctx.name, liveness_note(h)),
         None => format!("{}: free", ctx.name),
     };
     super::say(
@@ -45,22 +38,44 @@ pub async fn release(config: &Path, args: &LockReleaseArgs, mode: Mode) -> Resul
         );
         return Ok(exit::OK);
     };
-    if !holder.is_stale() && !args.force {
-        eprintln!(
-            "{}: locked by {holder}, whose process looks alive; not released. If you are sure no deploy runs, use --force",
+    let liveness = holder.liveness();
+    match &liveness {
+        Liveness::Alive(why) if !args.force => {
+            eprintln!(
+                "{}: locked by {holder}, which is alive ({why}); not released. Wait for it to end; \
+                 if you are sure its process is gone, use --force",
+                ctx.name
+            );
+            return Ok(exit::LOCKED);
+        }
+        Liveness::Alive(why) => eprintln!(
+            "{}: --force: releasing the lock of {holder}, which looks alive ({why})",
             ctx.name
-        );
-        return Ok(exit::LOCKED);
+        ),
+        Liveness::Stale(_) => {}
     }
     if !ctx.journals().unfinished()?.is_empty() {
         eprintln!("warning: a run did not finish; run `deploykit recover --env {}` before deploying again", ctx.name);
     }
-    // Releasing as the holder's run is the explicit, human-confirmed override.
-    lock.release(&holder.run_id).await?;
+    // Only the holder just read is removed: if it changed meanwhile (renewed by a
+    // run that came back, taken over by a recover), this fails and changes nothing.
+    lock.replace(&holder, None).await?;
     super::say(
         mode,
-        &format!("{}: released the lock of {holder}", ctx.name),
+        &format!(
+            "{}: released the lock of {holder} ({})",
+            ctx.name,
+            liveness.reason()
+        ),
         serde_json::json!({"event": "lock", "released": true, "holder": holder}),
     );
     Ok(exit::OK)
+}
+
+/// " (stale: why)" or " (alive: why)", for status lines.
+pub fn liveness_note(holder: &deploykit_core::LockHolder) -> String {
+    match holder.liveness() {
+        Liveness::Stale(why) => format!(" (stale: {why})"),
+        Liveness::Alive(why) => format!(" (alive: {why})"),
+    }
 }

@@ -3,15 +3,15 @@
 use std::path::Path;
 
 use anyhow::Result;
-use deploykit_core::{FileJournal, Outcome, ReleaseSpec};
+use deploykit_core::{FileJournal, Liveness, Outcome, ReleaseSpec};
 
 use super::EnvContext;
-use crate::cli::EnvArg;
+use crate::cli::RecoverArgs;
 use crate::exit;
 use crate::render::Mode;
 
 /// Recovers each unfinished run (and each whose undo failed), oldest first.
-pub async fn run(config: &Path, args: &EnvArg, mode: Mode) -> Result<u8> {
+pub async fn run(config: &Path, args: &RecoverArgs, mode: Mode) -> Result<u8> {
     // Only the journals are needed to know what to do: connect to hosts per run below.
     let loaded = crate::config::load(config)?;
     loaded.env(&args.env)?;
@@ -32,8 +32,12 @@ pub async fn run(config: &Path, args: &EnvArg, mode: Mode) -> Result<u8> {
         // that release's commit, not from wherever the checkout is now.
         let release = run_release(&path)?;
         let ctx = EnvContext::open_for(config, &args.env, mode, release.as_ref()).await?;
+        if let Some(code) = refuse_live_holder(&ctx, args).await? {
+            ctx.parts.close().await;
+            return Ok(code);
+        }
         let journal = FileJournal::open(&path)?;
-        let report = ctx.pipeline(None).recover(&journal).await;
+        let report = ctx.pipeline(None).recover_with(&journal, args.force).await;
         ctx.parts.close().await;
         let report = report?;
         mode.finish(&report);
@@ -43,6 +47,32 @@ pub async fn run(config: &Path, args: &EnvArg, mode: Mode) -> Result<u8> {
         });
     }
     Ok(code)
+}
+
+/// Recover never acts on a run whose process is alive: it would undo a deploy that
+/// is still going. Refuses (exit 4) unless `--force`, which says whom it overrides.
+/// The pipeline checks again when it takes the lock, so a race is refused too.
+async fn refuse_live_holder(ctx: &EnvContext, args: &RecoverArgs) -> Result<Option<u8>> {
+    let Some(holder) = ctx.lock().holder().await? else {
+        return Ok(None);
+    };
+    if let Liveness::Alive(why) = holder.liveness() {
+        if !args.force {
+            eprintln!(
+                "{}: not recovering: the lock is held by {holder}, which is alive ({why}). \
+                 Recover would undo a deploy that is still running; wait for it to end \
+                 (`deploykit status --env {0}`). If you are sure its process is gone, \
+                 re-run with --force",
+                args.env
+            );
+            return Ok(Some(exit::LOCKED));
+        }
+        eprintln!(
+            "{}: --force: overriding the lock of {holder}, which looks alive ({why})",
+            args.env
+        );
+    }
+    Ok(None)
 }
 
 /// The release (and commit) a journaled run was deploying (from its first record).

@@ -40,14 +40,7 @@ pub async fn run(config: &Path, args: &EnvArg, mode: Mode) -> Result<u8> {
             .unwrap_or_else(|| "nothing".into())
     );
     match &holder {
-        Some(h) => println!(
-            "  lock:      held by {h}{}",
-            if h.is_stale() {
-                " (stale: its process is gone)"
-            } else {
-                ""
-            }
-        ),
+        Some(h) => println!("  lock:      held by {h}{}", super::lock::liveness_note(h)),
         None => println!("  lock:      free"),
     }
     match &last {

@@ -59,13 +59,10 @@ impl LoadedConfig {
         })
     }
 
-    /// A path from the file, made absolute against the file's directory.
+    /// A path from the file, made absolute against the file's directory (`~/` is
+    /// the user's home).
     pub fn resolve(&self, p: &Path) -> PathBuf {
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.base.join(p)
-        }
+        super::resolve_path(&self.base, p)
     }
 
     /// The run journals of environment `env`.

@@ -9,6 +9,7 @@ mod interpolate;
 mod load;
 mod masks;
 mod names;
+mod paths;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use interpolate::interpolate;
 pub use load::{load, ConfigError, LoadedConfig};
+pub use paths::resolve_path;
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -47,6 +47,10 @@ impl JournalStore for MemoryJournal {
                 message: "simulated crash".into(),
             });
         }
+        crate::journal_rules::check_append(&records, record).map_err(|message| Error::Journal {
+            path: PathBuf::from("memory"),
+            message,
+        })?;
         records.push(record.clone());
         Ok(())
     }

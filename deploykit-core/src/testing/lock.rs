@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::error::{Error, Result};
-use crate::lock::{DeployLock, LockHolder};
+use crate::lock::{lock_changed, DeployLock, LockHolder};
 
 /// A [`DeployLock`] held in memory, for tests of the pipeline's locking rules.
 #[derive(Debug, Default)]
@@ -21,7 +21,7 @@ impl DeployLock for MemoryLock {
             return Err(Error::Locked {
                 env: holder.env.clone(),
                 holder: Box::new(current.clone()),
-                stale: false,
+                stale: current.is_stale(),
             });
         }
         *h = Some(holder.clone());
@@ -38,5 +38,14 @@ impl DeployLock for MemoryLock {
 
     async fn holder(&self) -> Result<Option<LockHolder>> {
         Ok(self.holder.lock().unwrap().clone())
+    }
+
+    async fn replace(&self, expected: &LockHolder, next: Option<&LockHolder>) -> Result<()> {
+        let mut h = self.holder.lock().unwrap();
+        if !h.as_ref().is_some_and(|c| c.same_acquisition(expected)) {
+            return Err(lock_changed(&expected.env, h.clone()));
+        }
+        *h = next.cloned();
+        Ok(())
     }
 }
