@@ -224,12 +224,7 @@ impl FileJournal {
     /// the journal once this append follows it.
     fn open_for_append(&self) -> Result<File> {
         let created = !self.path.exists();
-        let mut options = OpenOptions::new();
-        options.create(true).append(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options
-            .open(&self.path)
+        let file = crate::private_fs::open_append(&self.path)
             .map_err(|e| self.journal_error(format!("cannot open for append: {e}")))?;
         if created {
             if let Some(dir) = self.path.parent() {

@@ -1,5 +1,6 @@
 //! The journal after a crash or a second writer: torn lines, directory sync, one end.
 
+use std::fs::OpenOptions;
 use std::io::Write;
 
 use time::OffsetDateTime;
