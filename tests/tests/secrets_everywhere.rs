@@ -141,7 +141,13 @@ fn no_secret_reaches_output_files_or_host_command_lines() {
     let repo = base.join("repo");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     copy_dir(&root.join("examples/node-app"), &repo);
+    // The migration tool is committed (deploykit runs the deployed commit's copy);
+    // its revision and the switch that makes it fail live outside the checkout, as a
+    // real tool's state lives in the database.
     std::fs::create_dir_all(repo.join("mig")).unwrap();
+    std::fs::write(repo.join("mig/README"), "the migration tool's directory\n").unwrap();
+    let mig_state = base.join("migstate");
+    std::fs::create_dir_all(&mig_state).unwrap();
     std::fs::write(
         repo.join(".gitignore"),
         "dist/\n.deploykit/\nbackups/\nmig/rev\nsummary.md\n",
@@ -201,9 +207,9 @@ dir = "backups/staging"
 [environments.staging.migrations]
 kind = "command"
 dir = "mig"
-up = ["sh", "-c", "psql \"$1\" -qc 'CREATE TABLE IF NOT EXISTS sek (id int)' || exit 1; if [ -f fail ]; then echo \"cannot migrate $1 with $3\" >&2; exit 1; fi; echo r2 > rev", "sh", "${{DATABASE_URL}}", "--token", "${{MIGRATION_TOKEN}}"]
-current = ["sh", "-c", "cat rev 2>/dev/null || true"]
-down = ["sh", "-c", "echo \"$1\" > rev", "sh", "{{revision}}", "${{MIGRATION_TOKEN}}"]
+up = ["sh", "-c", "psql \"$1\" -qc 'CREATE TABLE IF NOT EXISTS sek (id int)' || exit 1; if [ -f {state}/fail ]; then echo \"cannot migrate $1 with $3\" >&2; exit 1; fi; echo r2 > {state}/rev", "sh", "${{DATABASE_URL}}", "--token", "${{MIGRATION_TOKEN}}"]
+current = ["sh", "-c", "cat {state}/rev 2>/dev/null || true"]
+down = ["sh", "-c", "echo \"$1\" > {state}/rev", "sh", "{{revision}}", "${{MIGRATION_TOKEN}}"]
 
 [[environments.staging.probes]]
 kind = "http"
@@ -228,6 +234,7 @@ webhook = "${{WEBHOOK_URL}}"
         pm2_home = pm2_home.display(),
         key = rig.ssh_key,
         known = rig.known_hosts,
+        state = mig_state.display(),
     );
     std::fs::write(repo.join("deploykit.toml"), toml).unwrap();
     let git = |args: &[&str]| {
@@ -293,7 +300,7 @@ webhook = "${{WEBHOOK_URL}}"
     let mut found = Vec::new();
 
     // A deploy that fails: the migration fails, echoing its secret arguments.
-    std::fs::write(repo.join("mig/fail"), "").unwrap();
+    std::fs::write(mig_state.join("fail"), "").unwrap();
     let (code, text) = deploykit(&["--json", "deploy", "-e", "staging", "--ref", "HEAD"]);
     assert_eq!(code, Some(1), "{text}");
     assert!(
@@ -306,7 +313,7 @@ webhook = "${{WEBHOOK_URL}}"
     found.extend(leaks("plain output of the failed deploy", &text));
 
     // A deploy that succeeds.
-    std::fs::remove_file(repo.join("mig/fail")).unwrap();
+    std::fs::remove_file(mig_state.join("fail")).unwrap();
     let (code, text) = deploykit(&["--json", "deploy", "-e", "staging", "--ref", "HEAD"]);
     assert_eq!(code, Some(0), "{text}");
     found.extend(leaks("output of the good deploy", &text));
