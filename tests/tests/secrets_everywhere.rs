@@ -337,13 +337,24 @@ webhook = "${{WEBHOOK_URL}}"
     let (status, body) = get(app_port, "/api/health").expect("the app answers");
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let environ = std::fs::read(format!("/proc/{}/environ", v["pid"])).unwrap();
-    let environ = String::from_utf8_lossy(&environ);
-    assert!(
-        environ.contains(&format!("API_SECRET={APP_SECRET}\0")),
+    // PM2 hands a cluster worker its env inside node (its `/proc/<pid>/environ` is
+    // the daemon's), so ask PM2 what env the serving worker runs with.
+    let jlist = run(Std::new("su")
+        .args([&rig.ssh_user, "-c"])
+        .arg(format!("PM2_HOME={} pm2 jlist", pm2_home.display())));
+    let procs: Vec<serde_json::Value> =
+        serde_json::from_str(jlist.lines().last().unwrap_or("[]")).expect("pm2 jlist prints JSON");
+    let worker = procs
+        .iter()
+        .find(|p| p["pid"] == v["pid"])
+        .unwrap_or_else(|| panic!("PM2 runs the worker that answered (pid {})", v["pid"]));
+    let env = &worker["pm2_env"]["env"];
+    assert_eq!(
+        env["API_SECRET"].as_str(),
+        Some(APP_SECRET),
         "the app got its secret env"
     );
-    assert!(environ.contains(&format!("DATABASE_URL={db_url}\0")));
+    assert_eq!(env["DATABASE_URL"].as_str(), Some(db_url.as_str()));
     assert!(
         *repo_served.lock().unwrap() > 0,
         "the host fetched with the repo's credentials"
