@@ -145,8 +145,14 @@ const SQL: &str = "[environments.s.migrations]\nkind = \"sql\"\ndir = \"app/migr
 fn plan_and_status_list_the_commits_migrations_and_warn_about_the_uncommitted_one() {
     let p = Project::new(SQL);
     let (plan, stderr) = p.ok(&["migrate", "plan", "-e", "s"]);
-    assert!(plan.contains("0002"), "HEAD's migrations are planned: {plan}");
-    assert!(!plan.contains("0099"), "plan lists the uncommitted 0099: {plan}");
+    assert!(
+        plan.contains("0002"),
+        "HEAD's migrations are planned: {plan}"
+    );
+    assert!(
+        !plan.contains("0099"),
+        "plan lists the uncommitted 0099: {plan}"
+    );
     assert!(
         stderr.contains("0099_wt_only.sql") && stderr.contains("ignored"),
         "a warning names the ignored file: {stderr}"
