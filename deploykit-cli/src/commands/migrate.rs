@@ -34,7 +34,7 @@ pub async fn run(config: &Path, cmd: &MigrateCommand, mode: Mode) -> Result<u8> 
         MigrateCommand::Revert(r) => {
             loaded.env(&r.env)?;
             let path = guard::run_id(&loaded, &r.env, &r.run)?;
-            (&r.env, super::recover::run_release(&path)?)
+            (&r.env, migrate_source::for_run(&loaded, &r.env, &path)?)
         }
     };
     let ctx = EnvContext::open_for(config, env, mode, release.as_ref()).await?;
