@@ -172,14 +172,36 @@ pub struct RestoreArgs {
 /// `migrate …`.
 #[derive(Debug, Subcommand)]
 pub enum MigrateCommand {
-    /// Applied, pending, missing and drifted migrations.
-    Status(EnvArg),
-    /// Pending migrations with lint findings.
-    Plan(EnvArg),
-    /// Back up, then apply pending migrations (outside a deploy).
+    /// Applied, pending, missing and drifted migrations, as commit `--ref` has them.
+    Status(MigrateReadArgs),
+    /// Pending migrations of commit `--ref`, with lint findings.
+    Plan(MigrateReadArgs),
+    /// Back up, then apply commit `--ref`'s pending migrations (outside a deploy).
     Apply(ApplyArgs),
-    /// Revert the migrations a given run applied, newest first.
+    /// Revert the migrations a given run applied, newest first, with the down
+    /// scripts or tool of the commit that run deployed.
     Revert(RevertArgs),
+}
+
+/// The commit migrations are read from. Uncommitted files in the migrations
+/// directory are ignored (with a warning): they are in no release.
+#[derive(Debug, Args)]
+pub struct MigrateRef {
+    /// The git ref whose migrations to read (default HEAD), resolved like `deploy
+    /// --ref`. Outside a git repository the directory is read as it is.
+    #[arg(long = "ref", value_name = "REF")]
+    pub git_ref: Option<String>,
+}
+
+/// `migrate status` and `migrate plan`.
+#[derive(Debug, Args)]
+pub struct MigrateReadArgs {
+    /// The environment.
+    #[arg(long, short = 'e')]
+    pub env: String,
+    /// Which commit's migrations.
+    #[command(flatten)]
+    pub from: MigrateRef,
 }
 
 /// `migrate apply`.
@@ -188,6 +210,9 @@ pub struct ApplyArgs {
     /// The environment.
     #[arg(long, short = 'e')]
     pub env: String,
+    /// Which commit's migrations.
+    #[command(flatten)]
+    pub from: MigrateRef,
     /// Approver's name, required for protected environments.
     #[arg(long)]
     pub approve: Option<String>,

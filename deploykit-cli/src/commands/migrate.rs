@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use deploykit_core::{
-    AppliedSet, BackupRequest, Commit, Compensation, Migrator, Record, ReleaseId,
+    AppliedSet, BackupRequest, Commit, Compensation, Migrator, Record, ReleaseId, ReleaseSpec,
 };
 
 use super::migrate_guard as guard;
+use super::migrate_source;
 use super::EnvContext;
 use crate::cli::MigrateCommand;
 use crate::config::ConfigError;
@@ -18,18 +19,35 @@ use crate::render::Mode;
 
 /// Runs a migrate subcommand.
 pub async fn run(config: &Path, cmd: &MigrateCommand, mode: Mode) -> Result<u8> {
-    let env = match cmd {
-        MigrateCommand::Status(a) | MigrateCommand::Plan(a) => &a.env,
-        MigrateCommand::Apply(a) => &a.env,
-        MigrateCommand::Revert(r) => &r.env,
+    // Migrations are read from a commit, as a deploy reads them: `--ref`'s, or for a
+    // revert the commit of the run being reverted (see `migrate_source`).
+    let loaded = crate::config::load(config)?;
+    let (env, release) = match cmd {
+        MigrateCommand::Status(a) | MigrateCommand::Plan(a) => (
+            &a.env,
+            migrate_source::for_ref(&loaded, &a.env, a.from.git_ref.as_deref()).await?,
+        ),
+        MigrateCommand::Apply(a) => (
+            &a.env,
+            migrate_source::for_ref(&loaded, &a.env, a.from.git_ref.as_deref()).await?,
+        ),
+        MigrateCommand::Revert(r) => {
+            loaded.env(&r.env)?;
+            let path = guard::run_id(&loaded, &r.env, &r.run)?;
+            (&r.env, migrate_source::for_run(&loaded, &r.env, &path)?)
+        }
     };
-    let ctx = EnvContext::open(config, env, mode).await?;
-    let migrator = ctx.parts.migrator.clone().ok_or_else(|| match ctx.env().migrations {
-        Some(_) => ConfigError(format!(
+    let ctx = EnvContext::open_for(config, env, mode, release.as_ref()).await?;
+    let migrator = ctx.parts.migrator.clone().ok_or_else(|| match (&ctx.env().migrations, &release) {
+        (Some(crate::config::MigrationsConfig::ComposeRun { .. }), _) | (Some(_), None) => ConfigError(format!(
             "environment {}'s migrations run in a container of the release being deployed; use `deploykit deploy`",
             ctx.name
         )),
-        None => ConfigError(format!("environment {} has no [migrations] configured", ctx.name)),
+        (Some(_), Some(spec)) => ConfigError(format!(
+            "environment {}: commit {} is not in the repository, so its migration tool cannot run; fetch it (`git fetch`) and run again",
+            ctx.name, spec.commit
+        )),
+        (None, _) => ConfigError(format!("environment {} has no [migrations] configured", ctx.name)),
     })?;
     match cmd {
         MigrateCommand::Status(_) => {
@@ -94,10 +112,15 @@ pub async fn run(config: &Path, cmd: &MigrateCommand, mode: Mode) -> Result<u8> 
         }
         MigrateCommand::Apply(a) => {
             let approver = guard::approval(&ctx, "apply migrations", a.approve.as_deref())?;
-            guard::locked(&ctx, "migrate-apply", apply(&ctx, migrator, approver)).await
+            guard::locked(
+                &ctx,
+                "migrate-apply",
+                apply(&ctx, migrator, release.as_ref(), approver),
+            )
+            .await
         }
         MigrateCommand::Revert(r) => {
-            let path = guard::run_id(&ctx, &r.run)?;
+            let path = guard::run_id(&ctx.loaded, &ctx.name, &r.run)?;
             let approver = guard::approval(&ctx, "revert migrations", r.approve.as_deref())?;
             guard::locked(
                 &ctx,
@@ -114,6 +137,7 @@ pub async fn run(config: &Path, cmd: &MigrateCommand, mode: Mode) -> Result<u8> 
 async fn apply(
     ctx: &EnvContext,
     migrator: Arc<dyn Migrator>,
+    release: Option<&ReleaseSpec>,
     approver: Option<&str>,
 ) -> Result<u8> {
     let mode = ctx.mode;
@@ -136,7 +160,11 @@ async fn apply(
     let request = BackupRequest {
         env: ctx.name.clone(),
         release: ReleaseId::parse("migrate")?,
-        commit: Commit::parse("manual")?,
+        // The commit the migrations were read from; "manual" outside a repository.
+        commit: match release {
+            Some(spec) => spec.commit.clone(),
+            None => Commit::parse("manual")?,
+        },
         branch: None,
     };
     let artifact = backup.create(&request).await?;

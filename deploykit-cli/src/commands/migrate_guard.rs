@@ -10,7 +10,7 @@ use anyhow::Result;
 use deploykit_core::{DeployLock, Error, LockHolder, MigrationPlan};
 
 use super::EnvContext;
-use crate::config::ConfigError;
+use crate::config::{ConfigError, LoadedConfig};
 
 /// Longest run id accepted: a time stamp, a counter and a release id.
 const MAX_RUN_ID: usize = 160;
@@ -65,17 +65,16 @@ pub fn lint(ctx: &EnvContext, plan: &MigrationPlan) -> Result<()> {
 
 /// A `--run` value: one run id as `history` prints it, never a path, so it can only
 /// name a journal of this environment.
-pub fn run_id(ctx: &EnvContext, run: &str) -> Result<std::path::PathBuf> {
+pub fn run_id(loaded: &LoadedConfig, env: &str, run: &str) -> Result<std::path::PathBuf> {
     deploykit_core::release::validate_name("run id", run, MAX_RUN_ID).map_err(|e| {
         ConfigError(format!(
             "--run: {e}; pass a run id as `deploykit history` shows it"
         ))
     })?;
-    let path = ctx.journals().path_of(run);
+    let path = loaded.journals(env).path_of(run);
     if !path.is_file() {
         return Err(ConfigError(format!(
-            "environment {} has no run {run}; see `deploykit history --env {}`",
-            ctx.name, ctx.name
+            "environment {env} has no run {run}; see `deploykit history --env {env}`"
         ))
         .into());
     }

@@ -10,6 +10,7 @@ pub mod init;
 pub mod lock;
 pub mod migrate;
 mod migrate_guard;
+mod migrate_source;
 pub mod recover;
 pub mod rollback;
 pub mod secrets;

@@ -76,7 +76,7 @@ async fn refuse_live_holder(ctx: &EnvContext, args: &RecoverArgs) -> Result<Opti
 }
 
 /// The release (and commit) a journaled run was deploying (from its first record).
-fn run_release(path: &Path) -> Result<Option<ReleaseSpec>> {
+pub(super) fn run_release(path: &Path) -> Result<Option<ReleaseSpec>> {
     Ok(deploykit_core::journal::read_records(path)?
         .into_iter()
         .find_map(|r| match r {
