@@ -12,7 +12,7 @@ async fn compose_target_keeps_the_target_contract() {
     let Some(rig) = rig("compose_target_keeps_the_target_contract") else {
         return;
     };
-    let stack = WebStack::new(&rig, "dk-contract", 18201).await;
+    let stack = WebStack::new(&rig, "dk-contract", common::reuseport::free_port()).await;
     stack.write_release("contract", true, 0);
     let target = stack.target(&rig).await;
     target_contract(&target, &spec("r1-a"), &spec("r2-b")).await;
@@ -24,7 +24,7 @@ async fn first_deploy_serves_the_release_tag_and_its_undo_stops_the_service_plai
     let Some(rig) = rig("first_deploy") else {
         return;
     };
-    let stack = WebStack::new(&rig, "dk-first", 18202).await;
+    let stack = WebStack::new(&rig, "dk-first", common::reuseport::free_port()).await;
     stack.write_release("v1", true, 0);
     let sink = Arc::new(CollectingSink::default());
     let target = stack
@@ -68,7 +68,7 @@ async fn first_deploy_serves_the_release_tag_and_its_undo_stops_the_service_plai
 #[tokio::test]
 async fn upgrade_switches_to_the_new_tag_and_leaves_the_old_one_for_rollback() {
     let Some(rig) = rig("upgrade") else { return };
-    let stack = WebStack::new(&rig, "dk-upgrade", 18203).await;
+    let stack = WebStack::new(&rig, "dk-upgrade", common::reuseport::free_port()).await;
     let target = stack.target(&rig).await.keep_rollback_alias(true);
     let (v1, v2) = (spec("20260101T000000Z-v1"), spec("20260102T000000Z-v2"));
     stack.write_release("v1", true, 0);
@@ -118,7 +118,7 @@ async fn upgrade_switches_to_the_new_tag_and_leaves_the_old_one_for_rollback() {
 #[tokio::test]
 async fn unhealthy_new_container_fails_with_its_logs_and_the_previous_tag_serves_again() {
     let Some(rig) = rig("unhealthy") else { return };
-    let stack = WebStack::new(&rig, "dk-unhealthy", 18204).await;
+    let stack = WebStack::new(&rig, "dk-unhealthy", common::reuseport::free_port()).await;
     let target = stack.target(&rig).await;
     let (good, bad) = (spec("20260101T000000Z-good"), spec("20260102T000000Z-bad"));
     stack.write_release("good", true, 0);
@@ -152,7 +152,7 @@ async fn unhealthy_new_container_fails_with_its_logs_and_the_previous_tag_serves
 #[tokio::test]
 async fn prune_keeps_n_tags_and_never_the_live_or_previous_one() {
     let Some(rig) = rig("prune") else { return };
-    let stack = WebStack::new(&rig, "dk-prune", 18205).await;
+    let stack = WebStack::new(&rig, "dk-prune", common::reuseport::free_port()).await;
     let target = stack.target(&rig).await;
     let ids: Vec<_> = (1..=5)
         .map(|i| spec(&format!("2026010{i}T000000Z-r{i}")))
@@ -187,7 +187,7 @@ async fn hand_deployed_container_is_adopted_so_a_failed_first_deploy_returns_to_
     use deploykit_docker::ContainerHealthProbe;
 
     let Some(rig) = rig("adopt") else { return };
-    let stack = WebStack::new(&rig, "dk-adopt", 18206).await;
+    let stack = WebStack::new(&rig, "dk-adopt", common::reuseport::free_port()).await;
     // Deployed by hand, as the seeds do: `compose build` + `compose up -d`.
     stack.write_release("manual", true, 0);
     let shell = LocalShell::new();

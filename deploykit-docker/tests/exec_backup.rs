@@ -117,7 +117,7 @@ async fn in_container_backup_restores_round_trip_and_failures_are_errors() {
     let Some(rig) = rig("in_container_backup") else {
         return;
     };
-    let db = start_db(&rig, 18301).await;
+    let db = start_db(&rig, common::reuseport::free_port()).await;
     psql(&db, "CREATE TABLE bookings (id int primary key, guest text); INSERT INTO bookings VALUES (1, 'before'), (2, 'ação ✓');").await;
 
     let dir = tempfile::tempdir().unwrap();

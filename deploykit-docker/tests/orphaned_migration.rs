@@ -20,7 +20,7 @@ async fn the_revert_waits_for_a_migration_a_killed_run_left_running() {
     let Some(rig) = rig("orphaned_migration") else {
         return;
     };
-    let stack = WebStack::new(&rig, "dk-orphan", 18231).await;
+    let stack = WebStack::new(&rig, "dk-orphan", common::reuseport::free_port()).await;
     let target = stack.target(&rig).await;
     let engine = rig.engine().await;
     let v2 = spec("20260102T000000Z-v2");

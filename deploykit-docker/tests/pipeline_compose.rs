@@ -66,7 +66,7 @@ async fn failing_migration_never_replaces_the_live_container() {
     let Some(rig) = rig("failing_migration") else {
         return;
     };
-    let stack = WebStack::new(&rig, "dk-migfail", 18211).await;
+    let stack = WebStack::new(&rig, "dk-migfail", common::reuseport::free_port()).await;
     let target = stack.target(&rig).await;
     let (v1, v2) = (spec("20260101T000000Z-v1"), spec("20260102T000000Z-v2"));
 
@@ -115,7 +115,7 @@ async fn unhealthy_release_is_undone_code_and_schema() {
     let Some(rig) = rig("unhealthy_release") else {
         return;
     };
-    let stack = WebStack::new(&rig, "dk-undo", 18212).await;
+    let stack = WebStack::new(&rig, "dk-undo", common::reuseport::free_port()).await;
     let target = stack.target(&rig).await;
     let (v1, v2) = (spec("20260101T000000Z-v1"), spec("20260102T000000Z-v2"));
 
@@ -166,12 +166,12 @@ async fn crm_stack_backs_up_inside_the_db_container_and_a_failed_backup_changes_
     use deploykit_docker::{ExecPgDumpBackup, Health, PinFile};
 
     let Some(rig) = rig("crm_stack") else { return };
-    let pg_port = 18313;
+    let pg_port = common::reuseport::free_port();
     let db = format!(
         "  db:\n    image: {}\n    network_mode: host\n    environment:\n      PGPORT: \"{pg_port}\"\n      POSTGRES_USER: crm_user\n      POSTGRES_DB: crm\n",
         rig.postgres
     );
-    let stack = WebStack::with_services(&rig, "dk-crm", 18213, &db).await;
+    let stack = WebStack::with_services(&rig, "dk-crm", common::reuseport::free_port(), &db).await;
     let target = Arc::new(stack.target(&rig).await);
     let engine = target.engine().clone();
     // The database runs as the stack's own service.

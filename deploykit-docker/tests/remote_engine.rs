@@ -95,7 +95,7 @@ async fn remote_engine_over_ssh_passes_the_upgrade_scenario() {
         return;
     };
     let Some(ssh) = ssh_rig() else { return };
-    let stack = WebStack::new(&rig, "dk-remote", 18221).await;
+    let stack = WebStack::new(&rig, "dk-remote", common::reuseport::free_port()).await;
 
     let shell = Arc::new(
         SshShell::connect(&ssh.config)
