@@ -4,30 +4,13 @@
 //! `migrate revert --run` runs the tool of the run's commit. Local target and
 //! SQLite: no external service needed.
 
-use std::path::{Path, PathBuf};
-use std::process::Command as Std;
+use std::path::PathBuf;
 
 use assert_cmd::Command;
 
-fn git(repo: &Path, args: &[&str]) -> String {
-    let out = Std::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "common/git_project.rs"]
+mod git_project;
+use git_project::{free_port, git, sqlite_tables, stop_local_app};
 
 struct Project {
     dir: tempfile::TempDir,
@@ -108,34 +91,15 @@ impl Project {
         (stdout, stderr)
     }
 
-    /// The database's tables (python3's sqlite3: no extra tool to install).
+    /// The database's tables.
     fn tables(&self) -> Vec<String> {
-        let out = Std::new("python3")
-            .arg("-c")
-            .arg(
-                "import sqlite3,sys; db=sqlite3.connect(sys.argv[1]); \
-                 print('\\n'.join(r[0] for r in db.execute(\"select name from sqlite_master where type='table' order by name\")))",
-            )
-            .arg(self.path("app.db"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect()
+        sqlite_tables(&self.path("app.db"))
     }
 }
 
 impl Drop for Project {
     fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(self.path("srv/.deploykit/app.pid")) {
-            let _ = Std::new("kill").arg(pid.trim()).status();
-        }
+        stop_local_app(&self.path("srv"));
     }
 }
 
