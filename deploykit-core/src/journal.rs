@@ -333,7 +333,8 @@ impl JournalDir {
 mod tests {
     use super::*;
 
-    fn started() -> Record {
+    /// A run's first record (shared with `crash_tests`).
+    pub(super) fn started() -> Record {
         Record::RunStarted {
             run_id: "r1".into(),
             env: "staging".into(),
@@ -346,7 +347,8 @@ mod tests {
         }
     }
 
-    fn intent(seq: u32) -> Record {
+    /// A step's intent with no undo (shared with `crash_tests`).
+    pub(super) fn intent(seq: u32) -> Record {
         Record::Intent {
             seq,
             phase: Phase::Prepare,

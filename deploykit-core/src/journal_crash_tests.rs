@@ -7,27 +7,7 @@ use time::OffsetDateTime;
 
 use super::*;
 
-fn started() -> Record {
-    Record::RunStarted {
-        run_id: "r1".into(),
-        env: "staging".into(),
-        release: ReleaseId::parse("rel-1").unwrap(),
-        commit: Commit::parse("abc1234").unwrap(),
-        branch: None,
-        previous: None,
-        who: "ci".into(),
-        at: OffsetDateTime::UNIX_EPOCH,
-    }
-}
-
-fn intent(seq: u32) -> Record {
-    Record::Intent {
-        seq,
-        phase: Phase::Prepare,
-        undo: None,
-        at: OffsetDateTime::UNIX_EPOCH,
-    }
-}
+use super::tests::{intent, started};
 
 #[test]
 fn a_torn_last_line_ending_in_a_brace_does_not_block_the_journal_after_recover_appends() {
