@@ -219,6 +219,13 @@ fn revert_run_is_a_run_id_never_a_path_to_another_environments_journal() {
 
 /// A finished run of `env` that applied `0001_notes`.
 fn write_journal(path: &Path, run: &str, env: &str) {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(write_journal_async(path, run, env));
+}
+
+async fn write_journal_async(path: &Path, run: &str, env: &str) {
     let j = FileJournal::open(path).unwrap();
     let applied: AppliedSet = serde_json::from_value(serde_json::json!({
         "migrations": [{"version": "0001", "name": "notes"}]
@@ -235,6 +242,7 @@ fn write_journal(path: &Path, run: &str, env: &str) {
         who: "t".into(),
         at,
     })
+    .await
     .unwrap();
     j.append(&Record::Intent {
         seq: 1,
@@ -242,5 +250,6 @@ fn write_journal(path: &Path, run: &str, env: &str) {
         undo: Some(Compensation::RevertMigrations { applied }),
         at,
     })
+    .await
     .unwrap();
 }
