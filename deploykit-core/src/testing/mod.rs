@@ -10,6 +10,7 @@ mod faults;
 mod journal;
 mod lock;
 mod parts;
+pub mod state_conformance;
 mod state_store;
 mod world;
 
