@@ -528,11 +528,19 @@ async fn compose_stack(
                 .map_err(|e| WiringError(format!("environment {env}: {}: {e}", dir.display())))?;
             let local = dir.join(format!("{env}-{}.sock", std::process::id()));
             let _ = std::fs::remove_file(&local);
-            let engine =
-                connect_over_ssh(&ssh, std::path::Path::new(DEFAULT_REMOTE_SOCKET), &local)
-                    .await
-                    .map_err(wrap)?;
-            (ssh.clone(), engine, Some(ssh), None)
+            let remote = c
+                .engine_socket
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_REMOTE_SOCKET));
+            let engine = connect_over_ssh(&ssh, &remote, &local)
+                .await
+                .map_err(wrap)?;
+            // Compose on the host must talk to the same engine.
+            let docker_host = c
+                .engine_socket
+                .as_ref()
+                .map(|s| format!("unix://{}", s.display()));
+            (ssh.clone(), engine, Some(ssh), docker_host)
         }
         other => {
             let host = other

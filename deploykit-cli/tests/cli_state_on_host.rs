@@ -38,6 +38,9 @@ APP_INSTANCES = "1"
 kind = "http"
 url = "${DK_HEALTH}"
 
+[environments.staging.state]
+store = "${DK_STORE}"
+
 [environments.staging.policy]
 health_attempts = 600
 health_interval_secs = 1
@@ -93,6 +96,7 @@ impl Pm2Project {
             ("DK_KNOWN_HOSTS", rig.known_hosts.clone()),
             ("DK_PORT", free_port().to_string()),
             ("DK_HEALTH", health.url.clone()),
+            ("DK_STORE", "hosts".to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -307,4 +311,46 @@ fn a_journal_the_host_cannot_write_stops_the_run_before_or_interrupted_with_the_
         .assert()
         .code(0);
     assert_eq!(p.live(), Path::new("releases/r1"));
+}
+
+#[test]
+fn state_import_moves_local_journals_to_the_host_once() {
+    let Some(mut p) = Pm2Project::new("import") else {
+        return;
+    };
+    let a = clone_of(&p.origin);
+    // Deployed by a deploykit that kept its state locally.
+    p.vars.push(("DK_STORE".into(), "local".into()));
+    p.deploy(&a, "r1");
+    assert!(a.path().join("c/.deploykit/journal/staging").is_dir());
+    p.vars.pop();
+    p.cmd(&a)
+        .args(["history", "-e", "staging"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("r1").not());
+    p.cmd(&a)
+        .args(["state", "import", "-e", "staging"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("imported 1 run(s)"));
+    p.cmd(&a)
+        .args(["state", "import", "-e", "staging"])
+        .assert()
+        .code(0)
+        .stdout(
+            predicate::str::contains("imported 0 run(s)")
+                .and(predicate::str::contains("1 already there")),
+        );
+    let b = clone_of(&p.origin);
+    p.cmd(&b)
+        .args(["history", "-e", "staging"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("r1"));
+    p.cmd(&b)
+        .args(["status", "-e", "staging"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("r1"));
 }

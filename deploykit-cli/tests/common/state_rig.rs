@@ -183,6 +183,19 @@ pub fn clone_of(origin: &Path) -> tempfile::TempDir {
     dir
 }
 
+/// A fresh clone the SSH user owns, in a directory it can reach: a Compose
+/// engine over SSH unpacks the release's commit beside the checkout
+/// (`.deploykit/build-<release>`), on the host, as that user.
+pub fn clone_owned_by(origin: &Path, user: &str) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = clone_of(origin);
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Its state_dir, empty, the user's too (deploykit adds root's files to it).
+    std::fs::create_dir_all(dir.path().join("c/.deploykit")).unwrap();
+    hand_over(&dir.path().join("c"), user);
+    dir
+}
+
 /// `deploykit` run in clone `dir` with `vars` set.
 pub fn deploykit_in(dir: &Path, vars: &[(String, String)]) -> Command {
     let mut c = Command::cargo_bin("deploykit").unwrap();
