@@ -90,7 +90,7 @@ impl ComposeProject {
         .unwrap();
         std::fs::write(origin.join("www/index.html"), "v1\n").unwrap();
         std::fs::write(origin.join("deploykit.toml"), CONFIG).unwrap();
-        std::fs::write(origin.join(".gitignore"), ".deploykit/\n").unwrap();
+        std::fs::write(origin.join(".gitignore"), ".deploykit/\n.env\n").unwrap();
         git(&origin, &["init", "-q", "-b", "main"]);
         git(&origin, &["add", "-A"]);
         git(&origin, &["commit", "-qm", "v1"]);
@@ -120,6 +120,14 @@ impl ComposeProject {
             health,
             rig,
         })
+    }
+
+    /// A fresh clone (a new CI runner) with the deploy-time `.env` compose reads.
+    fn clone(&self) -> tempfile::TempDir {
+        let d = clone_owned_by(&self.origin, &self.rig.user);
+        std::fs::write(d.path().join("c/.env"), "UNUSED=1\n").unwrap();
+        hand_over(&d.path().join("c/.env"), &self.rig.user);
+        d
     }
 
     fn cmd(&self, clone: &tempfile::TempDir) -> assert_cmd::Command {
@@ -159,14 +167,14 @@ fn two_clones_deploying_at_once_one_proceeds_the_other_exits_4_naming_the_holder
     let Some(p) = ComposeProject::new("lock") else {
         return;
     };
-    let a = clone_owned_by(&p.origin, &p.rig.user);
-    let b = clone_owned_by(&p.origin, &p.rig.user);
+    let a = p.clone();
+    let b = p.clone();
     p.health.healthy.store(false, Ordering::SeqCst);
     let before = p.health.hits.load(Ordering::SeqCst);
-    let deploy = spawn_in(a.path(), &p.vars, &["deploy", "-e", "p", "--release", "r1"]);
-    p.health.wait_hits(before, 2);
+    let mut deploy = spawn_in(a.path(), &p.vars, &["deploy", "-e", "p", "--release", "r1"]);
+    p.health.wait_hits_of(&mut deploy, before, 2);
 
-    let c = clone_owned_by(&p.origin, &p.rig.user);
+    let c = p.clone();
     let out = p
         .cmd(&c)
         .args(["--json", "lock", "status", "-e", "p"])
@@ -210,7 +218,7 @@ fn a_fresh_clone_recovers_a_compose_deploy_killed_mid_run() {
     let Some(p) = ComposeProject::new("recover") else {
         return;
     };
-    let a = clone_owned_by(&p.origin, &p.rig.user);
+    let a = p.clone();
     p.cmd(&a)
         .args(["deploy", "-e", "p", "--release", "r1"])
         .assert()
@@ -220,13 +228,13 @@ fn a_fresh_clone_recovers_a_compose_deploy_killed_mid_run() {
     p.health.healthy.store(false, Ordering::SeqCst);
     let before = p.health.hits.load(Ordering::SeqCst);
     let mut deploy = spawn_in(a.path(), &p.vars, &["deploy", "-e", "p", "--release", "r2"]);
-    p.health.wait_hits(before, 2);
+    p.health.wait_hits_of(&mut deploy, before, 2);
     deploy.kill().unwrap();
     deploy.wait().unwrap();
     drop(a);
     p.health.healthy.store(true, Ordering::SeqCst);
 
-    let d = clone_owned_by(&p.origin, &p.rig.user);
+    let d = p.clone();
     p.cmd(&d)
         .args(["recover", "-e", "p"])
         .assert()

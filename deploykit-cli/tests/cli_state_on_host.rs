@@ -38,9 +38,6 @@ APP_INSTANCES = "1"
 kind = "http"
 url = "${DK_HEALTH}"
 
-[environments.staging.state]
-store = "${DK_STORE}"
-
 [environments.staging.policy]
 health_attempts = 600
 health_interval_secs = 1
@@ -96,7 +93,6 @@ impl Pm2Project {
             ("DK_KNOWN_HOSTS", rig.known_hosts.clone()),
             ("DK_PORT", free_port().to_string()),
             ("DK_HEALTH", health.url.clone()),
-            ("DK_STORE", "hosts".to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -166,7 +162,7 @@ fn recover_from_a_fresh_clone_finishes_a_run_killed_mid_deploy() {
         &p.vars,
         &["deploy", "-e", "staging", "--release", "r2"],
     );
-    p.health.wait_hits(before, 2);
+    p.health.wait_hits_of(&mut deploy, before, 2);
     deploy.kill().unwrap(); // SIGKILL
     deploy.wait().unwrap();
     assert_eq!(p.live(), Path::new("releases/r2"), "killed after activate");
@@ -276,12 +272,12 @@ fn a_journal_the_host_cannot_write_stops_the_run_before_or_interrupted_with_the_
     // `interrupted`, names the host and says to recover; a fresh clone recovers.
     p.health.healthy.store(false, Ordering::SeqCst);
     let before = p.health.hits.load(Ordering::SeqCst);
-    let deploy = spawn_in(
+    let mut deploy = spawn_in(
         a.path(),
         &p.vars,
         &["deploy", "-e", "staging", "--release", "r3"],
     );
-    p.health.wait_hits(before, 2);
+    p.health.wait_hits_of(&mut deploy, before, 2);
     for e in std::fs::read_dir(&dir).unwrap() {
         let path = e.unwrap().path();
         if std::fs::read_to_string(&path).unwrap().contains("\"r3\"") {
@@ -315,15 +311,21 @@ fn a_journal_the_host_cannot_write_stops_the_run_before_or_interrupted_with_the_
 
 #[test]
 fn state_import_moves_local_journals_to_the_host_once() {
-    let Some(mut p) = Pm2Project::new("import") else {
+    let Some(p) = Pm2Project::new("import") else {
         return;
     };
     let a = clone_of(&p.origin);
     // Deployed by a deploykit that kept its state locally.
-    p.vars.push(("DK_STORE".into(), "local".into()));
+    let config = a.path().join("c/deploykit.toml");
+    let plain = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{plain}\n[environments.staging.state]\nstore = \"local\"\n"),
+    )
+    .unwrap();
     p.deploy(&a, "r1");
     assert!(a.path().join("c/.deploykit/journal/staging").is_dir());
-    p.vars.pop();
+    std::fs::write(&config, plain).unwrap();
     p.cmd(&a)
         .args(["history", "-e", "staging"])
         .assert()

@@ -160,6 +160,26 @@ impl Health {
         }
     }
 
+    /// [`wait_hits`](Self::wait_hits), failing at once with the deploy's output if
+    /// `deploy` ends first (it failed before verify).
+    pub fn wait_hits_of(&self, deploy: &mut std::process::Child, from: u32, n: u32) {
+        let started = std::time::Instant::now();
+        while self.hits.load(Ordering::SeqCst) < from + n {
+            if deploy.try_wait().unwrap().is_some() {
+                let mut err = String::new();
+                if let Some(mut e) = deploy.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!("the deploy ended before verify: {err}");
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(180),
+                "the deploy never reached verify"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     /// Waits until the probe has asked at least `n` more times than `from`.
     pub fn wait_hits(&self, from: u32, n: u32) {
         let started = std::time::Instant::now();
