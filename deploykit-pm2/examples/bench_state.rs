@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use common::app::{policy, spec, AppRepo, Behaviour, HostApp};
 use deploykit_core::{
-    Commit, HostStore, LocalStore, Outcome, Phase, Pipeline, Record, ReleaseId, StateStore,
+    Commit, HostStore, LocalStore, Outcome, Phase, Pipeline, Record, ReleaseId, Shell, StateStore,
 };
 use time::OffsetDateTime;
 
@@ -83,6 +83,18 @@ async fn main() {
     let local_dir = tempfile::tempdir().unwrap();
     let local = LocalStore::in_dir(local_dir.path().join("journal/bench"));
 
+    // 0. The transport alone: one command that does nothing, over the same connection.
+    let mut nothing = Vec::new();
+    for _ in 0..RECORDS {
+        let t = Instant::now();
+        app.shell
+            .run(&deploykit_core::Cmd::new("true"), None)
+            .await
+            .unwrap();
+        nothing.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let (t_mean, t_p50, t_p95) = stats(nothing);
+
     // 1. Per record.
     let (h_mean, h_p50, h_p95) = stats(per_record(&host, "20260101T000000Z-host").await);
     let (l_mean, l_p50, l_p95) = stats(per_record(&local, "20260101T000000Z-local").await);
@@ -143,6 +155,9 @@ async fn main() {
     println!("|---|---|---|---|");
     println!(
         "| per journal record, mean / p50 / p95 ({RECORDS} appends) | {h_mean:.2} / {h_p50:.2} / {h_p95:.2} ms | {l_mean:.2} / {l_p50:.2} / {l_p95:.2} ms | {added_record:.2} ms per record (goal < 10 ms) |"
+    );
+    println!(
+        "| for scale: one `true` over the same SSH connection, mean / p50 / p95 | {t_mean:.2} / {t_p50:.2} / {t_p95:.2} ms | | |"
     );
     println!(
         "| PM2 deploy wall time, mean / median of {} ({records} records each) | {dh:.2} / {dh50:.2} s | {dl:.2} / {dl50:.2} s | {:+.2} s = {:+.1} % of a deploy (goal < 3 %) |",
