@@ -31,14 +31,15 @@ pub(super) fn append(file: &Path, size: u64) -> Cmd {
     script(
         // Few processes: each one costs a fork and exec on the host, per record.
         r#"umask 077
+case $1 in */*) d=${1%/*} ;; *) d=. ;; esac
 new=
-if [ ! -e "$1" ]; then mkdir -p "${1%/*}" || exit 1; new=1; fi
+if [ ! -e "$1" ]; then mkdir -p "$d" || exit 1; new=1; fi
 exec 9>>"$1" || exit 1
 flock -w 10 9 || { echo "flock(1) from util-linux is needed on the host, or the journal stayed busy" >&2; exit 1; }
 s=$(wc -c < "$1") || exit 1
 if [ "$s" -ne "$2" ]; then cat "$1"; exit 9; fi
 dd of="$1" oflag=append conv=notrunc,fsync status=none || exit 1
-if [ -n "$new" ]; then d="${1%/*}"; sync "$d" "${d%/*}" 2>/dev/null; fi
+if [ -n "$new" ]; then sync "$d" "$d/.." 2>/dev/null; fi
 exit 0"#,
         [path(file), size.to_string()],
     )
