@@ -234,7 +234,11 @@ fn a_backup_taken_from_one_checkout_is_listed_verified_and_restored_from_a_fresh
         "{}",
         String::from_utf8_lossy(&deployed.stderr)
     );
-    assert_eq!(tables(&db), "notes,tags", "the deploy migrated");
+    assert_eq!(
+        tables(&db),
+        "deploykit_migrations,notes,tags",
+        "the deploy migrated"
+    );
     a.assert_no_credential_on_disk();
 
     // A fresh runner: another clone, empty state dir, no backup directory.
@@ -422,8 +426,10 @@ fn an_upload_killed_mid_way_leaves_nothing_that_lists() {
         7,
         false,
     );
-    let mut child = a
-        .cmd()
+    let mut child = Std::new(assert_cmd::cargo::cargo_bin("deploykit"))
+        .current_dir(a.dir.path())
+        .env("DK_TEST_S3_ACCESS_KEY", &rig.access_key)
+        .env("DK_TEST_S3_SECRET_KEY", &rig.secret_key)
         .args(["backup", "create", "-e", "staging"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -316,10 +316,11 @@ mod tests {
         let path = dir.path().join("f");
         let data: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &data).unwrap();
-        let chunks: Vec<Vec<u8>> = file_chunks(Box::new(tokio::fs::File::open(&path).await.unwrap()))
-            .map(|c| c.unwrap())
-            .collect()
-            .await;
+        let chunks: Vec<Vec<u8>> =
+            file_chunks(Box::new(tokio::fs::File::open(&path).await.unwrap()))
+                .map(|c| c.unwrap())
+                .collect()
+                .await;
         assert!(chunks.len() > 1);
         assert_eq!(chunks.concat(), data);
     }

@@ -98,7 +98,7 @@ async fn list(config: &Path, env: &str, mode: Mode) -> Result<u8> {
     }
     if listing.foreign > 0 {
         println!(
-            "{} artifact(s) of other environments or databases share this directory and are not shown",
+            "{} artifact(s) of other environments or databases share this store and are not shown",
             listing.foreign
         );
     }
@@ -122,7 +122,7 @@ async fn pick(
             })
             .ok_or_else(|| {
                 ConfigError(format!(
-                    "{} is not a complete backup in this environment's backup directory (see `backup list`)",
+                    "{} is not a complete backup in this environment's backup store (see `backup list`)",
                     p.display()
                 ))
                 .into()

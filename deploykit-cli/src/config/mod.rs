@@ -243,8 +243,25 @@ pub struct DatabaseConfig {
 pub enum BackupConfig {
     /// `pg_dump` from this machine against `database.url`.
     PgDump {
-        /// Artifact directory (relative to the config file).
-        dir: PathBuf,
+        /// Artifact directory (relative to the config file); or set `store`.
+        #[serde(default)]
+        dir: Option<PathBuf>,
+        /// Object store instead of `dir`: `s3://bucket/prefix` or `file:///path`.
+        /// Backups then outlive the machine that deploys (a CI runner).
+        #[serde(default)]
+        store: Option<String>,
+        /// An S3-compatible server's endpoint (`https://…`); AWS when unset.
+        #[serde(default)]
+        endpoint: Option<String>,
+        /// The bucket's region.
+        #[serde(default)]
+        region: Option<String>,
+        /// S3 access key id, usually `${VAR}`; `AWS_ACCESS_KEY_ID` when unset.
+        #[serde(default)]
+        access_key_id: Option<Secret>,
+        /// S3 secret access key, usually `${VAR}`; `AWS_SECRET_ACCESS_KEY` when unset.
+        #[serde(default)]
+        secret_access_key: Option<Secret>,
         /// Backups kept.
         #[serde(default = "default_keep_backups")]
         keep: usize,
@@ -263,8 +280,25 @@ pub enum BackupConfig {
         database: String,
         /// Database user inside the container.
         user: String,
-        /// Artifact directory.
-        dir: PathBuf,
+        /// Artifact directory (relative to the config file); or set `store`.
+        #[serde(default)]
+        dir: Option<PathBuf>,
+        /// Object store instead of `dir`: `s3://bucket/prefix` or `file:///path`.
+        /// Backups then outlive the machine that deploys (a CI runner).
+        #[serde(default)]
+        store: Option<String>,
+        /// An S3-compatible server's endpoint (`https://…`); AWS when unset.
+        #[serde(default)]
+        endpoint: Option<String>,
+        /// The bucket's region.
+        #[serde(default)]
+        region: Option<String>,
+        /// S3 access key id, usually `${VAR}`; `AWS_ACCESS_KEY_ID` when unset.
+        #[serde(default)]
+        access_key_id: Option<Secret>,
+        /// S3 secret access key, usually `${VAR}`; `AWS_SECRET_ACCESS_KEY` when unset.
+        #[serde(default)]
+        secret_access_key: Option<Secret>,
         /// Backups kept.
         #[serde(default = "default_keep_backups")]
         keep: usize,
@@ -280,6 +314,78 @@ pub enum BackupConfig {
         #[serde(default = "default_keep_backups")]
         keep: usize,
     },
+}
+
+/// Where one environment's backups are kept, from its `[backup]`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackupPlace {
+    /// A local directory (relative to the config file).
+    Dir(PathBuf),
+    /// An object store.
+    Store {
+        /// `s3://bucket/prefix` or `file:///path`.
+        url: String,
+        /// S3-compatible endpoint.
+        endpoint: Option<String>,
+        /// Region.
+        region: Option<String>,
+        /// Access key id.
+        access_key_id: Option<Secret>,
+        /// Secret access key.
+        secret_access_key: Option<Secret>,
+    },
+}
+
+impl BackupConfig {
+    /// Where this backup's artifacts live: exactly one of `dir` and `store`
+    /// must be set (the error says which key to add or remove).
+    pub fn place(&self) -> Result<BackupPlace, String> {
+        let (dir, store, endpoint, region, key, secret) = match self {
+            BackupConfig::Sqlite { dir, .. } => return Ok(BackupPlace::Dir(dir.clone())),
+            BackupConfig::PgDump {
+                dir,
+                store,
+                endpoint,
+                region,
+                access_key_id,
+                secret_access_key,
+                ..
+            }
+            | BackupConfig::ComposeExec {
+                dir,
+                store,
+                endpoint,
+                region,
+                access_key_id,
+                secret_access_key,
+                ..
+            } => (
+                dir,
+                store,
+                endpoint,
+                region,
+                access_key_id,
+                secret_access_key,
+            ),
+        };
+        match (dir, store) {
+            (Some(_), Some(_)) => Err("set either `dir` (a local directory) or `store` (an object store), not both".into()),
+            (None, None) => Err("set `dir = \"backups\"` (a local directory) or `store = \"s3://bucket/prefix\"` (an object store, which outlives a CI runner)".into()),
+            (Some(dir), None) => {
+                if endpoint.is_some() || region.is_some() || key.is_some() || secret.is_some() {
+                    return Err("`endpoint`, `region`, `access_key_id` and `secret_access_key` apply to a `store`, not to a `dir`".into());
+                }
+                Ok(BackupPlace::Dir(dir.clone()))
+            }
+            (None, Some(url)) => Ok(BackupPlace::Store {
+                url: url.clone(),
+                endpoint: endpoint.clone(),
+                region: region.clone(),
+                access_key_id: key.clone(),
+                secret_access_key: secret.clone(),
+            }),
+        }
+    }
 }
 
 fn default_base_revision() -> String {

@@ -33,7 +33,10 @@ pub(super) async fn round_trip(store: &ArtifactStore) {
         "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
     );
     let name = a.path.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(name.starts_with("staging-") && name.ends_with("Z-abc1234.dump"), "{name}");
+    assert!(
+        name.starts_with("staging-") && name.ends_with("Z-abc1234.dump"),
+        "{name}"
+    );
     assert_eq!(store.list().await.unwrap(), vec![a.clone()]);
     store.verify(&a).await.unwrap();
     let meta = store.metadata(&a.path).await.unwrap();
@@ -52,7 +55,10 @@ pub(super) async fn round_trip(store: &ArtifactStore) {
     store.remove(&a).await.unwrap();
     store.remove(&a).await.unwrap();
     assert!(store.list().await.unwrap().is_empty());
-    assert!(store.verify(&a).await.is_err(), "a removed artifact verifies");
+    assert!(
+        store.verify(&a).await.is_err(),
+        "a removed artifact verifies"
+    );
 }
 
 /// Abandoned, dropped, failed or empty artifacts never list; a multi-part
@@ -81,7 +87,10 @@ pub(super) async fn failures_list_nothing(store: &ArtifactStore) {
     let mut w = store.begin(&request("staging")).await.unwrap();
     w.write(b"some bytes").await.unwrap();
     assert!(w.copy_from(Broken).await.is_err());
-    assert!(w.write(b"more").await.is_err(), "a failed writer stays closed");
+    assert!(
+        w.write(b"more").await.is_err(),
+        "a failed writer stays closed"
+    );
 
     let w = store.begin(&request("staging")).await.unwrap();
     let err = w.finish(Default::default()).await.unwrap_err().to_string();
@@ -119,7 +128,11 @@ async fn all(store: ArtifactStore) {
 #[tokio::test]
 async fn local_dir_conforms() {
     let dir = tempfile::tempdir().unwrap();
-    all(ArtifactStore::on(Arc::new(LocalDir::new(dir.path())), "dump")).await;
+    all(ArtifactStore::on(
+        Arc::new(LocalDir::new(dir.path())),
+        "dump",
+    ))
+    .await;
 }
 
 #[cfg(feature = "object-store")]

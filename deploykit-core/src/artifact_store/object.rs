@@ -118,7 +118,9 @@ impl ObjectDir {
                 b = b.with_secret_access_key(k.expose());
                 secrets.push(k.clone());
             }
-            let store = b.build().map_err(|e| bad(&redact(&e.to_string(), &refs(&secrets))))?;
+            let store = b
+                .build()
+                .map_err(|e| bad(&redact(&e.to_string(), &refs(&secrets))))?;
             let mut dir = Self::new(Arc::new(store), url, prefix);
             dir.secrets = secrets;
             Ok(dir)

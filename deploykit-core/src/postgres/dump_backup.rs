@@ -501,7 +501,10 @@ impl PgDumpBackup {
         if let Ok(Err(e)) = fed.await {
             return Err(self.fail(
                 step,
-                format!("reading {} from its store failed: {e}", artifact.path.display()),
+                format!(
+                    "reading {} from its store failed: {e}",
+                    artifact.path.display()
+                ),
             ));
         }
         Ok(out)

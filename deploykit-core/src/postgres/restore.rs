@@ -188,7 +188,11 @@ mod tests {
     #[test]
     fn the_script_is_rendered_without_a_transaction_of_its_own() {
         let r = pg_restore_script_cmd("pg_restore".into());
-        assert_eq!(r.args.last().unwrap(), "--file=-", "the archive comes on stdin");
+        assert_eq!(
+            r.args.last().unwrap(),
+            "--file=-",
+            "the archive comes on stdin"
+        );
         assert!(!r.args.contains(&"--single-transaction".to_string()));
         let p = psql_one_transaction_cmd("psql".into(), "shop");
         assert!(p.args.contains(&"--single-transaction".to_string()));
