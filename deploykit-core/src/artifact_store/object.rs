@@ -28,6 +28,10 @@ use super::{ArtifactBackend, ArtifactMetadata, ArtifactReader, ArtifactSink, MET
 use crate::error::{Error, Result};
 use crate::secret::{redact, Secret};
 
+#[cfg(test)]
+#[path = "object_tests.rs"]
+mod tests;
+
 /// Size of each multipart part (S3's minimum is 5 MiB).
 const PART_SIZE: usize = 8 * 1024 * 1024;
 /// Parts uploading at once; bounds memory to about `(1 + this) * PART_SIZE`.
@@ -199,11 +203,14 @@ fn store_error(
     e: object_store::Error,
 ) -> Error {
     let message = redact(&format!("{what} failed: {e}"), &refs(secrets));
-    Error::part(step, format!("backup store {url}"), message).with_hint(format!(
-        "check that the store is reachable and the bucket exists, and the endpoint, region and \
-         credentials of {url} (`deploykit backup list --env ENV` tests it); then run again — \
-         no backup was recorded"
-    ))
+    let mut next = format!(
+        "check that the store is reachable and the bucket exists, and the backup's endpoint, \
+         region and credentials for {url} (`deploykit backup list --env ENV` tests the store)"
+    );
+    if step == "backup.create" {
+        next.push_str("; then run again (no backup was recorded)");
+    }
+    Error::part(step, format!("backup store {url}"), message).with_hint(next)
 }
 
 #[async_trait]
