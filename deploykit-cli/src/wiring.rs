@@ -340,7 +340,7 @@ fn backup_part(
 
 /// The local directory of a backup (resolved against the config file), and its
 /// object store when `store` is set (the directory is then unused).
-fn backup_place(
+pub(crate) fn backup_place(
     loaded: &LoadedConfig,
     env: &str,
     backup: &BackupConfig,

@@ -11,6 +11,8 @@ use time::OffsetDateTime;
 
 use super::EnvContext;
 use crate::cli::{BackupCommand, BackupPick, RestoreArgs};
+
+mod push;
 use crate::config::ConfigError;
 use crate::exit;
 use crate::render::Mode;
@@ -22,6 +24,7 @@ pub async fn run(config: &Path, cmd: &BackupCommand, mode: Mode) -> Result<u8> {
         BackupCommand::List(a) => list(config, &a.env, mode).await,
         BackupCommand::Verify(p) => verify(config, p, mode).await,
         BackupCommand::Restore(r) => restore(config, r, mode).await,
+        BackupCommand::Push(p) => push::run(config, p, mode).await,
     }
 }
 

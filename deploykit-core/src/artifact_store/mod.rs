@@ -33,6 +33,7 @@
 //! # Ok(()) }
 //! ```
 
+mod import;
 pub mod local;
 #[cfg(feature = "object-store")]
 pub mod object;
