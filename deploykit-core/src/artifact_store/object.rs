@@ -94,9 +94,11 @@ impl ObjectDir {
                 return Err(bad("the store URL names no bucket"));
             }
             crate::http::install_crypto_provider();
+            // `endpoint = "${VAR}"` with VAR empty means "not set" (AWS itself).
+            let set = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
             let mut b = object_store::aws::AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
-                .with_region(spec.region.as_deref().unwrap_or("us-east-1"))
+                .with_region(set(&spec.region).unwrap_or_else(|| "us-east-1".into()))
                 .with_retry(object_store::RetryConfig {
                     backoff: Default::default(),
                     max_retries: 3,
@@ -107,7 +109,7 @@ impl ObjectDir {
                         .with_connect_timeout(Duration::from_secs(5))
                         .with_timeout(Duration::from_secs(300)),
                 );
-            if let Some(endpoint) = &spec.endpoint {
+            if let Some(endpoint) = &set(&spec.endpoint) {
                 b = b
                     .with_endpoint(endpoint)
                     .with_allow_http(endpoint.starts_with("http://"))
