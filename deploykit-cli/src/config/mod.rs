@@ -5,6 +5,7 @@
 //! keys that are allowed, never a silently ignored setting. Secret values are
 //! [`Secret`]s: showing a config prints `[redacted]` for them.
 
+mod backup_place;
 mod interpolate;
 mod load;
 mod masks;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use deploykit_core::{DumpCompression, HealthPolicy, MigrationFailurePolicy, Policy, Secret};
 use serde::{Deserialize, Serialize};
 
+pub use backup_place::BackupPlace;
 pub use interpolate::interpolate;
 pub use load::{load, ConfigError, LoadedConfig};
 pub use paths::resolve_path;
@@ -314,78 +316,6 @@ pub enum BackupConfig {
         #[serde(default = "default_keep_backups")]
         keep: usize,
     },
-}
-
-/// Where one environment's backups are kept, from its `[backup]`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum BackupPlace {
-    /// A local directory (relative to the config file).
-    Dir(PathBuf),
-    /// An object store.
-    Store {
-        /// `s3://bucket/prefix` or `file:///path`.
-        url: String,
-        /// S3-compatible endpoint.
-        endpoint: Option<String>,
-        /// Region.
-        region: Option<String>,
-        /// Access key id.
-        access_key_id: Option<Secret>,
-        /// Secret access key.
-        secret_access_key: Option<Secret>,
-    },
-}
-
-impl BackupConfig {
-    /// Where this backup's artifacts live: exactly one of `dir` and `store`
-    /// must be set (the error says which key to add or remove).
-    pub fn place(&self) -> Result<BackupPlace, String> {
-        let (dir, store, endpoint, region, key, secret) = match self {
-            BackupConfig::Sqlite { dir, .. } => return Ok(BackupPlace::Dir(dir.clone())),
-            BackupConfig::PgDump {
-                dir,
-                store,
-                endpoint,
-                region,
-                access_key_id,
-                secret_access_key,
-                ..
-            }
-            | BackupConfig::ComposeExec {
-                dir,
-                store,
-                endpoint,
-                region,
-                access_key_id,
-                secret_access_key,
-                ..
-            } => (
-                dir,
-                store,
-                endpoint,
-                region,
-                access_key_id,
-                secret_access_key,
-            ),
-        };
-        match (dir, store) {
-            (Some(_), Some(_)) => Err("set either `dir` (a local directory) or `store` (an object store), not both".into()),
-            (None, None) => Err("set `dir = \"backups\"` (a local directory) or `store = \"s3://bucket/prefix\"` (an object store, which outlives a CI runner)".into()),
-            (Some(dir), None) => {
-                if endpoint.is_some() || region.is_some() || key.is_some() || secret.is_some() {
-                    return Err("`endpoint`, `region`, `access_key_id` and `secret_access_key` apply to a `store`, not to a `dir`".into());
-                }
-                Ok(BackupPlace::Dir(dir.clone()))
-            }
-            (None, Some(url)) => Ok(BackupPlace::Store {
-                url: url.clone(),
-                endpoint: endpoint.clone(),
-                region: region.clone(),
-                access_key_id: key.clone(),
-                secret_access_key: secret.clone(),
-            }),
-        }
-    }
 }
 
 fn default_base_revision() -> String {

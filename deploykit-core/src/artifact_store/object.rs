@@ -54,7 +54,7 @@ pub struct ObjectStoreSpec {
 }
 
 /// Artifacts under a prefix of an object store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ObjectDir {
     store: Arc<dyn ObjectStore>,
     /// What paths and messages start with: `s3://bucket/prefix`, no credentials.
@@ -63,6 +63,15 @@ pub struct ObjectDir {
     /// A `file://` store's root, whose files are made owner-only after writing.
     local_root: Option<PathBuf>,
     secrets: Vec<Secret>,
+}
+
+/// Shows the store's URL only: the client's own `Debug` holds its credentials.
+impl std::fmt::Debug for ObjectDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectDir")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ObjectDir {

@@ -143,7 +143,10 @@ async fn a_store_that_is_down_fails_naming_it_and_not_the_credentials() {
         access_key_id: Some(Secret::new("AKIADEPLOYKITTEST42")),
         secret_access_key: Some(Secret::new("very-secret-access-key-value")),
     };
-    let store = ArtifactStore::on(Arc::new(ObjectDir::connect(&spec).unwrap()), "dump");
+    let dir = ObjectDir::connect(&spec).unwrap();
+    let debug = format!("{dir:?}");
+    assert!(!debug.contains("very-secret-access-key-value"), "{debug}");
+    let store = ArtifactStore::on(Arc::new(dir), "dump");
     let started = std::time::Instant::now();
     let err = store
         .begin(&request("staging"))
