@@ -269,3 +269,64 @@ fn an_upload_killed_mid_way_leaves_nothing_that_lists() {
         "a killed upload lists as a backup"
     );
 }
+
+#[test]
+fn a_failed_migration_under_policy_restore_is_undone_from_the_store() {
+    let Some(rig) = rig() else { return };
+    let store = rig.store_url(&unique("undo"));
+    let a = Checkout::new(&rig);
+    // v2: the first migration applies, the second fails.
+    let repo = a.path("app");
+    std::fs::write(
+        repo.join("migrations/0002_broken.sql"),
+        "CREATE TABLE half (id int);\nSELECT * FROM no_such_table;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        repo.join("migrations/0002_broken.down.sql"),
+        "DROP TABLE half;\n",
+    )
+    .unwrap();
+    git_project::git(&repo, &["add", "-A"]);
+    git_project::git(&repo, &["commit", "-q", "-m", "v2"]);
+    git_project::git(&repo, &["tag", "v2"]);
+    let db = database(&rig, "undo");
+    a.configure(
+        &[Env {
+            name: "staging",
+            db: db.clone(),
+            port: free_port(),
+        }],
+        &store,
+        &rig.endpoint,
+        7,
+        true,
+    );
+    let mut text = std::fs::read_to_string(a.path("deploykit.toml")).unwrap();
+    text.push_str("[environments.staging.policy]\nmigration_failure = \"restore\"\n");
+    std::fs::write(a.path("deploykit.toml"), text).unwrap();
+    psql(&db, "insert into notes values ('second row')");
+
+    let out = a.run(&["deploy", "-e", "staging", "--release", "r2", "--ref", "v2"]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("rolled back"), "{said}");
+    assert_eq!(
+        tables(&db),
+        "notes",
+        "the pre-deploy backup was restored from the store: {said}"
+    );
+    assert_eq!(
+        psql(&db, "select string_agg(body, ',' order by body) from notes"),
+        "before deploy,second row"
+    );
+    assert_eq!(
+        a.listed("staging").len(),
+        1,
+        "the backup stays in the store"
+    );
+}
