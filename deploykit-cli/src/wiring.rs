@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use deploykit_core::artifact_store::object::{ObjectDir, ObjectStoreSpec};
+use deploykit_core::artifact_store::ArtifactBackend;
 use deploykit_core::command_migrator::{CommandMigrator, MigrationCommands};
 use deploykit_core::http::HttpProbe;
 use deploykit_core::postgres::{DumpFormat as PgDumpFormat, PgDumpBackup, PgHealthProbe};
@@ -16,8 +18,8 @@ use deploykit_core::{
 };
 
 use crate::config::{
-    self, BackupConfig, Dialect, DumpFormat, Environment, LoadedConfig, MigrationsConfig,
-    ProbeConfig, TargetConfig,
+    self, BackupConfig, BackupPlace, Dialect, DumpFormat, Environment, LoadedConfig,
+    MigrationsConfig, ProbeConfig, TargetConfig,
 };
 use crate::hosts::{self, HostShell};
 use crate::local_target::LocalTarget;
@@ -283,7 +285,6 @@ fn backup_part(
             ))),
         },
         BackupConfig::PgDump {
-            dir,
             format,
             compression,
             ..
@@ -293,12 +294,15 @@ fn backup_part(
                     DumpFormat::Custom => PgDumpFormat::Custom,
                     DumpFormat::PlainGzip => PgDumpFormat::PlainGzip,
                 };
-                Ok(Arc::new(
-                    PgDumpBackup::new(url, loaded.resolve(dir))
-                        .map_err(wrap)?
-                        .format(format)
-                        .compression(*compression),
-                ))
+                let (dir, store) = backup_place(loaded, env, backup)?;
+                let mut part = PgDumpBackup::new(url, dir)
+                    .map_err(wrap)?
+                    .format(format)
+                    .compression(*compression);
+                if let Some(store) = store {
+                    part = part.backend(store);
+                }
+                Ok(Arc::new(part))
             }
             Database::Sqlite(_) => Err(WiringError(format!(
                 "environment {env}: backup kind pg_dump needs a postgres:// database"
@@ -308,7 +312,6 @@ fn backup_part(
             service,
             database,
             user,
-            dir,
             compression,
             ..
         } => {
@@ -317,17 +320,53 @@ fn backup_part(
                     "environment {env}: backup kind compose_exec needs a compose target"
                 ))
             })?;
-            Ok(Arc::new(
-                ExecPgDumpBackup::new(
-                    stack.engine.clone(),
-                    &stack.project.name,
-                    service,
-                    database,
-                    user,
-                    loaded.resolve(dir),
-                )
-                .compression(*compression),
-            ))
+            let (dir, store) = backup_place(loaded, env, backup)?;
+            let mut part = ExecPgDumpBackup::new(
+                stack.engine.clone(),
+                &stack.project.name,
+                service,
+                database,
+                user,
+                dir,
+            )
+            .compression(*compression);
+            if let Some(store) = store {
+                part = part.backend(store);
+            }
+            Ok(Arc::new(part))
+        }
+    }
+}
+
+/// The local directory of a backup (resolved against the config file), and its
+/// object store when `store` is set (the directory is then unused).
+pub(crate) fn backup_place(
+    loaded: &LoadedConfig,
+    env: &str,
+    backup: &BackupConfig,
+) -> Result<(PathBuf, Option<Arc<dyn ArtifactBackend>>), WiringError> {
+    match backup
+        .place()
+        .map_err(|e| WiringError(format!("environment {env}: backup: {e}")))?
+    {
+        BackupPlace::Dir(dir) => Ok((loaded.resolve(&dir), None)),
+        BackupPlace::Store {
+            url,
+            endpoint,
+            region,
+            access_key_id,
+            secret_access_key,
+        } => {
+            let spec = ObjectStoreSpec {
+                url,
+                endpoint,
+                region,
+                access_key_id,
+                secret_access_key,
+            };
+            let store = ObjectDir::connect(&spec)
+                .map_err(|e| WiringError(format!("environment {env}: {e}")))?;
+            Ok((PathBuf::new(), Some(Arc::new(store))))
         }
     }
 }
