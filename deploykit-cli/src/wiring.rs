@@ -65,6 +65,9 @@ pub struct ComposeStack {
     pub service: String,
     /// The SSH connection of a remote engine.
     pub ssh: Option<Arc<SshShell>>,
+    /// The private directory of a remote engine's forwarded socket (removed when
+    /// the stack is dropped).
+    pub socket_dir: Option<tempfile::TempDir>,
 }
 
 impl Parts {
@@ -543,11 +546,12 @@ async fn compose_stack(
 ) -> Result<ComposeStack, WiringError> {
     let wrap = |e: deploykit_core::Error| WiringError(format!("environment {env}: {e}"));
     let files: Vec<PathBuf> = c.files.iter().map(|f| loaded.resolve(f)).collect();
-    let (shell, engine, ssh, docker_host): (
+    let (shell, engine, ssh, docker_host, socket_dir): (
         Arc<dyn Shell>,
         Engine,
         Option<Arc<SshShell>>,
         Option<String>,
+        Option<tempfile::TempDir>,
     ) = match c.host.as_deref() {
         Some(h) if h.starts_with("ssh://") => {
             let spec = &h["ssh://".len()..];
@@ -562,11 +566,20 @@ async fn compose_stack(
                 Arc::new(SshShell::connect(&ssh_config).await.map_err(|e| {
                     WiringError(format!("environment {env}: cannot reach {h}: {e}"))
                 })?);
-            let dir = loaded.state_dir().join("sockets");
-            deploykit_core::private_fs::create_dir_all(&dir)
-                .map_err(|e| WiringError(format!("environment {env}: {}: {e}", dir.display())))?;
-            let local = dir.join(format!("{env}-{}.sock", std::process::id()));
-            let _ = std::fs::remove_file(&local);
+            // A unix socket path holds at most 107 bytes and CI checkouts are deep
+            // (`/home/runner/work/<repo>/<repo>/…`): the forwarded socket lives in a
+            // short private directory of its own (0700), removed with the stack.
+            let socket_dir = tempfile::Builder::new()
+                .prefix("deploykit-")
+                .tempdir()
+                .map_err(|e| {
+                    WiringError(format!(
+                        "environment {env}: cannot make a directory for the engine's socket \
+                         under {}: {e}",
+                        std::env::temp_dir().display()
+                    ))
+                })?;
+            let local = socket_dir.path().join(format!("{env}.sock"));
             let remote = c
                 .engine_socket
                 .clone()
@@ -579,7 +592,13 @@ async fn compose_stack(
                 .engine_socket
                 .as_ref()
                 .map(|s| format!("unix://{}", s.display()));
-            (ssh.clone(), engine, Some(ssh), docker_host)
+            (
+                ssh.clone(),
+                engine,
+                Some(ssh),
+                docker_host,
+                Some(socket_dir),
+            )
         }
         other => {
             let host = other
@@ -589,7 +608,7 @@ async fn compose_stack(
             let engine = Engine::connect(&host, format!("docker engine {host}"))
                 .await
                 .map_err(wrap)?;
-            (Arc::new(LocalShell::new()), engine, None, Some(host))
+            (Arc::new(LocalShell::new()), engine, None, Some(host), None)
         }
     };
     let cli = ComposeCli::detect(shell.as_ref()).await.map_err(wrap)?;
@@ -621,6 +640,7 @@ async fn compose_stack(
         project,
         service: c.service.clone(),
         ssh,
+        socket_dir,
     })
 }
 
