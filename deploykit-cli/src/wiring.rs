@@ -528,11 +528,19 @@ async fn compose_stack(
                 .map_err(|e| WiringError(format!("environment {env}: {}: {e}", dir.display())))?;
             let local = dir.join(format!("{env}-{}.sock", std::process::id()));
             let _ = std::fs::remove_file(&local);
-            let engine =
-                connect_over_ssh(&ssh, std::path::Path::new(DEFAULT_REMOTE_SOCKET), &local)
-                    .await
-                    .map_err(wrap)?;
-            (ssh.clone(), engine, Some(ssh), None)
+            let remote_socket = c
+                .socket
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_REMOTE_SOCKET));
+            let engine = connect_over_ssh(&ssh, &remote_socket, &local)
+                .await
+                .map_err(wrap)?;
+            // compose on the host must talk to the same engine as we do.
+            let remote_host = c
+                .socket
+                .as_ref()
+                .map(|s| format!("unix://{}", s.display()));
+            (ssh.clone(), engine, Some(ssh), remote_host)
         }
         other => {
             let host = other
