@@ -56,8 +56,13 @@ class ComposeSshWorld(ComposeWorld):
         self.repo = self.tmp / "cabanas"
         self.base = self.tmp
 
+    def host_state_root(self):
+        """The SSH user's ~/.deploykit/compose/<project> (issue 12's host store)."""
+        return Path(os.path.expanduser(f"~{self.ssh_user}")) / ".deploykit/compose" / self.project
+
     def setup(self):
         self.compose_down()
+        shutil.rmtree(self.host_state_root(), ignore_errors=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir(parents=True)
         self.versions, self.expected, self.counter, self.rows = {}, {}, 0, 0
@@ -87,6 +92,10 @@ class ComposeSshWorld(ComposeWorld):
         sha = super().commit(version)
         sh("chown", "-R", self.ssh_user, self.tmp)
         return sha
+
+    def drop(self):
+        super().drop()
+        shutil.rmtree(self.host_state_root(), ignore_errors=True)
 
     def env(self):
         e = super().env()
@@ -139,11 +148,12 @@ def journals_outside(roots, clone):
 
 
 def host_roots(world):
-    """Where on the (rig) host deploykit may keep an environment's state: the PM2 deploy
-    directory, or for Compose the project directory's host and the SSH user's home."""
+    """Where on the (rig) host deploykit may keep the environment's state: under the PM2
+    deploy directory, or for Compose the project's tree and the SSH user's
+    ~/.deploykit (searched once, after a full run, for the journal it wrote)."""
     if world.kind == "pm2":
         return [world.deploy_to]
-    return [world.tmp, Path(os.path.expanduser(f"~{os.environ['DEPLOYKIT_RIG_SSH_USER']}"))]
+    return [world.tmp, world.host_state_root()]
 
 
 class Watch:
@@ -222,10 +232,8 @@ class Campaign:
     def reset(self):
         """A known-good start after a case that ended neither old nor new."""
         if self.where and self.where[0] == "host":
-            state = self.where[1]
-            while state.name != ".deploykit" and state.parent != state:
-                state = state.parent
-            shutil.rmtree(state if state.name == ".deploykit" else self.where[1], ignore_errors=True)
+            # <state>/journal/<env>: the environment's whole host state (journals, lock).
+            shutil.rmtree(self.where[1].parent.parent, ignore_errors=True)
         w = self.world
         # setup() starts over (new database, fresh copy): so do the expectations.
         w.rows, w.counter, w.versions, w.expected = 0, 0, {}, {}
