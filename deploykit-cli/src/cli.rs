@@ -56,6 +56,9 @@ pub enum Command {
     /// Show or release the deploy lock.
     #[command(subcommand)]
     Lock(LockCommand),
+    /// Manage where the environment's state (journals, history, lock) lives.
+    #[command(subcommand)]
+    State(StateCommand),
     /// Check secrets files against the rules (no defaults, minimum lengths).
     #[command(subcommand)]
     Secrets(SecretsCommand),
@@ -239,6 +242,14 @@ pub enum LockCommand {
     Status(EnvArg),
     /// Release a stale lock (or any lock with --force).
     Release(LockReleaseArgs),
+}
+
+/// `deploykit state …`.
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Copy the environment's local journals (state_dir) into its state store on
+    /// the host; runs already there are skipped, so running it twice is safe.
+    Import(EnvArg),
 }
 
 /// `lock release`.

@@ -10,13 +10,14 @@ mod hosts;
 mod local_target;
 mod notify;
 mod render;
+mod state;
 mod wiring;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, ConfigCommand, LockCommand, SecretsCommand};
+use cli::{Cli, Command, ConfigCommand, LockCommand, SecretsCommand, StateCommand};
 use render::Mode;
 
 fn main() -> ExitCode {
@@ -83,6 +84,7 @@ async fn dispatch(cli: &Cli, mode: Mode) -> anyhow::Result<u8> {
         Command::Recover(a) => commands::recover::run(config, a, mode).await,
         Command::Lock(LockCommand::Status(a)) => commands::lock::status(config, a, mode).await,
         Command::Lock(LockCommand::Release(a)) => commands::lock::release(config, a, mode).await,
+        Command::State(StateCommand::Import(a)) => commands::state::import(config, a, mode).await,
         Command::Secrets(SecretsCommand::Check(a)) => commands::secrets::run(config, a, mode),
         Command::Config(ConfigCommand::Show) => commands::config_show::run(config, mode),
         Command::Init(a) => commands::init::run(config, a),

@@ -6,10 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use deploykit_core::{
-    AppliedSet, Compensation, DeployLock, FileJournal, FileLock, JournalStore, LockHolder, Phase,
-    Record,
-};
+use deploykit_core::{AppliedSet, Compensation, DeployLock, FileLock, LockHolder, Phase, Record};
 use predicates::prelude::*;
 
 struct Db {
@@ -217,30 +214,36 @@ fn revert_run_is_a_run_id_never_a_path_to_another_environments_journal() {
         .stderr(predicate::str::contains("no run").and(predicate::str::contains("history")));
 }
 
-/// A finished run of `env` that applied `0001_notes`.
+/// A finished run of `env` that applied `0001_notes`, as the journal file it
+/// leaves (written directly: some callers already run inside a runtime).
 fn write_journal(path: &Path, run: &str, env: &str) {
-    let j = FileJournal::open(path).unwrap();
     let applied: AppliedSet = serde_json::from_value(serde_json::json!({
         "migrations": [{"version": "0001", "name": "notes"}]
     }))
     .unwrap();
     let at = time::OffsetDateTime::now_utc();
-    j.append(&Record::RunStarted {
-        run_id: run.into(),
-        env: env.into(),
-        release: deploykit_core::ReleaseId::parse("r1").unwrap(),
-        commit: deploykit_core::Commit::parse("abc1234").unwrap(),
-        branch: None,
-        previous: None,
-        who: "t".into(),
-        at,
-    })
-    .unwrap();
-    j.append(&Record::Intent {
-        seq: 1,
-        phase: Phase::Migrate,
-        undo: Some(Compensation::RevertMigrations { applied }),
-        at,
-    })
-    .unwrap();
+    let records = [
+        Record::RunStarted {
+            run_id: run.into(),
+            env: env.into(),
+            release: deploykit_core::ReleaseId::parse("r1").unwrap(),
+            commit: deploykit_core::Commit::parse("abc1234").unwrap(),
+            branch: None,
+            previous: None,
+            who: "t".into(),
+            at,
+        },
+        Record::Intent {
+            seq: 1,
+            phase: Phase::Migrate,
+            undo: Some(Compensation::RevertMigrations { applied }),
+            at,
+        },
+    ];
+    let text: String = records
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap() + "\n")
+        .collect();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
 }

@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use crate::backup::BackupArtifact;
 use crate::compensate::owed_undos;
 use crate::error::{Error, Result};
-use crate::journal::{read_records, JournalDir};
 use crate::rollback::Compensation;
+use crate::state_store::{StateStore, StateStoreExt};
 
 /// One environment's claim on a backup store: its name and the database its
 /// backend copies.
@@ -111,10 +111,10 @@ impl BackupScope {
 /// Backups that an unfinished run's undo still needs: the artifact of every owed
 /// `restore` compensation in the journals under `journals`. Pruning must keep
 /// them, or a later `recover` would have nothing to restore from.
-pub fn backups_pending_undo(journals: &JournalDir) -> Result<Vec<PathBuf>> {
+pub async fn backups_pending_undo(journals: &dyn StateStore) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    for path in journals.unfinished()? {
-        for (_, undo) in owed_undos(&read_records(&path)?) {
+    for run in journals.unfinished().await? {
+        for (_, undo) in owed_undos(&run.records) {
             if let Compensation::RestoreBackup { artifact, .. } = undo {
                 out.push(artifact.path);
             }

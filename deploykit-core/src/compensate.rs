@@ -45,7 +45,7 @@ pub(crate) async fn undo_owed(
     events: &Events,
     timeout: Duration,
 ) -> Result<Vec<UndoResult>> {
-    let owed = owed_undos(&journal.records()?);
+    let owed = owed_undos(&journal.records().await?);
     let mut results = Vec::new();
     let mut failed = false;
     for (seq, undo) in owed {
@@ -65,10 +65,12 @@ pub(crate) async fn undo_owed(
             });
             continue;
         }
-        journal.append(&Record::UndoIntent {
-            seq,
-            at: OffsetDateTime::now_utc(),
-        })?;
+        journal
+            .append(&Record::UndoIntent {
+                seq,
+                at: OffsetDateTime::now_utc(),
+            })
+            .await?;
         events.emit(Event::Compensating { undo: what.clone() });
         let attempt = AssertUnwindSafe(rollback.compensate(&undo)).catch_unwind();
         let error = match tokio::time::timeout(timeout, attempt).await {
@@ -77,11 +79,13 @@ pub(crate) async fn undo_owed(
             Ok(Err(panic)) => Some(format!("the undo panicked: {}", panic_message(&panic))),
             Err(_) => Some(format!("the undo did not finish within {timeout:?}")),
         };
-        journal.append(&Record::UndoOutcome {
-            seq,
-            error: error.clone(),
-            at: OffsetDateTime::now_utc(),
-        })?;
+        journal
+            .append(&Record::UndoOutcome {
+                seq,
+                error: error.clone(),
+                at: OffsetDateTime::now_utc(),
+            })
+            .await?;
         events.emit(Event::Compensated {
             undo: what.clone(),
             ok: error.is_none(),

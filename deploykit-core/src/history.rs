@@ -135,6 +135,16 @@ pub struct History {
 }
 
 impl History {
+    /// The history of `runs` (as a [`StateStore`](crate::StateStore) lists them).
+    pub fn from_runs(runs: &[crate::state_store::StoredRun]) -> Self {
+        let mut runs: Vec<RunSummary> = runs
+            .iter()
+            .filter_map(|r| RunSummary::from_records(&r.records))
+            .collect();
+        runs.sort_by_key(|r| r.started);
+        Self { runs }
+    }
+
     /// Reads every journal in `dir`.
     pub fn load(dir: &JournalDir) -> Result<Self> {
         let mut runs = Vec::new();

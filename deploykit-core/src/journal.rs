@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -131,13 +132,16 @@ pub enum Record {
     },
 }
 
-/// Where a run's records go. The file journal is the real one; the testing twin can
-/// stop accepting records at any point to simulate a crash there.
+/// Where a run's records go: a file here ([`FileJournal`]), a file on the
+/// environment's host over SSH ([`HostJournal`](crate::state_store::HostJournal)),
+/// or the testing twin, which can stop accepting records at any point to simulate
+/// a crash there. Async, because a remote append is a round trip.
+#[async_trait]
 pub trait JournalStore: Send + Sync {
     /// Appends one record durably before returning.
-    fn append(&self, record: &Record) -> Result<()>;
+    async fn append(&self, record: &Record) -> Result<()>;
     /// Every record so far, in order.
-    fn records(&self) -> Result<Vec<Record>>;
+    async fn records(&self) -> Result<Vec<Record>>;
 }
 
 /// A JSON-lines journal file, fsynced after every record.
@@ -173,8 +177,9 @@ impl FileJournal {
     }
 }
 
+#[async_trait]
 impl JournalStore for FileJournal {
-    fn append(&self, record: &Record) -> Result<()> {
+    async fn append(&self, record: &Record) -> Result<()> {
         let mut guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
         if guard.is_none() {
             *guard = Some(self.open_for_append()?);
@@ -192,14 +197,14 @@ impl JournalStore for FileJournal {
             .map_err(|e| self.journal_error(format!("cannot write: {e}")))
     }
 
-    fn records(&self) -> Result<Vec<Record>> {
+    async fn records(&self) -> Result<Vec<Record>> {
         read_records(&self.path)
     }
 }
 
 /// `record` with its free text (errors, details, next steps) redacted: they hold
 /// command lines and tool output. The data an undo needs is kept as it is.
-fn redacted(record: &Record) -> Record {
+pub(crate) fn redacted(record: &Record) -> Record {
     let r = |t: &Option<String>| t.as_deref().map(|t| crate::secret::redact(t, &[]));
     let mut record = record.clone();
     match &mut record {
@@ -252,6 +257,11 @@ pub fn read_records(path: &Path) -> Result<Vec<Record>> {
         path: path.to_path_buf(),
         message: format!("cannot read: {e}"),
     })?;
+    parse_records(&text, || path.to_path_buf())
+}
+
+/// Parses a journal's text (see [`read_records`]); `path` names it in errors.
+pub fn parse_records(text: &str, path: impl Fn() -> PathBuf) -> Result<Vec<Record>> {
     let lines: Vec<&str> = text.split('\n').collect();
     let mut records = Vec::new();
     for (i, line) in lines.iter().enumerate() {
@@ -265,7 +275,7 @@ pub fn read_records(path: &Path) -> Result<Vec<Record>> {
             Err(_) if i + 1 == lines.len() || !line.ends_with('}') => continue,
             Err(e) => {
                 return Err(Error::Journal {
-                    path: path.to_path_buf(),
+                    path: path(),
                     message: format!("line {} is not a journal record: {e}", i + 1),
                 })
             }
@@ -284,6 +294,11 @@ impl JournalDir {
     /// Journals under `dir` (e.g. `<state>/journal/<env>`).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self { dir: dir.into() }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The journal file of `run_id`.
@@ -316,12 +331,7 @@ impl JournalDir {
     pub fn unfinished(&self) -> Result<Vec<PathBuf>> {
         let mut out = Vec::new();
         for path in self.runs()? {
-            let records = read_records(&path)?;
-            let last_end = records.iter().rev().find_map(|r| match r {
-                Record::RunFinished { outcome, .. } => Some(*outcome),
-                _ => None,
-            });
-            if matches!(last_end, None | Some(Outcome::RollbackFailed)) {
+            if crate::state_store::is_unfinished(&read_records(&path)?) {
                 out.push(path);
             }
         }
@@ -357,34 +367,34 @@ mod tests {
         }
     }
 
-    #[test]
-    fn records_round_trip_through_the_file() {
+    #[tokio::test]
+    async fn records_round_trip_through_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let j = FileJournal::open(dir.path().join("r1.jsonl")).unwrap();
-        j.append(&started()).unwrap();
-        j.append(&intent(1)).unwrap();
-        assert_eq!(j.records().unwrap(), vec![started(), intent(1)]);
+        j.append(&started()).await.unwrap();
+        j.append(&intent(1)).await.unwrap();
+        assert_eq!(j.records().await.unwrap(), vec![started(), intent(1)]);
     }
 
     #[cfg(unix)]
-    #[test]
-    fn journals_and_their_directories_are_owner_only() {
+    #[tokio::test]
+    async fn journals_and_their_directories_are_owner_only() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let jd = JournalDir::new(dir.path().join("journal").join("prod"));
-        jd.create("r1").unwrap().append(&started()).unwrap();
+        jd.create("r1").unwrap().append(&started()).await.unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&jd.path_of("r1")), 0o600);
         assert_eq!(mode(&dir.path().join("journal")), 0o700);
         assert_eq!(mode(&dir.path().join("journal/prod")), 0o700);
     }
 
-    #[test]
-    fn a_torn_last_line_is_tolerated_and_later_appends_start_a_fresh_line() {
+    #[tokio::test]
+    async fn a_torn_last_line_is_tolerated_and_later_appends_start_a_fresh_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r1.jsonl");
         let j = FileJournal::open(&path).unwrap();
-        j.append(&started()).unwrap();
+        j.append(&started()).await.unwrap();
         drop(j);
         let mut f = std::fs::OpenOptions::new()
             .append(true)
@@ -394,7 +404,7 @@ mod tests {
         drop(f);
         assert_eq!(read_records(&path).unwrap(), vec![started()]);
         let j = FileJournal::open(&path).unwrap();
-        j.append(&intent(2)).unwrap();
+        j.append(&intent(2)).await.unwrap();
         assert_eq!(read_records(&path).unwrap(), vec![started(), intent(2)]);
     }
 
@@ -407,13 +417,13 @@ mod tests {
         assert!(err.to_string().contains("line 1"), "{err}");
     }
 
-    #[test]
-    fn unfinished_lists_runs_without_an_end() {
+    #[tokio::test]
+    async fn unfinished_lists_runs_without_an_end() {
         let dir = tempfile::tempdir().unwrap();
         let jd = JournalDir::new(dir.path());
-        jd.create("a").unwrap().append(&started()).unwrap();
+        jd.create("a").unwrap().append(&started()).await.unwrap();
         let b = jd.create("b").unwrap();
-        b.append(&started()).unwrap();
+        b.append(&started()).await.unwrap();
         b.append(&Record::RunFinished {
             outcome: Outcome::Succeeded,
             failed_phase: None,
@@ -421,11 +431,12 @@ mod tests {
             next: None,
             at: OffsetDateTime::UNIX_EPOCH,
         })
+        .await
         .unwrap();
         assert_eq!(jd.unfinished().unwrap(), vec![jd.path_of("a")]);
         assert_eq!(jd.runs().unwrap().len(), 2);
         let c = jd.create("c").unwrap();
-        c.append(&started()).unwrap();
+        c.append(&started()).await.unwrap();
         c.append(&Record::RunFinished {
             outcome: Outcome::RollbackFailed,
             failed_phase: None,
@@ -433,6 +444,7 @@ mod tests {
             next: None,
             at: OffsetDateTime::UNIX_EPOCH,
         })
+        .await
         .unwrap();
         assert_eq!(
             jd.unfinished().unwrap(),

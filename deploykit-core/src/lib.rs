@@ -49,6 +49,7 @@ pub mod gate;
 pub mod health;
 pub mod health_driver;
 pub mod history;
+pub mod host_lock;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod journal;
@@ -71,6 +72,7 @@ pub mod shell;
 pub mod sql_migrations;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+pub mod state_store;
 pub mod target;
 pub mod tcp;
 
@@ -87,6 +89,7 @@ pub use gate::{ApprovalGate, ApprovalRequest, PreApproved};
 pub use health::{HealthProbe, HealthReport, HealthStatus};
 pub use health_driver::{HealthDriver, HealthPolicy, HealthVerdict};
 pub use history::{History, RunSummary};
+pub use host_lock::HostLock;
 pub use journal::{FileJournal, JournalDir, JournalStore, Outcome, Record};
 pub use lease::LeaseTiming;
 pub use lock::{DeployLock, FileLock, Lease, Liveness, LockHolder};
@@ -102,6 +105,7 @@ pub use report::{RunReport, UndoResult};
 pub use rollback::{Compensation, PartsRollback, Rollback};
 pub use secret::{redact, Secret};
 pub use shell::{Cmd, LocalShell, Shell, ShellExt};
+pub use state_store::{HostStore, LocalStore, StateStore, StateStoreExt, StoredRun};
 pub use target::{Target, TargetExt};
 
 /// Compile-time proof that every part stays usable as `Arc<dyn …>`.
@@ -114,6 +118,7 @@ fn _object_safe(
     _: Box<dyn Rollback>,
     _: Box<dyn DeployLock>,
     _: Box<dyn JournalStore>,
+    _: Box<dyn StateStore>,
     _: Box<dyn ApprovalGate>,
     _: Box<dyn EventSink>,
 ) {

@@ -18,7 +18,7 @@ use crate::event::{Event, Events};
 use crate::gate::{ApprovalGate, ApprovalRequest};
 use crate::health::HealthProbe;
 use crate::health_driver::HealthDriver;
-use crate::journal::{JournalDir, JournalStore, Outcome, Record};
+use crate::journal::{JournalStore, Outcome, Record};
 use crate::lease::{LeaseKeeper, LeaseTiming};
 use crate::lock::DeployLock;
 use crate::migrate::{AppliedSet, MigrationPlan, Migrator};
@@ -27,6 +27,7 @@ use crate::policy::{MigrationFailurePolicy, Policy};
 use crate::release::{ReleaseId, ReleaseSpec};
 use crate::report::{PhaseTiming, RunReport, UndoResult};
 use crate::rollback::{Compensation, PartsRollback, Rollback};
+use crate::state_store::StateStore;
 use crate::target::{Target, TargetExt};
 
 mod run_lock;
@@ -64,7 +65,7 @@ struct RunState<'a> {
     journal: &'a dyn JournalStore,
     /// The environment's other journals, when known: their pending undos keep
     /// their backups from being pruned.
-    journals: Option<&'a JournalDir>,
+    journals: Option<&'a dyn StateStore>,
     /// What a failed migration left applied that no undo removes (a migration
     /// run outside a transaction that failed part-way).
     residue: Mutex<Option<String>>,
@@ -177,11 +178,13 @@ impl Pipeline {
         )
     }
 
-    /// Runs a deploy with its journal in `dir` (one file per run).
-    pub async fn run_in(&self, dir: &JournalDir, spec: &ReleaseSpec) -> Result<RunReport> {
+    /// Runs a deploy with its journal in the environment's state `store` (one
+    /// journal per run).
+    pub async fn run_in(&self, store: &dyn StateStore, spec: &ReleaseSpec) -> Result<RunReport> {
         let run_id = self.new_run_id(spec);
-        let journal = dir.create(&run_id)?;
-        self.run_journaled(&run_id, spec, &journal, Some(dir)).await
+        let journal = store.journal(&run_id).await?;
+        self.run_journaled(&run_id, spec, journal.as_ref(), Some(store))
+            .await
     }
 
     /// Runs a deploy, journaling to `journal`, with a fresh run id.
@@ -206,7 +209,7 @@ impl Pipeline {
         run_id: &str,
         spec: &ReleaseSpec,
         journal: &dyn JournalStore,
-        journals: Option<&JournalDir>,
+        journals: Option<&dyn StateStore>,
     ) -> Result<RunReport> {
         // Lock first, then read what is live: read before, another run could
         // activate a release in between, and an undo would go back past it.
@@ -231,7 +234,7 @@ impl Pipeline {
             who: self.who.clone(),
             at: OffsetDateTime::now_utc(),
         };
-        if let Err(e) = journal.append(&started) {
+        if let Err(e) = journal.append(&started).await {
             self.release_lock(keeper.as_ref(), run_id).await;
             return Err(e);
         }
@@ -585,6 +588,7 @@ impl Pipeline {
                     approver: name.clone(),
                     at: OffsetDateTime::now_utc(),
                 })
+                .await
                 .map_err(|e| Stop::Interrupted {
                     error: e.to_string(),
                 })?;
@@ -646,6 +650,7 @@ impl Pipeline {
                 undo,
                 at: OffsetDateTime::now_utc(),
             })
+            .await
             .map_err(|e| Stop::Interrupted {
                 error: e.to_string(),
             })?;
@@ -674,6 +679,7 @@ impl Pipeline {
                 detail,
                 at: OffsetDateTime::now_utc(),
             })
+            .await
             .map_err(|e| Stop::Interrupted {
                 error: e.to_string(),
             })?;
@@ -732,13 +738,15 @@ impl Pipeline {
             undo: None,
             at: OffsetDateTime::now_utc(),
         };
-        if let Err(e) = state.journal.append(&marker) {
+        if let Err(e) = state.journal.append(&marker).await {
             return self.interrupted(report, e.to_string());
         }
         let protect_release: Vec<ReleaseId> = std::iter::once(spec.id.clone())
             .chain(previous.cloned())
             .collect();
-        let protect_backup = self.backups_to_keep(state.journals, report.backup.as_ref());
+        let protect_backup = self
+            .backups_to_keep(state.journals, report.backup.as_ref())
+            .await;
         self.prune(&protect_release, protect_backup.as_deref())
             .await;
         let finished = Record::RunFinished {
@@ -748,7 +756,7 @@ impl Pipeline {
             next: None,
             at: OffsetDateTime::now_utc(),
         };
-        if let Err(e) = state.journal.append(&finished) {
+        if let Err(e) = state.journal.append(&finished).await {
             return self.interrupted(report, e.to_string());
         }
         self.release_lock(state.keeper.as_ref(), &report.run_id)
@@ -769,14 +777,14 @@ impl Pipeline {
     /// The backups pruning must keep: this run's, and every one an unfinished run's
     /// undo still needs. `None` when the journals cannot be read: then no backup
     /// is pruned at all.
-    fn backups_to_keep(
+    async fn backups_to_keep(
         &self,
-        journals: Option<&JournalDir>,
+        journals: Option<&dyn StateStore>,
         ours: Option<&BackupArtifact>,
     ) -> Option<Vec<std::path::PathBuf>> {
         let mut keep: Vec<_> = ours.iter().map(|a| a.path.clone()).collect();
         if let Some(dir) = journals {
-            match crate::backup_scope::backups_pending_undo(dir) {
+            match crate::backup_scope::backups_pending_undo(dir).await {
                 Ok(pending) => keep.extend(pending),
                 Err(e) => {
                     self.events.emit(Event::Warning {
@@ -873,7 +881,7 @@ impl Pipeline {
                     next: report.next.clone(),
                     at: OffsetDateTime::now_utc(),
                 };
-                if let Err(e) = state.journal.append(&finished) {
+                if let Err(e) = state.journal.append(&finished).await {
                     return self.interrupted(report, e.to_string());
                 }
                 if outcome == Outcome::RolledBack {
@@ -997,7 +1005,7 @@ impl Pipeline {
 
     /// The body of `recover`, run while holding the lock; the caller releases it.
     async fn recover_unlocked(&self, journal: &dyn JournalStore) -> Result<RunReport> {
-        let records = journal.records()?;
+        let records = journal.records().await?;
         let Some(Record::RunStarted {
             run_id,
             env,
@@ -1072,13 +1080,15 @@ impl Pipeline {
             // Which backups other runs' undos still need is unknown here (no
             // journal directory): keep them all; the next deploy prunes.
             self.prune(&protect, None).await;
-            journal.append(&Record::RunFinished {
-                outcome: Outcome::Succeeded,
-                failed_phase: None,
-                error: None,
-                next: None,
-                at: OffsetDateTime::now_utc(),
-            })?;
+            journal
+                .append(&Record::RunFinished {
+                    outcome: Outcome::Succeeded,
+                    failed_phase: None,
+                    error: None,
+                    next: None,
+                    at: OffsetDateTime::now_utc(),
+                })
+                .await?;
             report.outcome = Outcome::Succeeded;
             self.events.emit(Event::RunFinished {
                 outcome: Outcome::Succeeded,
@@ -1104,13 +1114,15 @@ impl Pipeline {
         report.undone = undone;
         report.outcome = outcome;
         report.next = next;
-        journal.append(&Record::RunFinished {
-            outcome,
-            failed_phase: report.failed_phase,
-            error: report.error.clone(),
-            next: report.next.clone(),
-            at: OffsetDateTime::now_utc(),
-        })?;
+        journal
+            .append(&Record::RunFinished {
+                outcome,
+                failed_phase: report.failed_phase,
+                error: report.error.clone(),
+                next: report.next.clone(),
+                at: OffsetDateTime::now_utc(),
+            })
+            .await?;
         self.events.emit(Event::RunFinished {
             outcome,
             next: report.next.clone(),

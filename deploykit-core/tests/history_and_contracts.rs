@@ -13,14 +13,15 @@ use deploykit_core::*;
 #[tokio::test]
 async fn history_reads_journals_and_computes_delivery_metrics() {
     let dir = tempfile::tempdir().unwrap();
-    let journals = JournalDir::new(dir.path());
+    let store = LocalStore::in_dir(dir.path());
+    let journals = store.journals().clone();
     let s = scenario();
-    let ok = s.pipeline.run_in(&journals, &s.spec()).await.unwrap();
+    let ok = s.pipeline.run_in(&store, &s.spec()).await.unwrap();
     assert_eq!(ok.outcome, Outcome::Succeeded);
     s.world.mark_unhealthy("v3");
     let failed = s
         .pipeline
-        .run_in(&journals, &s.world.spec("v3"))
+        .run_in(&store, &s.world.spec("v3"))
         .await
         .unwrap();
     assert_eq!(failed.outcome, Outcome::RolledBack);

@@ -145,9 +145,10 @@ struct FinishedBehindItsBack {
     inner: MemoryJournal,
 }
 
+#[async_trait]
 impl JournalStore for FinishedBehindItsBack {
-    fn append(&self, record: &Record) -> Result<()> {
-        self.inner.append(record)?;
+    async fn append(&self, record: &Record) -> Result<()> {
+        self.inner.append(record).await?;
         if matches!(
             record,
             Record::Intent {
@@ -155,19 +156,21 @@ impl JournalStore for FinishedBehindItsBack {
                 ..
             }
         ) {
-            self.inner.append(&Record::RunFinished {
-                outcome: Outcome::RolledBack,
-                failed_phase: None,
-                error: Some("undone by recover --force".into()),
-                next: None,
-                at: time::OffsetDateTime::now_utc(),
-            })?;
+            self.inner
+                .append(&Record::RunFinished {
+                    outcome: Outcome::RolledBack,
+                    failed_phase: None,
+                    error: Some("undone by recover --force".into()),
+                    next: None,
+                    at: time::OffsetDateTime::now_utc(),
+                })
+                .await?;
         }
         Ok(())
     }
 
-    fn records(&self) -> Result<Vec<Record>> {
-        self.inner.records()
+    async fn records(&self) -> Result<Vec<Record>> {
+        self.inner.records().await
     }
 }
 

@@ -129,7 +129,9 @@ async fn a_deploy_prunes_only_its_own_and_keeps_what_pending_undos_need() {
             at: OffsetDateTime::now_utc(),
         },
     ] {
-        deploykit_core::JournalStore::append(&pending, &record).unwrap();
+        deploykit_core::JournalStore::append(&pending, &record)
+            .await
+            .unwrap();
     }
 
     let world = World::new();
@@ -151,7 +153,13 @@ async fn a_deploy_prunes_only_its_own_and_keeps_what_pending_undos_need() {
             },
             ..Policy::default()
         })
-        .run_in(&journals, &world.spec("v2"))
+        .run_in(
+            &deploykit_core::LocalStore::new(
+                journals.clone(),
+                Arc::new(deploykit_core::testing::MemoryLock::default()),
+            ),
+            &world.spec("v2"),
+        )
         .await
         .unwrap();
     assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");

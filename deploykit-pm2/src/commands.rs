@@ -316,77 +316,23 @@ pub fn remove_release(layout: &Layout, release: &ReleaseId) -> Cmd {
         .arg(path(&layout.release(release)))
 }
 
-/// Creates the host's deploy lock with the holder's JSON from stdin, failing if it
-/// exists. The JSON goes to a temporary file first, which `ln` then links into
-/// place: `link` fails when the lock exists, and the lock never exists empty or
-/// half-written, even when the connection drops midway. The directory is synced.
+/// Creates the host's deploy lock (core's [`deploykit_core::host_lock::lock_create`]).
 pub fn lock_create(layout: &Layout) -> Cmd {
-    script(
-        r#"d=$(dirname "$1") && mkdir -p "$d" || exit 1
-umask 077
-t="$1.$$.tmp"
-cat > "$t" && [ -s "$t" ] || { rm -f "$t"; exit 1; }
-sync "$t" 2>/dev/null
-if ln "$t" "$1" 2>/dev/null; then rm -f "$t"; sync "$d" 2>/dev/null; exit 0; fi
-rm -f "$t"
-exit 1"#,
-        [path(&layout.lock())],
-    )
+    deploykit_core::host_lock::lock_create(&layout.lock())
 }
 
-/// Prints `deploykit-lock <host clock> <lock mtime>` (`-` when there is no lock),
-/// then the lock's JSON. Both times come from the host's clock, so the lease is
-/// judged without trusting the deploying machine's clock.
+/// Reads the host's deploy lock with the host's clock ([`deploykit_core::host_lock::lock_read`]).
 pub fn lock_read(layout: &Layout) -> Cmd {
-    script(
-        r#"now=$(date +%s)
-if [ -e "$1" ]; then
-  m=$(stat -c %Y "$1" 2>/dev/null || date -r "$1" +%s)
-  printf 'deploykit-lock %s %s\n' "$now" "$m"
-  cat "$1"
-else
-  printf 'deploykit-lock %s -\n' "$now"
-fi"#,
-        [path(&layout.lock())],
-    )
+    deploykit_core::host_lock::lock_read(&layout.lock())
 }
 
 /// The exit status of [`lock_replace`] when the lock no longer holds the expected
 /// acquisition.
-pub const LOCK_CHANGED: i32 = 9;
+pub const LOCK_CHANGED: i32 = deploykit_core::host_lock::LOCK_CHANGED;
 
-/// Compare-and-swap of the host's lock, under `flock` on `<lock>.guard` (util-linux;
-/// the kernel drops it if the connection dies): if the lock still holds `token` (an
-/// empty token: a lock file without one, i.e. older or unreadable), replace it with
-/// the JSON on stdin (`put`) or remove it (`remove`); otherwise exit
-/// [`LOCK_CHANGED`] and change nothing.
+/// Compare-and-swap of the host's lock ([`deploykit_core::host_lock::lock_replace`]).
 pub fn lock_replace(layout: &Layout, token: &str, put: bool) -> Cmd {
-    script(
-        r#"exec 9>>"$1.guard" || exit 1
-flock -w 10 9 || { echo "flock(1) from util-linux is needed on the host, or the lock guard stayed busy" >&2; exit 1; }
-if [ -n "$2" ]; then
-  grep -qF "\"token\":\"$2\"" "$1" 2>/dev/null || exit 9
-else
-  [ -e "$1" ] && ! grep -qF '"token":"' "$1" || exit 9
-fi
-d=$(dirname "$1")
-if [ "$3" = put ]; then
-  umask 077
-  t="$1.$$.tmp"
-  cat > "$t" && [ -s "$t" ] || { rm -f "$t"; exit 1; }
-  sync "$t" 2>/dev/null
-  mv -f "$t" "$1" || exit 1
-else
-  rm -f "$1" || exit 1
-fi
-sync "$d" 2>/dev/null
-exit 0"#,
-        [
-            path(&layout.lock()),
-            token.to_string(),
-            if put { "put" } else { "remove" }.to_string(),
-        ],
-    )
+    deploykit_core::host_lock::lock_replace(&layout.lock(), token, put)
 }
 
 /// Removes the lock file.

@@ -1,165 +1,49 @@
 //! A deploy lock kept on the host itself.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use deploykit_core::lock::lock_changed;
-use deploykit_core::{DeployLock, Error, LockHolder, Result, Shell, ShellExt};
-use time::OffsetDateTime;
+use deploykit_core::{DeployLock, HostLock, LockHolder, Result, Shell};
 
-use crate::commands;
 use crate::layout::Layout;
 
-/// The environment's deploy lock as `<deploy_to>/.deploykit/lock.json` on the host.
-///
-/// Why on the host: deploys start from laptops and from different CI runners, and
-/// a lock file on any one of them cannot see the others. The file is written to a
-/// temporary name and linked into place, so of two deployers exactly one wins (the
-/// other gets [`Error::Locked`] naming the holder) and the lock is never empty. Like
-/// core's `FileLock` it survives a crashed holder on purpose (recover first);
-/// renewals, take-overs and releases are compare-and-swap operations under `flock`
-/// on the host. The lease is judged by the host's clock: the age of the lock file
-/// (its mtime, set by the last renewal) against the host's time, so a deploying
-/// machine whose clock is off can neither kill a live holder nor keep a dead one.
-pub struct Pm2HostLock {
-    shell: Arc<dyn Shell>,
-    layout: Layout,
-}
+/// The environment's deploy lock as `<deploy_to>/.deploykit/lock.json` on the host:
+/// core's [`HostLock`] (shared with SSH Compose environments) at the PM2 layout's
+/// path, which is where the host state store keeps it too.
+pub struct Pm2HostLock(HostLock);
 
 impl Pm2HostLock {
     /// The lock of the app deployed under `layout` on `shell`'s host.
     pub fn new(shell: Arc<dyn Shell>, layout: Layout) -> Self {
-        Self { shell, layout }
-    }
-
-    fn invalid(&self, e: impl std::fmt::Display) -> Error {
-        Error::part(
-            "lock",
-            self.shell.location(),
-            format!("{} is unreadable: {e}", self.layout.lock().display()),
-        )
-        .with_hint("inspect the file; if no deploy is running, remove it")
-    }
-
-    /// Parses [`commands::lock_read`]'s output: the clock line, then the JSON.
-    fn parse(&self, text: &str) -> Result<Option<LockHolder>> {
-        let (clock, body) = match text.split_once('\n') {
-            Some((first, rest)) if first.starts_with("deploykit-lock ") => (Some(first), rest),
-            _ => (None, text),
-        };
-        let mut fields = clock.unwrap_or("").split_whitespace().skip(1);
-        let host_now: Option<i64> = fields.next().and_then(|s| s.parse().ok());
-        let mtime = fields.next();
-        if mtime == Some("-") {
-            return Ok(None);
-        }
-        if clock.is_none() && body.trim().is_empty() {
-            return Ok(None);
-        }
-        if body.trim().is_empty() {
-            return Ok(Some(LockHolder::unreadable("", "empty")));
-        }
-        let mut holder: LockHolder = match serde_json::from_str(body) {
-            Ok(h) => h,
-            Err(e) => {
-                return Ok(Some(LockHolder::unreadable(
-                    "",
-                    format!("not a lock record ({e})"),
-                )))
-            }
-        };
-        let mtime: Option<i64> = mtime.and_then(|s| s.parse().ok());
-        if let (Some(lease), Some(now), Some(mtime)) = (holder.lease.as_mut(), host_now, mtime) {
-            // The holder's clock only sets the lease's length; the host's clock
-            // says how long ago it was renewed.
-            let length = (lease.expires_at - lease.renewed_at).max(time::Duration::ZERO);
-            let age = Duration::from_secs((now - mtime).max(0) as u64);
-            let renewed = OffsetDateTime::now_utc() - age;
-            lease.renewed_at = renewed;
-            lease.expires_at = renewed + length;
-        }
-        Ok(Some(holder))
+        Self(HostLock::new(shell, layout.lock()))
     }
 }
 
 #[async_trait]
 impl DeployLock for Pm2HostLock {
     async fn acquire(&self, holder: &LockHolder) -> Result<()> {
-        let json = serde_json::to_vec(holder).map_err(|e| self.invalid(e))?;
-        let out = self
-            .shell
-            .run(&commands::lock_create(&self.layout), Some(&json))
-            .await?;
-        if out.success() {
-            return Ok(());
-        }
-        match self.holder().await? {
-            Some(current) => Err(Error::Locked {
-                env: holder.env.clone(),
-                stale: current.is_stale(),
-                holder: Box::new(current),
-            }),
-            None => Err(deploykit_core::shell::CommandFailed::new(
-                "lock",
-                self.shell.location(),
-                &commands::lock_create(&self.layout),
-                &out,
-            )
-            .into()),
-        }
+        self.0.acquire(holder).await
     }
 
     async fn release(&self, run_id: &str) -> Result<()> {
-        match self.holder().await? {
-            Some(h) if h.unreadable.is_none() && h.run_id == run_id => {
-                match self.replace(&h, None).await {
-                    // Released or taken over meanwhile: it is not ours to release.
-                    Err(Error::Locked { .. } | Error::Refused { .. }) => Ok(()),
-                    other => other,
-                }
-            }
-            _ => Ok(()),
-        }
+        self.0.release(run_id).await
     }
 
     async fn holder(&self) -> Result<Option<LockHolder>> {
-        let out = self
-            .shell
-            .check("lock", &commands::lock_read(&self.layout))
-            .await?;
-        self.parse(&out.stdout_text())
+        self.0.holder().await
     }
 
     async fn replace(&self, expected: &LockHolder, next: Option<&LockHolder>) -> Result<()> {
-        let token = if expected.unreadable.is_some() {
-            ""
-        } else {
-            expected.token.as_str()
-        };
-        let cmd = commands::lock_replace(&self.layout, token, next.is_some());
-        let json = match next {
-            Some(n) => Some(serde_json::to_vec(n).map_err(|e| self.invalid(e))?),
-            None => None,
-        };
-        let out = self.shell.run(&cmd, json.as_deref()).await?;
-        if out.success() {
-            return Ok(());
-        }
-        if out.status == commands::LOCK_CHANGED {
-            return Err(lock_changed(&expected.env, self.holder().await?));
-        }
-        Err(
-            deploykit_core::shell::CommandFailed::new("lock", self.shell.location(), &cmd, &out)
-                .into(),
-        )
+        self.0.replace(expected, next).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use deploykit_core::Error;
     use deploykit_core::LocalShell;
+    use std::time::Duration;
 
     fn lock_in(dir: &std::path::Path) -> (Pm2HostLock, std::path::PathBuf) {
         let layout = Layout::new(dir.join("app")).unwrap();

@@ -119,7 +119,7 @@ async fn run_in(root: &Path, mode: Mode) -> Result<u8> {
                 }
             ),
         );
-        let report = ctx.pipeline(None).run_in(&ctx.journals(), &spec).await?;
+        let report = ctx.pipeline(None).run_in(ctx.store.as_ref(), &spec).await?;
         mode.finish(&report);
         if report.outcome != version.expect {
             ok = false;
@@ -140,7 +140,12 @@ async fn run_in(root: &Path, mode: Mode) -> Result<u8> {
     }
     let ctx = EnvContext::open(&config, "demo", mode).await?;
     narrate(mode, "");
-    super::history::print(&History::load(&ctx.journals())?, "demo", 1, mode);
+    super::history::print(
+        &History::from_runs(&ctx.store.runs().await?),
+        "demo",
+        1,
+        mode,
+    );
     if ok {
         narrate(
             mode,

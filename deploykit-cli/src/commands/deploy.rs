@@ -56,7 +56,7 @@ pub async fn run(config: &Path, args: &DeployArgs, mode: Mode) -> Result<u8> {
         }
     }
     let pipeline = ctx.pipeline(args.approve.as_deref());
-    let report = pipeline.run_in(&ctx.journals(), &spec).await;
+    let report = pipeline.run_in(ctx.store.as_ref(), &spec).await;
     ctx.parts.close().await;
     let report = report?;
     mode.finish(&report);

@@ -14,9 +14,11 @@ use crate::render::Mode;
 /// Lists runs of the last N days with delivery metrics.
 pub async fn run(config_path: &Path, args: &HistoryArgs, mode: Mode) -> Result<u8> {
     let loaded = config::load(config_path)?;
-    loaded.env(&args.env)?;
-    let dir = loaded.journals(&args.env);
-    print(&History::load(&dir)?, &args.env, args.days, mode);
+    let env = loaded.env(&args.env)?.clone();
+    let opened = crate::state::open(&loaded, &args.env, &env, None).await?;
+    let runs = opened.store.runs().await;
+    opened.close().await;
+    print(&History::from_runs(&runs?), &args.env, args.days, mode);
     Ok(exit::OK)
 }
 

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use deploykit_core::Liveness;
+use deploykit_core::{Liveness, StateStoreExt};
 
 use super::EnvContext;
 use crate::cli::{EnvArg, LockReleaseArgs};
@@ -54,7 +54,7 @@ pub async fn release(config: &Path, args: &LockReleaseArgs, mode: Mode) -> Resul
         ),
         Liveness::Stale(_) => {}
     }
-    if !ctx.journals().unfinished()?.is_empty() {
+    if !ctx.store.unfinished().await?.is_empty() {
         eprintln!("warning: a run did not finish; run `deploykit recover --env {}` before deploying again", ctx.name);
     }
     // Only the holder just read is removed: if it changed meanwhile (renewed by a

@@ -33,8 +33,8 @@ pub async fn run(config: &Path, cmd: &MigrateCommand, mode: Mode) -> Result<u8> 
         ),
         MigrateCommand::Revert(r) => {
             loaded.env(&r.env)?;
-            let path = guard::run_id(&loaded, &r.env, &r.run)?;
-            (&r.env, migrate_source::for_run(&loaded, &r.env, &path)?)
+            let records = guard::run_records(&loaded, &r.env, &r.run).await?;
+            (&r.env, migrate_source::for_run(&loaded, &r.env, &records)?)
         }
     };
     let ctx = EnvContext::open_for(config, env, mode, release.as_ref()).await?;
@@ -120,12 +120,12 @@ pub async fn run(config: &Path, cmd: &MigrateCommand, mode: Mode) -> Result<u8> 
             .await
         }
         MigrateCommand::Revert(r) => {
-            let path = guard::run_id(&ctx.loaded, &ctx.name, &r.run)?;
+            let records = guard::run_records(&ctx.loaded, &ctx.name, &r.run).await?;
             let approver = guard::approval(&ctx, "revert migrations", r.approve.as_deref())?;
             guard::locked(
                 &ctx,
                 "migrate-revert",
-                revert(&ctx, migrator, &path, &r.run, approver),
+                revert(&ctx, migrator, &records, &r.run, approver),
             )
             .await
         }
@@ -184,11 +184,10 @@ async fn apply(
 async fn revert(
     ctx: &EnvContext,
     migrator: Arc<dyn Migrator>,
-    path: &std::path::Path,
+    records: &[Record],
     run: &str,
     approver: Option<&str>,
 ) -> Result<u8> {
-    let records = deploykit_core::journal::read_records(path)?;
     let set: Option<AppliedSet> = records.iter().find_map(|rec| match rec {
         Record::Intent {
             undo:

@@ -7,7 +7,7 @@
 //! a protected database that `deploy` would have refused.
 
 use anyhow::Result;
-use deploykit_core::{DeployLock, Error, LockHolder, MigrationPlan};
+use deploykit_core::{DeployLock, Error, LockHolder, MigrationPlan, StateStoreExt};
 
 use super::EnvContext;
 use crate::config::{ConfigError, LoadedConfig};
@@ -65,20 +65,27 @@ pub fn lint(ctx: &EnvContext, plan: &MigrationPlan) -> Result<()> {
 
 /// A `--run` value: one run id as `history` prints it, never a path, so it can only
 /// name a journal of this environment.
-pub fn run_id(loaded: &LoadedConfig, env: &str, run: &str) -> Result<std::path::PathBuf> {
+pub async fn run_records(
+    loaded: &LoadedConfig,
+    env: &str,
+    run: &str,
+) -> Result<Vec<deploykit_core::Record>> {
     deploykit_core::release::validate_name("run id", run, MAX_RUN_ID).map_err(|e| {
         ConfigError(format!(
             "--run: {e}; pass a run id as `deploykit history` shows it"
         ))
     })?;
-    let path = loaded.journals(env).path_of(run);
-    if !path.is_file() {
-        return Err(ConfigError(format!(
+    let config = loaded.env(env)?.clone();
+    let opened = crate::state::open(loaded, env, &config, None).await?;
+    let found = opened.store.run(run).await;
+    opened.close().await;
+    match found? {
+        Some(r) => Ok(r.records),
+        None => Err(ConfigError(format!(
             "environment {env} has no run {run}; see `deploykit history --env {env}`"
         ))
-        .into());
+        .into()),
     }
-    Ok(path)
 }
 
 /// Runs `work` holding the environment's deploy lock, and releases it after, also

@@ -95,10 +95,14 @@ async fn uncommitted(dir: &Path) -> Vec<String> {
 /// deployed (its `RunStarted` record), so a command migrator runs that commit's tool
 /// and SQL down scripts are that commit's, as `recover` does. `None` outside a git
 /// repository: the directory is read as it is, as before.
-pub fn for_run(loaded: &LoadedConfig, env: &str, path: &Path) -> Result<Option<ReleaseSpec>> {
+pub fn for_run(
+    loaded: &LoadedConfig,
+    env: &str,
+    records: &[deploykit_core::Record],
+) -> Result<Option<ReleaseSpec>> {
     let repo = source_repo(loaded, loaded.env(env)?);
     if CommitTree::repository_of(&repo).is_err() {
         return Ok(None);
     }
-    super::recover::run_release(path)
+    Ok(super::recover::run_release(records))
 }

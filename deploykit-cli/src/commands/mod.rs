@@ -14,14 +14,14 @@ mod migrate_source;
 pub mod recover;
 pub mod rollback;
 pub mod secrets;
+pub mod state;
 pub mod status;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Result;
-use deploykit_core::{DeployLock, Events, FileLock, JournalDir, Pipeline, PreApproved};
-use deploykit_pm2::{Layout, Pm2HostLock};
+use deploykit_core::{DeployLock, Events, Pipeline, PreApproved, StateStore};
 
 use crate::config::{self, Environment, LoadedConfig};
 use crate::render::Mode;
@@ -37,6 +37,8 @@ pub struct EnvContext {
     pub parts: Parts,
     /// Output mode.
     pub mode: Mode,
+    /// Where its journals, history and lock live.
+    pub store: Arc<dyn StateStore>,
 }
 
 impl EnvContext {
@@ -64,11 +66,19 @@ impl EnvContext {
             Events::none().with(mode.sink()),
         )
         .await?;
+        let store = match crate::state::open(&loaded, name, &env, Some(&parts)).await {
+            Ok(s) => s.store,
+            Err(e) => {
+                parts.close().await;
+                return Err(e.into());
+            }
+        };
         Ok(Self {
             loaded,
             name: name.to_string(),
             parts,
             mode,
+            store,
         })
     }
 
@@ -77,33 +87,11 @@ impl EnvContext {
         &self.loaded.config.environments[&self.name]
     }
 
-    /// Where this environment's run journals live.
-    pub fn journals(&self) -> JournalDir {
-        self.loaded.journals(&self.name)
-    }
-
-    /// This environment's deploy lock.
-    ///
-    /// PM2 environments keep it on their (first) host, so deployers on different
-    /// machines — laptops, CI runners — see each other; others keep it in the
-    /// project's state directory.
+    /// This environment's deploy lock, kept with its journals in its state store:
+    /// on the state host for PM2 and SSH Compose environments, so deployers on
+    /// different machines (laptops, CI runners) see each other.
     pub fn lock(&self) -> Arc<dyn DeployLock> {
-        if let (Some(config::TargetConfig::Pm2(pm2)), Some((_, host))) =
-            (&self.env().target, self.parts.hosts.first())
-        {
-            if let Ok(layout) = Layout::new(&pm2.deploy_to) {
-                return Arc::new(Pm2HostLock::new(host.shell(), layout));
-            }
-        }
-        Arc::new(FileLock::new(self.lock_path()))
-    }
-
-    /// The lock file's path.
-    pub fn lock_path(&self) -> PathBuf {
-        self.loaded
-            .state_dir()
-            .join("locks")
-            .join(format!("{}.lock", self.name))
+        self.store.lock()
     }
 
     /// The environment's full pipeline, reporting to this command's output.

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use deploykit_core::{FileJournal, Liveness, Outcome, ReleaseSpec};
+use deploykit_core::{Liveness, Outcome, Record, ReleaseSpec, StateStoreExt};
 
 use super::EnvContext;
 use crate::cli::RecoverArgs;
@@ -12,10 +12,14 @@ use crate::render::Mode;
 
 /// Recovers each unfinished run (and each whose undo failed), oldest first.
 pub async fn run(config: &Path, args: &RecoverArgs, mode: Mode) -> Result<u8> {
-    // Only the journals are needed to know what to do: connect to hosts per run below.
+    // Only the journals are needed to know what to do (from the state store, which
+    // may be on the host: a fresh clone knows nothing): connect to hosts per run below.
     let loaded = crate::config::load(config)?;
-    loaded.env(&args.env)?;
-    let todo = loaded.journals(&args.env).unfinished()?;
+    let env = loaded.env(&args.env)?.clone();
+    let opened = crate::state::open(&loaded, &args.env, &env, None).await?;
+    let todo = opened.store.unfinished().await;
+    opened.close().await;
+    let todo = todo?;
     if todo.is_empty() {
         super::say(
             mode,
@@ -25,19 +29,28 @@ pub async fn run(config: &Path, args: &RecoverArgs, mode: Mode) -> Result<u8> {
         return Ok(exit::OK);
     }
     let mut code = exit::OK;
-    for path in todo {
+    for run in todo {
         // Each run's parts are built for the release it was deploying: migrators that
         // run in a one-off container of that release's image (compose_run) can only
         // revert its migrations with that image, and migration files are read from
         // that release's commit, not from wherever the checkout is now.
-        let release = run_release(&path)?;
+        let release = run_release(&run.records);
         let ctx = EnvContext::open_for(config, &args.env, mode, release.as_ref()).await?;
         if let Some(code) = refuse_live_holder(&ctx, args).await? {
             ctx.parts.close().await;
             return Ok(code);
         }
-        let journal = FileJournal::open(&path)?;
-        let report = ctx.pipeline(None).recover_with(&journal, args.force).await;
+        let journal = match ctx.store.journal(&run.run_id).await {
+            Ok(j) => j,
+            Err(e) => {
+                ctx.parts.close().await;
+                return Err(e.into());
+            }
+        };
+        let report = ctx
+            .pipeline(None)
+            .recover_with(journal.as_ref(), args.force)
+            .await;
         ctx.parts.close().await;
         let report = report?;
         mode.finish(&report);
@@ -76,20 +89,18 @@ async fn refuse_live_holder(ctx: &EnvContext, args: &RecoverArgs) -> Result<Opti
 }
 
 /// The release (and commit) a journaled run was deploying (from its first record).
-pub(super) fn run_release(path: &Path) -> Result<Option<ReleaseSpec>> {
-    Ok(deploykit_core::journal::read_records(path)?
-        .into_iter()
-        .find_map(|r| match r {
-            deploykit_core::Record::RunStarted {
-                release,
-                commit,
-                branch,
-                ..
-            } => Some(ReleaseSpec {
-                id: release,
-                commit,
-                branch,
-            }),
-            _ => None,
-        }))
+pub(super) fn run_release(records: &[Record]) -> Option<ReleaseSpec> {
+    records.iter().find_map(|r| match r {
+        Record::RunStarted {
+            release,
+            commit,
+            branch,
+            ..
+        } => Some(ReleaseSpec {
+            id: release.clone(),
+            commit: commit.clone(),
+            branch: branch.clone(),
+        }),
+        _ => None,
+    })
 }

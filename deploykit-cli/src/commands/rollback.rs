@@ -25,7 +25,7 @@ pub async fn run(config: &Path, args: &RollbackArgs, mode: Mode) -> Result<u8> {
         ))
         .into());
     };
-    let history = History::load(&ctx.journals())?;
+    let history = History::from_runs(&ctx.store.runs().await?);
     let to = match &args.to {
         Some(r) => ReleaseId::parse(r.clone())?,
         None => {
@@ -84,7 +84,7 @@ pub async fn run(config: &Path, args: &RollbackArgs, mode: Mode) -> Result<u8> {
         commit,
         branch: None,
     };
-    let report = pipeline.run_in(&ctx.journals(), &spec).await;
+    let report = pipeline.run_in(ctx.store.as_ref(), &spec).await;
     ctx.parts.close().await;
     let report = report?;
     mode.finish(&report);

@@ -18,9 +18,14 @@ pub async fn run(config: &Path, args: &EnvArg, mode: Mode) -> Result<u8> {
         None => None,
     };
     let holder = ctx.lock().holder().await?;
-    let history = History::load(&ctx.journals())?;
+    let runs = ctx.store.runs().await?;
+    let history = History::from_runs(&runs);
     let last = history.runs.last().cloned();
-    let unfinished = ctx.journals().unfinished()?;
+    let unfinished: Vec<&str> = runs
+        .iter()
+        .filter(|r| r.is_unfinished())
+        .map(|r| r.run_id.as_str())
+        .collect();
     let migrations = match &ctx.parts.migrator {
         Some(m) => Some(m.status().await?),
         None => None,

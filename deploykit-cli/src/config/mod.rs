@@ -87,6 +87,30 @@ pub struct Environment {
     /// Rules for `deploykit secrets check`.
     #[serde(default)]
     pub secrets: SecretsConfig,
+    /// Where the run journals, history and deploy lock live.
+    #[serde(default)]
+    pub state: StateConfig,
+}
+
+/// Where an environment's state (run journals, history, deploy lock) lives; see
+/// `crate::state` for the defaults and why.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// `hosts` (default for PM2 and an `ssh://` Compose engine) or `local`.
+    pub store: Option<StoreKind>,
+    /// The PM2 host (as written in `target.hosts`) that keeps it; default the first.
+    pub host: Option<String>,
+}
+
+/// Which state store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    /// On the environment's host, over SSH.
+    Hosts,
+    /// Under the project's `state_dir` on the deploying machine.
+    Local,
 }
 
 /// Where releases go.

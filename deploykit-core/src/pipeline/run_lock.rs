@@ -74,7 +74,7 @@ impl Pipeline {
     /// for when a human knows the holder is dead but its lease cannot show it yet
     /// (its machine vanished a moment ago). Its warning event names the holder.
     pub async fn recover_with(&self, journal: &dyn JournalStore, force: bool) -> Result<RunReport> {
-        let run_id = match journal.records()?.first() {
+        let run_id = match journal.records().await?.first() {
             Some(Record::RunStarted { run_id, env, .. }) if *env == self.env => run_id.clone(),
             // Not a journal of this environment: refused before anything is taken.
             _ => return self.recover_unlocked(journal).await,
@@ -113,7 +113,13 @@ impl Pipeline {
         if report.outcome != Outcome::Interrupted {
             return;
         }
-        if let Some(outcome) = journal.records().ok().as_deref().and_then(final_outcome) {
+        if let Some(outcome) = journal
+            .records()
+            .await
+            .ok()
+            .as_deref()
+            .and_then(final_outcome)
+        {
             report.outcome = outcome;
             report.next = Some(format!(
                 "another process (a forced `deploykit recover`) finished this run as {outcome} \

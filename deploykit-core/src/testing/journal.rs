@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use async_trait::async_trait;
+
 use crate::error::{Error, Result};
 use crate::journal::{JournalStore, Record};
 
@@ -38,8 +40,9 @@ impl MemoryJournal {
     }
 }
 
+#[async_trait]
 impl JournalStore for MemoryJournal {
-    fn append(&self, record: &Record) -> Result<()> {
+    async fn append(&self, record: &Record) -> Result<()> {
         let mut records = self.records.lock().unwrap();
         if self.crash_after.is_some_and(|n| records.len() >= n) {
             return Err(Error::Journal {
@@ -55,7 +58,7 @@ impl JournalStore for MemoryJournal {
         Ok(())
     }
 
-    fn records(&self) -> Result<Vec<Record>> {
+    async fn records(&self) -> Result<Vec<Record>> {
         Ok(self.snapshot())
     }
 }

@@ -10,10 +10,13 @@ mod faults;
 mod journal;
 mod lock;
 mod parts;
+pub mod state_conformance;
+mod state_store;
 mod world;
 
 pub use faults::{Fault, Faults};
 pub use journal::MemoryJournal;
 pub use lock::MemoryLock;
 pub use parts::{MemoryBackup, MemoryMigrator, MemoryProbe, MemoryTarget};
+pub use state_store::MemoryStateStore;
 pub use world::{Snapshot, World};

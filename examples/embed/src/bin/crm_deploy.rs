@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use deploykit_core::http::{install_crypto_provider, HttpProbe};
 use deploykit_core::{
-    Commit, Events, FileLock, JournalDir, LocalShell, MigrationFailurePolicy, Pipeline, Policy,
+    Commit, Events, FileLock, LocalShell, LocalStore, MigrationFailurePolicy, Pipeline, Policy,
     ReleaseId, ReleaseSpec,
 };
 use deploykit_docker::{
@@ -84,7 +84,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let report = pipeline
         .run_in(
-            &JournalDir::new(dir.join(".deploykit/journal/production")),
+            &LocalStore::in_dir(dir.join(".deploykit/journal/production")),
             &spec,
         )
         .await?;

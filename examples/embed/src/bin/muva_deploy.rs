@@ -10,7 +10,7 @@ use deploykit_core::postgres::PgDumpBackup;
 use deploykit_core::shell::{SshConfig, SshShell};
 use deploykit_core::sql_migrations::{HistoryDialect, SqlMigrator};
 use deploykit_core::{
-    Cmd, Commit, Events, FileLock, JournalDir, Pipeline, Policy, ReleaseId, ReleaseSpec, Secret,
+    Cmd, Commit, Events, FileLock, LocalStore, Pipeline, Policy, ReleaseId, ReleaseSpec, Secret,
 };
 use deploykit_examples::{exit_code, var, Lines};
 use deploykit_pm2::{Pm2Config, Pm2Probe, Pm2Target, Source};
@@ -83,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
         branch: None,
     };
     let report = pipeline
-        .run_in(&JournalDir::new(".deploykit/journal/staging"), &spec)
+        .run_in(&LocalStore::in_dir(".deploykit/journal/staging"), &spec)
         .await;
     ssh.close().await?;
     std::process::exit(exit_code(report?.outcome));

@@ -1,0 +1,310 @@
+//! The state store on the environment's host (PM2 over the rig's real sshd): a CI
+//! runner is thrown away after each job, so every command from a fresh clone with
+//! an empty `.deploykit/` must see the journals, history and lock of runs deployed
+//! from another clone, and a journal that cannot be written on the host stops the
+//! run before any side effect it did not record.
+
+#[path = "common/state_rig.rs"]
+mod state_rig;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command as Std;
+use std::sync::atomic::Ordering;
+
+use predicates::prelude::*;
+use state_rig::{
+    clone_of, deploykit_in, free_port, git, hand_over, spawn_in, ssh_rig, Health, SshRig,
+};
+
+const CONFIG: &str = r#"[environments.staging.target]
+kind = "pm2"
+hosts = ["${DK_SSH}"]
+deploy_to = "${DK_DEPLOY_TO}"
+app = "${DK_APP}"
+pm2_home = "${DK_PM2_HOME}"
+repo = "${DK_REPO}"
+build = [["node", "build.js"]]
+instances = 1
+key_file = "${DK_KEY}"
+known_hosts = "${DK_KNOWN_HOSTS}"
+
+[environments.staging.target.env]
+PORT = "${DK_PORT}"
+APP_NAME = "${DK_APP}"
+APP_INSTANCES = "1"
+
+[[environments.staging.probes]]
+kind = "http"
+url = "${DK_HEALTH}"
+
+[environments.staging.policy]
+health_attempts = 600
+health_interval_secs = 1
+health_deadline_secs = 600
+"#;
+
+/// An app repository (the origin every clone comes from) and its PM2 host dirs.
+struct Pm2Project {
+    base: PathBuf,
+    origin: PathBuf,
+    deploy_to: PathBuf,
+    vars: Vec<(String, String)>,
+    health: Health,
+    rig: SshRig,
+}
+
+impl Pm2Project {
+    fn new(label: &str) -> Option<Self> {
+        let rig = ssh_rig("DEPLOYKIT_RIG_PM2_ROOT")?;
+        let base = rig
+            .root
+            .join(format!("state-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let origin = base.join("origin");
+        let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/node-app");
+        std::fs::create_dir_all(&origin).unwrap();
+        for f in [
+            "build.js",
+            "ecosystem.config.js",
+            "package.json",
+            "server.js",
+        ] {
+            std::fs::copy(app.join(f), origin.join(f)).unwrap();
+        }
+        std::fs::write(origin.join("deploykit.toml"), CONFIG).unwrap();
+        std::fs::write(origin.join(".gitignore"), ".deploykit/\ndist/\n").unwrap();
+        std::fs::write(origin.join("VERSION"), "1\n").unwrap();
+        git(&origin, &["init", "-q", "-b", "main"]);
+        git(&origin, &["add", "-A"]);
+        git(&origin, &["commit", "-qm", "v1"]);
+        let deploy_to = base.join("srv");
+        std::fs::create_dir_all(deploy_to.join("shared")).unwrap();
+        hand_over(&base, &rig.user);
+        let health = Health::start(true);
+        let app_name = format!("dkstate{label}{}", std::process::id());
+        let vars = [
+            ("DK_SSH", rig.spec()),
+            ("DK_DEPLOY_TO", deploy_to.display().to_string()),
+            ("DK_APP", app_name),
+            ("DK_PM2_HOME", base.join("pm2home").display().to_string()),
+            ("DK_REPO", format!("file://{}", origin.display())),
+            ("DK_KEY", rig.key.clone()),
+            ("DK_KNOWN_HOSTS", rig.known_hosts.clone()),
+            ("DK_PORT", free_port().to_string()),
+            ("DK_HEALTH", health.url.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Some(Self {
+            base,
+            origin,
+            deploy_to,
+            vars,
+            health,
+            rig,
+        })
+    }
+
+    fn commit(&self, version: &str) {
+        std::fs::write(self.origin.join("VERSION"), format!("{version}\n")).unwrap();
+        git(&self.origin, &["commit", "-qam", version]);
+        hand_over(&self.origin, &self.rig.user);
+    }
+
+    fn cmd(&self, clone: &tempfile::TempDir) -> assert_cmd::Command {
+        deploykit_in(clone.path(), &self.vars)
+    }
+
+    fn deploy(&self, clone: &tempfile::TempDir, release: &str) {
+        self.cmd(clone)
+            .args(["deploy", "-e", "staging", "--release", release])
+            .assert()
+            .code(0);
+    }
+
+    fn live(&self) -> PathBuf {
+        std::fs::read_link(self.deploy_to.join("current")).unwrap()
+    }
+
+    fn journal_dir(&self) -> PathBuf {
+        self.deploy_to.join(".deploykit/journal/staging")
+    }
+}
+
+impl Drop for Pm2Project {
+    fn drop(&mut self) {
+        let _ = Std::new("su")
+            .args([&self.rig.user, "-c"])
+            .arg(format!(
+                "PM2_HOME={} pm2 kill >/dev/null 2>&1",
+                self.base.join("pm2home").display()
+            ))
+            .status();
+        let _ = std::fs::remove_dir_all(&self.base);
+    }
+}
+
+#[test]
+fn recover_from_a_fresh_clone_finishes_a_run_killed_mid_deploy() {
+    let Some(p) = Pm2Project::new("recover") else {
+        return;
+    };
+    let a = clone_of(&p.origin);
+    p.deploy(&a, "r1");
+    p.commit("2");
+    git(&a.path().join("c"), &["pull", "-q"]);
+    p.health.healthy.store(false, Ordering::SeqCst);
+    let before = p.health.hits.load(Ordering::SeqCst);
+    let mut deploy = spawn_in(
+        a.path(),
+        &p.vars,
+        &["deploy", "-e", "staging", "--release", "r2"],
+    );
+    p.health.wait_hits(before, 2);
+    deploy.kill().unwrap(); // SIGKILL
+    deploy.wait().unwrap();
+    assert_eq!(p.live(), Path::new("releases/r2"), "killed after activate");
+    // The runner that deployed is gone, with its checkout and its state.
+    drop(a);
+    p.health.healthy.store(true, Ordering::SeqCst);
+
+    let b = clone_of(&p.origin);
+    assert!(!b.path().join("c/.deploykit").exists());
+    p.cmd(&b)
+        .args(["status", "-e", "staging"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("r2"));
+    p.cmd(&b)
+        .args(["recover", "-e", "staging"])
+        .assert()
+        .code(0)
+        .stderr(predicate::str::contains("run rolled_back"));
+    assert_eq!(
+        p.live(),
+        Path::new("releases/r1"),
+        "back on the old release"
+    );
+    p.cmd(&b)
+        .args(["lock", "status", "-e", "staging"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("free"));
+    p.cmd(&b)
+        .args(["recover", "-e", "staging"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("nothing to recover"));
+    // Journals on the host are the deploy user's alone.
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&p.journal_dir()), 0o700);
+    for e in std::fs::read_dir(p.journal_dir()).unwrap() {
+        assert_eq!(mode(&e.unwrap().path()), 0o600);
+    }
+}
+
+#[test]
+fn history_status_and_rollback_from_a_fresh_clone_see_runs_of_another_clone() {
+    let Some(p) = Pm2Project::new("history") else {
+        return;
+    };
+    let a = clone_of(&p.origin);
+    p.deploy(&a, "r1");
+    p.commit("2");
+    git(&a.path().join("c"), &["pull", "-q"]);
+    p.deploy(&a, "r2");
+    drop(a);
+
+    let c = clone_of(&p.origin);
+    p.cmd(&c)
+        .args(["history", "-e", "staging"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("r1").and(predicate::str::contains("r2")));
+    p.cmd(&c)
+        .args(["status", "-e", "staging"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("r2").and(predicate::str::contains("succeeded")));
+    p.cmd(&c)
+        .args(["rollback", "-e", "staging"])
+        .assert()
+        .code(0);
+    assert_eq!(p.live(), Path::new("releases/r1"));
+    let d = clone_of(&p.origin);
+    let out = p
+        .cmd(&d)
+        .args(["--json", "history", "-e", "staging"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["runs"].as_array().unwrap().len(), 3, "{v}");
+}
+
+#[test]
+fn a_journal_the_host_cannot_write_stops_the_run_before_or_interrupted_with_the_next_step() {
+    let Some(p) = Pm2Project::new("unwritable") else {
+        return;
+    };
+    let a = clone_of(&p.origin);
+    p.deploy(&a, "r1");
+    p.commit("2");
+    git(&a.path().join("c"), &["pull", "-q"]);
+
+    // The host's journal directory cannot be written: nothing starts.
+    let dir = p.journal_dir();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o500)).unwrap();
+    p.cmd(&a)
+        .args(["deploy", "-e", "staging", "--release", "r2"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(&p.rig.host));
+    assert_eq!(p.live(), Path::new("releases/r1"));
+    assert!(
+        !p.deploy_to.join("releases/r2").exists(),
+        "no release staged by a run whose journal could not be written"
+    );
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    // The journal becomes unwritable mid-run (in verify): the run ends
+    // `interrupted`, names the host and says to recover; a fresh clone recovers.
+    p.health.healthy.store(false, Ordering::SeqCst);
+    let before = p.health.hits.load(Ordering::SeqCst);
+    let deploy = spawn_in(
+        a.path(),
+        &p.vars,
+        &["deploy", "-e", "staging", "--release", "r3"],
+    );
+    p.health.wait_hits(before, 2);
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        if std::fs::read_to_string(&path).unwrap().contains("\"r3\"") {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        }
+    }
+    p.health.healthy.store(true, Ordering::SeqCst);
+    let out = deploy.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        stderr.contains(&p.rig.host),
+        "names the state host: {stderr}"
+    );
+    assert!(
+        stderr.contains("deploykit recover --env staging"),
+        "{stderr}"
+    );
+    for e in std::fs::read_dir(&dir).unwrap() {
+        std::fs::set_permissions(e.unwrap().path(), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+    }
+    let b = clone_of(&p.origin);
+    p.cmd(&b)
+        .args(["recover", "-e", "staging"])
+        .assert()
+        .code(0);
+    assert_eq!(p.live(), Path::new("releases/r1"));
+}
