@@ -536,10 +536,7 @@ async fn compose_stack(
                 .await
                 .map_err(wrap)?;
             // compose on the host must talk to the same engine as we do.
-            let remote_host = c
-                .socket
-                .as_ref()
-                .map(|s| format!("unix://{}", s.display()));
+            let remote_host = c.socket.as_ref().map(|s| format!("unix://{}", s.display()));
             (ssh.clone(), engine, Some(ssh), remote_host)
         }
         other => {
