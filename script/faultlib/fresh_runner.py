@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -127,11 +128,29 @@ class Runners:
         assert not (path / self.world.local_state).exists(), "a fresh clone has no state_dir"
         return path
 
-    def run(self, clone, *args):
-        return sh(*self.world.argv(*args), cwd=clone, check=False, env=self.world.env(), timeout=900)
+    def run(self, clone, *args, machine="runner-b"):
+        return sh(*on_machine(machine, self.world.argv(*args)), cwd=clone, check=False,
+                  env=self.world.env(), timeout=900)
 
     def drop(self, clone):
         shutil.rmtree(clone, ignore_errors=True)
+
+
+def on_machine(name, argv):
+    """argv as run on another machine: its own hostname (a UTS namespace). Runner A
+    and runner B are different CI machines, so B cannot see that A's process is gone
+    and must go by A's lease, as a real fresh runner does."""
+    return ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', name, *[str(a) for a in argv]]
+
+
+def lease_left(lock_status_stdout):
+    """Seconds until the holder's lease expires (0 if none or expired)."""
+    holder = last_json_line(lock_status_stdout).get("holder") or {}
+    expires = (holder.get("lease") or {}).get("expires_at")
+    if not expires:
+        return 0
+    t = datetime.fromisoformat(expires[:26].rstrip("Z") + "+00:00")
+    return max(0.0, (t - datetime.now(timezone.utc)).total_seconds())
 
 
 def journals_outside(roots, clone):
@@ -248,10 +267,18 @@ class Campaign:
         t0 = time.time()
         a = self.runners.fresh(f"a{self.n}")
         watch = self.watch_for(a)
-        reached, killed, code = kill_at(w.deploy_argv(version), a, w.env(), watch, k)
+        reached, killed, code = kill_at(on_machine("runner-a", w.deploy_argv(version)), a, w.env(), watch, k)
         self.runners.drop(a)  # the runner is gone: checkout, state_dir, backups
         b = self.runners.fresh(f"b{self.n}")
         rec = self.runners.run(b, "recover", "--env", w.env_name)
+        exits = [rec.returncode]
+        if rec.returncode == 4:
+            # A's lease still runs: B is refused (exit 4, naming the holder), as it
+            # should be. A later job recovers once the lease has expired.
+            wait = lease_left(self.runners.run(b, "lock", "status", "--env", w.env_name).stdout)
+            time.sleep(min(wait, 120) + 1)
+            rec = self.runners.run(b, "recover", "--env", w.env_name)
+            exits.append(rec.returncode)
         ended, world = settle(w, old, version)
         lock = self.runners.run(b, "lock", "status", "--env", w.env_name)
         holder = last_json_line(lock.stdout).get("holder", "?") if lock.returncode == 0 else f"exit {lock.returncode}"
@@ -260,13 +287,13 @@ class Campaign:
             w.remove_migration(rev)
         ok = (ended == "old" or (ended == "new" and not self.failing)) and rec.returncode == 0 and holder is None
         r = {"asked": k, "reached": reached, "killed": killed, "exit": code, "watched": watch.where,
-             "recover_exit": rec.returncode, "ended": ended, "lock": "free" if holder is None else "HELD",
+             "recover_exit": "→".join(str(e) for e in exits), "ended": ended, "lock": "free" if holder is None else "HELD",
              "ok": ok, "secs": round(time.time() - t0, 1)}
         if not ok:
             r["world"] = world
             r["holder"] = holder
             r["recover_tail"] = (rec.stdout + rec.stderr)[-1500:]
-        log(f"  k={k} reached={reached} killed={killed} watched={watch.where} recover={rec.returncode} "
+        log(f"  k={k} reached={reached} killed={killed} watched={watch.where} recover={r['recover_exit']} "
             f"ended={ended} lock={r['lock']}" + ("" if ok else f" FAILED {world} holder={holder}"))
         if ended == "NEITHER" or holder is not None:
             self.reset()
@@ -283,7 +310,9 @@ def run(exe, kinds, every=None):
             label = f"{LABELS[kind]}: {'upgrade fails health, rolls back' if failing else 'upgrade succeeds'}"
             step = every.get(kind, 1)
             log(f"fresh-runner campaign: {label} (every {step})")
-            w = WORLDS[kind](exe, f"fresh-{kind}-{'fail' if failing else 'ok'}")
+            # The rig's SSH user (and its ~/.deploykit) is shared by every rig on the machine.
+            tag = format(zlib.crc32(os.environ.get("RIG_DIR", "").encode()) & 0xffff, "04x")
+            w = WORLDS[kind](exe, f"fresh-{kind}-{'fail' if failing else 'ok'}-{tag}")
             t0 = time.time()
             results, kinds_seen, records = [], [], 0
             try:
