@@ -203,3 +203,72 @@ pub fn unreachable(name: &str, spec: &str, e: impl std::fmt::Display) -> WiringE
          Nothing was changed. Bring {spec} back (or, for PM2, name another host with state.host after moving its .deploykit/), then retry"
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(toml_text: &str) -> Environment {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    const PM2: &str = r#"
+[target]
+kind = "pm2"
+hosts = ["deploy@web1:22", "deploy@web2:22"]
+deploy_to = "/srv/app"
+app = "web"
+repo = "git@example.com:me/app.git"
+"#;
+
+    #[test]
+    fn pm2_keeps_its_state_on_the_first_host_unless_told() {
+        assert_eq!(
+            choice("prod", &env(PM2)).unwrap(),
+            StoreChoice::Host {
+                spec: "deploy@web1:22".into(),
+                dir: "/srv/app/.deploykit".into()
+            }
+        );
+        let second = env(&format!("{PM2}[state]\nhost = \"deploy@web2:22\"\n"));
+        assert!(
+            matches!(choice("prod", &second).unwrap(), StoreChoice::Host { spec, .. } if spec == "deploy@web2:22")
+        );
+        let stranger = env(&format!("{PM2}[state]\nhost = \"deploy@web9:22\"\n"));
+        let err = choice("prod", &stranger).unwrap_err().to_string();
+        assert!(err.contains("not one of target.hosts"), "{err}");
+        let local = env(&format!("{PM2}[state]\nstore = \"local\"\n"));
+        assert_eq!(choice("prod", &local).unwrap(), StoreChoice::Local);
+    }
+
+    #[test]
+    fn compose_over_ssh_keeps_it_on_the_engine_host_and_a_local_engine_locally() {
+        let compose = |host: &str| {
+            env(&format!(
+                "[target]\nkind = \"compose\"\nproject = \"crm\"\nfiles = [\"docker-compose.yml\"]\n\
+                 service = \"api\"\nimage = \"crm-api\"\n{host}"
+            ))
+        };
+        assert_eq!(
+            choice("prod", &compose("host = \"ssh://deploy@vps:2222\"\n")).unwrap(),
+            StoreChoice::Host {
+                spec: "deploy@vps:2222".into(),
+                dir: ".deploykit/compose/crm".into()
+            }
+        );
+        assert_eq!(choice("prod", &compose("")).unwrap(), StoreChoice::Local);
+        let forced = compose("[state]\nstore = \"hosts\"\n");
+        let err = choice("prod", &forced).unwrap_err().to_string();
+        assert!(
+            err.contains("needs a PM2 target or a Compose engine over ssh://"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn no_target_or_a_local_one_keeps_state_locally() {
+        assert_eq!(choice("d", &env("")).unwrap(), StoreChoice::Local);
+        let stray = env("[state]\nhost = \"x\"\n");
+        assert!(choice("d", &stray).is_err());
+    }
+}

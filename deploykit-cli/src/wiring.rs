@@ -528,16 +528,19 @@ async fn compose_stack(
                 .map_err(|e| WiringError(format!("environment {env}: {}: {e}", dir.display())))?;
             let local = dir.join(format!("{env}-{}.sock", std::process::id()));
             let _ = std::fs::remove_file(&local);
-            let remote_socket = c
-                .socket
+            let remote = c
+                .engine_socket
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_REMOTE_SOCKET));
-            let engine = connect_over_ssh(&ssh, &remote_socket, &local)
+            let engine = connect_over_ssh(&ssh, &remote, &local)
                 .await
                 .map_err(wrap)?;
-            // compose on the host must talk to the same engine as we do.
-            let remote_host = c.socket.as_ref().map(|s| format!("unix://{}", s.display()));
-            (ssh.clone(), engine, Some(ssh), remote_host)
+            // Compose on the host must talk to the same engine.
+            let docker_host = c
+                .engine_socket
+                .as_ref()
+                .map(|s| format!("unix://{}", s.display()));
+            (ssh.clone(), engine, Some(ssh), docker_host)
         }
         other => {
             let host = other

@@ -162,7 +162,8 @@ class Pm2World:
         return self.argv("deploy", "--env", self.env_name, "--ref", self.versions[version])
 
     def journal_dir(self):
-        return self.repo / ".deploykit/journal" / self.env_name
+        # A PM2 environment keeps its journals on its host (the state store).
+        return self.deploy_to / ".deploykit/journal" / self.env_name
 
     def psql(self, sql):
         return sh("psql", self.db_url, "-qtAc", sql).stdout.strip()

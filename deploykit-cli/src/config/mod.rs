@@ -226,10 +226,9 @@ pub struct ComposeConfig {
     pub key_file: Option<PathBuf>,
     /// known_hosts file for an `ssh://` host (strict checking).
     pub known_hosts: Option<PathBuf>,
-    /// The engine's socket on an `ssh://` host (default `/var/run/docker.sock`):
-    /// rootless Docker and private engines listen elsewhere, e.g.
-    /// `/run/user/1000/docker.sock`.
-    pub socket: Option<PathBuf>,
+    /// The engine's socket on an `ssh://` host, when not `/var/run/docker.sock`
+    /// (a rootless engine's, or one started elsewhere).
+    pub engine_socket: Option<PathBuf>,
     /// Seconds to wait for the container's HEALTHCHECK.
     #[serde(default = "default_health_wait")]
     pub health_wait_secs: u64,

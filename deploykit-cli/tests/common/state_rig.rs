@@ -160,6 +160,26 @@ impl Health {
         }
     }
 
+    /// [`wait_hits`](Self::wait_hits), failing at once with the deploy's output if
+    /// `deploy` ends first (it failed before verify).
+    pub fn wait_hits_of(&self, deploy: &mut std::process::Child, from: u32, n: u32) {
+        let started = std::time::Instant::now();
+        while self.hits.load(Ordering::SeqCst) < from + n {
+            if deploy.try_wait().unwrap().is_some() {
+                let mut err = String::new();
+                if let Some(mut e) = deploy.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!("the deploy ended before verify: {err}");
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(180),
+                "the deploy never reached verify"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     /// Waits until the probe has asked at least `n` more times than `from`.
     pub fn wait_hits(&self, from: u32, n: u32) {
         let started = std::time::Instant::now();
@@ -180,6 +200,19 @@ pub fn clone_of(origin: &Path) -> tempfile::TempDir {
         .args(["-c", "safe.directory=*", "clone", "-q"])
         .arg(origin)
         .arg(dir.path().join("c")));
+    dir
+}
+
+/// A fresh clone the SSH user owns, in a directory it can reach: a Compose
+/// engine over SSH unpacks the release's commit beside the checkout
+/// (`.deploykit/build-<release>`), on the host, as that user.
+pub fn clone_owned_by(origin: &Path, user: &str) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = clone_of(origin);
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Its state_dir, empty, the user's too (deploykit adds root's files to it).
+    std::fs::create_dir_all(dir.path().join("c/.deploykit")).unwrap();
+    hand_over(&dir.path().join("c"), user);
     dir
 }
 

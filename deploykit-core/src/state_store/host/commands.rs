@@ -29,8 +29,9 @@ pub(super) const RUN_HEADER: &str = "deploykit-run ";
 /// file and exits [`CHANGED`]. The record travels on stdin, never in argv.
 pub(super) fn append(file: &Path, size: u64) -> Cmd {
     script(
+        // Few processes: each one costs a fork and exec on the host, per record.
         r#"umask 077
-d=$(dirname "$1")
+case $1 in */*) d=${1%/*} ;; *) d=. ;; esac
 new=
 if [ ! -e "$1" ]; then mkdir -p "$d" || exit 1; new=1; fi
 exec 9>>"$1" || exit 1
@@ -38,7 +39,7 @@ flock -w 10 9 || { echo "flock(1) from util-linux is needed on the host, or the 
 s=$(wc -c < "$1") || exit 1
 if [ "$s" -ne "$2" ]; then cat "$1"; exit 9; fi
 dd of="$1" oflag=append conv=notrunc,fsync status=none || exit 1
-if [ -n "$new" ]; then sync "$d" "$(dirname "$d")" 2>/dev/null; fi
+if [ -n "$new" ]; then sync "$d" "$d/.." 2>/dev/null; fi
 exit 0"#,
         [path(file), size.to_string()],
     )
