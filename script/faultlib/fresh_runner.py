@@ -47,7 +47,9 @@ class ComposeSshWorld(ComposeWorld):
     The project lives where the SSH user can read it (compose runs on the "host", as
     that user, with the checkout's files)."""
 
-    local_state = ".runner-state"
+    # Short: the engine's forwarded socket lives under it, and a unix socket path
+    # has at most 107 bytes (see docs/RELIABILITY.md, fresh-runner section).
+    local_state = ".rs"
 
     def __init__(self, exe, name):
         super().__init__(exe, name)
@@ -78,7 +80,7 @@ class ComposeSshWorld(ComposeWorld):
             f'image = "cabanas-api"\nhost = "ssh://{host}"\n'
             f'key_file = "{os.environ["DEPLOYKIT_RIG_SSH_KEY"]}"\n'
             f'known_hosts = "{os.environ["DEPLOYKIT_RIG_SSH_KNOWN_HOSTS"]}"\n'
-            f'socket = "{socket}"\n', 1)
+            f'engine_socket = "{socket}"\n', 1)
         assert "ssh://" in text, "the Cabañas target table changed; update ComposeSshWorld"
         # The runner and the "host" share one filesystem on the rig: the runner's
         # state_dir must not be the directory compose writes on the host as its user
@@ -93,6 +95,12 @@ class ComposeSshWorld(ComposeWorld):
         sha = super().commit(version)
         sh("chown", "-R", self.ssh_user, self.tmp)
         return sha
+
+    def run(self, *args, **kw):
+        r = super().run(*args, **kw)
+        if r.returncode:
+            self.last_failure = (r.stdout + r.stderr)[-1500:]  # --json puts the error on stdout
+        return r
 
     def drop(self):
         super().drop()
@@ -113,7 +121,7 @@ class Runners:
 
     def __init__(self, world):
         self.world = world
-        self.dir = Path(world.base) / "runners"
+        self.dir = Path(world.base) / "r"
 
     def fresh(self, name):
         path = self.dir / name
@@ -234,6 +242,8 @@ class Campaign:
         roots = host_roots(w)
         before = journals_outside(roots, clone)
         r = self.runners.run(clone, "deploy", "--env", w.env_name, "--ref", w.versions[f"c{self.n}"])
+        if r.returncode not in (0, 1):
+            log(f"  full run exited {r.returncode}: {(r.stdout + r.stderr)[-1500:]}")
         found = sorted(journals_outside(roots, clone) - before)
         if found:
             self.where = ("host", found[0].parent)
@@ -312,11 +322,15 @@ def run(exe, kinds, every=None):
             log(f"fresh-runner campaign: {label} (every {step})")
             # The rig's SSH user (and its ~/.deploykit) is shared by every rig on the machine.
             tag = format(zlib.crc32(os.environ.get("RIG_DIR", "").encode()) & 0xffff, "04x")
-            w = WORLDS[kind](exe, f"fresh-{kind}-{'fail' if failing else 'ok'}-{tag}")
+            w = WORLDS[kind](exe, f"fr-{kind}-{'fail' if failing else 'ok'}-{tag}")
             t0 = time.time()
             results, kinds_seen, records = [], [], 0
             try:
-                w.setup()
+                try:
+                    w.setup()
+                except RuntimeError as e:  # a first deploy on a loaded machine: once more
+                    log(f"  setup failed, retrying once: {e} {getattr(w, 'last_failure', '')}")
+                    w.setup()
                 c = Campaign(w, failing)
                 records, code, kinds_seen = c.full_run()
                 log(f"  full run: {records} records, exit {code}, journal {c.where[0]}"
