@@ -72,6 +72,8 @@ class ComposeSshWorld(ComposeWorld):
         return super().setup()
 
     def _engine_over_ssh(self):
+        # FRESH_RUNNER_SOCKET_KEY=socket: the fail-before binary (main + freshrunner's
+        # first `socket` knob, which state later named `engine_socket`).
         toml = self.repo / "deploykit.toml"
         socket = self.docker_host[len("unix://"):]
         host = f'{self.ssh_user}@{os.environ["DEPLOYKIT_RIG_SSH_HOST"]}:{os.environ["DEPLOYKIT_RIG_SSH_PORT"]}'
@@ -80,7 +82,7 @@ class ComposeSshWorld(ComposeWorld):
             f'image = "cabanas-api"\nhost = "ssh://{host}"\n'
             f'key_file = "{os.environ["DEPLOYKIT_RIG_SSH_KEY"]}"\n'
             f'known_hosts = "{os.environ["DEPLOYKIT_RIG_SSH_KNOWN_HOSTS"]}"\n'
-            f'engine_socket = "{socket}"\n', 1)
+            f'{os.environ.get("FRESH_RUNNER_SOCKET_KEY", "engine_socket")} = "{socket}"\n', 1)
         assert "ssh://" in text, "the Cabañas target table changed; update ComposeSshWorld"
         # The runner and the "host" share one filesystem on the rig: the runner's
         # state_dir must not be the directory compose writes on the host as its user
