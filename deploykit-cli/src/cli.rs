@@ -143,6 +143,21 @@ pub enum BackupCommand {
     Verify(BackupPick),
     /// Replace the database's contents with a backup (destructive).
     Restore(RestoreArgs),
+    /// Copy this environment's backups from a local directory into its
+    /// configured `store` (after switching from `dir`), keeping names and metadata.
+    Push(PushArgs),
+}
+
+/// `backup push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The environment.
+    #[arg(long, short = 'e')]
+    pub env: String,
+    /// The local backup directory to copy from (the old `dir`), relative to the
+    /// config file.
+    #[arg(long, value_name = "DIR")]
+    pub from: PathBuf,
 }
 
 /// Picks a backup.

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use deploykit_core::artifact_store::object::{ObjectDir, ObjectStoreSpec};
+use deploykit_core::artifact_store::ArtifactBackend;
 use deploykit_core::command_migrator::{CommandMigrator, MigrationCommands};
 use deploykit_core::http::HttpProbe;
 use deploykit_core::postgres::{DumpFormat as PgDumpFormat, PgDumpBackup, PgHealthProbe};
@@ -16,8 +18,8 @@ use deploykit_core::{
 };
 
 use crate::config::{
-    self, BackupConfig, Dialect, DumpFormat, Environment, LoadedConfig, MigrationsConfig,
-    ProbeConfig, TargetConfig,
+    self, BackupConfig, BackupPlace, Dialect, DumpFormat, Environment, LoadedConfig,
+    MigrationsConfig, ProbeConfig, TargetConfig,
 };
 use crate::hosts::{self, HostShell};
 use crate::local_target::LocalTarget;
@@ -63,6 +65,9 @@ pub struct ComposeStack {
     pub service: String,
     /// The SSH connection of a remote engine.
     pub ssh: Option<Arc<SshShell>>,
+    /// The private directory of a remote engine's forwarded socket (removed when
+    /// the stack is dropped).
+    pub socket_dir: Option<tempfile::TempDir>,
 }
 
 impl Parts {
@@ -283,7 +288,6 @@ fn backup_part(
             ))),
         },
         BackupConfig::PgDump {
-            dir,
             format,
             compression,
             ..
@@ -293,12 +297,15 @@ fn backup_part(
                     DumpFormat::Custom => PgDumpFormat::Custom,
                     DumpFormat::PlainGzip => PgDumpFormat::PlainGzip,
                 };
-                Ok(Arc::new(
-                    PgDumpBackup::new(url, loaded.resolve(dir))
-                        .map_err(wrap)?
-                        .format(format)
-                        .compression(*compression),
-                ))
+                let (dir, store) = backup_place(loaded, env, backup)?;
+                let mut part = PgDumpBackup::new(url, dir)
+                    .map_err(wrap)?
+                    .format(format)
+                    .compression(*compression);
+                if let Some(store) = store {
+                    part = part.backend(store);
+                }
+                Ok(Arc::new(part))
             }
             Database::Sqlite(_) => Err(WiringError(format!(
                 "environment {env}: backup kind pg_dump needs a postgres:// database"
@@ -308,7 +315,6 @@ fn backup_part(
             service,
             database,
             user,
-            dir,
             compression,
             ..
         } => {
@@ -317,17 +323,53 @@ fn backup_part(
                     "environment {env}: backup kind compose_exec needs a compose target"
                 ))
             })?;
-            Ok(Arc::new(
-                ExecPgDumpBackup::new(
-                    stack.engine.clone(),
-                    &stack.project.name,
-                    service,
-                    database,
-                    user,
-                    loaded.resolve(dir),
-                )
-                .compression(*compression),
-            ))
+            let (dir, store) = backup_place(loaded, env, backup)?;
+            let mut part = ExecPgDumpBackup::new(
+                stack.engine.clone(),
+                &stack.project.name,
+                service,
+                database,
+                user,
+                dir,
+            )
+            .compression(*compression);
+            if let Some(store) = store {
+                part = part.backend(store);
+            }
+            Ok(Arc::new(part))
+        }
+    }
+}
+
+/// The local directory of a backup (resolved against the config file), and its
+/// object store when `store` is set (the directory is then unused).
+pub(crate) fn backup_place(
+    loaded: &LoadedConfig,
+    env: &str,
+    backup: &BackupConfig,
+) -> Result<(PathBuf, Option<Arc<dyn ArtifactBackend>>), WiringError> {
+    match backup
+        .place()
+        .map_err(|e| WiringError(format!("environment {env}: backup: {e}")))?
+    {
+        BackupPlace::Dir(dir) => Ok((loaded.resolve(&dir), None)),
+        BackupPlace::Store {
+            url,
+            endpoint,
+            region,
+            access_key_id,
+            secret_access_key,
+        } => {
+            let spec = ObjectStoreSpec {
+                url,
+                endpoint,
+                region,
+                access_key_id,
+                secret_access_key,
+            };
+            let store = ObjectDir::connect(&spec)
+                .map_err(|e| WiringError(format!("environment {env}: {e}")))?;
+            Ok((PathBuf::new(), Some(Arc::new(store))))
         }
     }
 }
@@ -504,11 +546,12 @@ async fn compose_stack(
 ) -> Result<ComposeStack, WiringError> {
     let wrap = |e: deploykit_core::Error| WiringError(format!("environment {env}: {e}"));
     let files: Vec<PathBuf> = c.files.iter().map(|f| loaded.resolve(f)).collect();
-    let (shell, engine, ssh, docker_host): (
+    let (shell, engine, ssh, docker_host, socket_dir): (
         Arc<dyn Shell>,
         Engine,
         Option<Arc<SshShell>>,
         Option<String>,
+        Option<tempfile::TempDir>,
     ) = match c.host.as_deref() {
         Some(h) if h.starts_with("ssh://") => {
             let spec = &h["ssh://".len()..];
@@ -523,11 +566,20 @@ async fn compose_stack(
                 Arc::new(SshShell::connect(&ssh_config).await.map_err(|e| {
                     WiringError(format!("environment {env}: cannot reach {h}: {e}"))
                 })?);
-            let dir = loaded.state_dir().join("sockets");
-            deploykit_core::private_fs::create_dir_all(&dir)
-                .map_err(|e| WiringError(format!("environment {env}: {}: {e}", dir.display())))?;
-            let local = dir.join(format!("{env}-{}.sock", std::process::id()));
-            let _ = std::fs::remove_file(&local);
+            // A unix socket path holds at most 107 bytes and CI checkouts are deep
+            // (`/home/runner/work/<repo>/<repo>/…`): the forwarded socket lives in a
+            // short private directory of its own (0700), removed with the stack.
+            let socket_dir = tempfile::Builder::new()
+                .prefix("deploykit-")
+                .tempdir()
+                .map_err(|e| {
+                    WiringError(format!(
+                        "environment {env}: cannot make a directory for the engine's socket \
+                         under {}: {e}",
+                        std::env::temp_dir().display()
+                    ))
+                })?;
+            let local = socket_dir.path().join(format!("{env}.sock"));
             let remote = c
                 .engine_socket
                 .clone()
@@ -540,7 +592,13 @@ async fn compose_stack(
                 .engine_socket
                 .as_ref()
                 .map(|s| format!("unix://{}", s.display()));
-            (ssh.clone(), engine, Some(ssh), docker_host)
+            (
+                ssh.clone(),
+                engine,
+                Some(ssh),
+                docker_host,
+                Some(socket_dir),
+            )
         }
         other => {
             let host = other
@@ -550,7 +608,7 @@ async fn compose_stack(
             let engine = Engine::connect(&host, format!("docker engine {host}"))
                 .await
                 .map_err(wrap)?;
-            (Arc::new(LocalShell::new()), engine, None, Some(host))
+            (Arc::new(LocalShell::new()), engine, None, Some(host), None)
         }
     };
     let cli = ComposeCli::detect(shell.as_ref()).await.map_err(wrap)?;
@@ -582,6 +640,7 @@ async fn compose_stack(
         project,
         service: c.service.clone(),
         ssh,
+        socket_dir,
     })
 }
 

@@ -260,3 +260,60 @@ fn an_empty_lock_file_left_by_a_crash_is_reported_and_released_without_force() {
         .assert()
         .code(0);
 }
+
+/// The lock a CI runner left when it was killed after journaling its run's end but
+/// before releasing the lock: `recover` has no run to finish, yet every later
+/// deploy was refused until someone ran `lock release` by hand.
+fn lock_left_by_finished_run(p: &Project, expires_at: &str) -> String {
+    let finished = p.journals().pop().expect("r1's journal");
+    let run_id = finished.file_stem().unwrap().to_string_lossy().into_owned();
+    let holder = serde_json::json!({"env": "s", "run_id": run_id, "who": "ci", "host": "ci-runner-7",
+        "pid": 77, "since": "2026-11-26T10:00:00Z", "token": "t0k3n",
+        "lease": {"secs": 30, "renewed_at": "2026-11-26T10:00:00Z", "expires_at": expires_at}});
+    std::fs::write(p.path(".deploykit/locks/s.lock"), holder.to_string()).unwrap();
+    run_id
+}
+
+#[test]
+fn recover_releases_a_stale_lock_whose_run_already_finished() {
+    let health = health_server();
+    let p = Project::new(&health.url);
+    p.cmd()
+        .args(["deploy", "-e", "s", "--release", "r1"])
+        .assert()
+        .code(0);
+    let run_id = lock_left_by_finished_run(&p, "2026-11-26T10:00:30Z");
+    p.cmd()
+        .args(["recover", "-e", "s"])
+        .assert()
+        .code(0)
+        .stdout(
+            predicate::str::contains("released the lock")
+                .and(predicate::str::contains(&run_id))
+                .and(predicate::str::contains("lease expired")),
+        );
+    assert!(!p.path(".deploykit/locks/s.lock").exists());
+    p.cmd()
+        .args(["deploy", "-e", "s", "--release", "r2"])
+        .assert()
+        .code(0);
+}
+
+#[test]
+fn recover_leaves_a_live_lock_of_a_finished_run_alone() {
+    let health = health_server();
+    let p = Project::new(&health.url);
+    p.cmd()
+        .args(["deploy", "-e", "s", "--release", "r1"])
+        .assert()
+        .code(0);
+    // Its lease still runs: the process may be between its end and its release.
+    lock_left_by_finished_run(&p, "2099-01-01T00:00:00Z");
+    p.cmd()
+        .args(["recover", "-e", "s"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("nothing to recover"))
+        .stderr(predicate::str::contains("alive"));
+    assert!(p.path(".deploykit/locks/s.lock").exists());
+}

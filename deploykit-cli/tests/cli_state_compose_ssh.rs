@@ -246,3 +246,36 @@ fn a_fresh_clone_recovers_a_compose_deploy_killed_mid_run() {
         .code(0)
         .stdout(predicate::str::contains("r1"));
 }
+
+/// A CI runner's checkout is deep (`/home/runner/work/<repo>/<repo>/…`) and a unix
+/// socket path holds at most 107 bytes: the engine's socket, forwarded over SSH,
+/// used to live under the checkout's state_dir, so every command failed to connect.
+#[test]
+fn a_checkout_deep_in_a_runners_workspace_still_reaches_the_engine_over_ssh() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(p) = ComposeProject::new("deep") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let deep = dir
+        .path()
+        .join("home-runner-work-a-rather-long-repository-name")
+        .join("a-rather-long-repository-name-again");
+    std::fs::create_dir_all(&deep).unwrap();
+    run(Std::new("git")
+        .args(["-c", "safe.directory=*", "clone", "-q"])
+        .arg(&p.origin)
+        .arg(deep.join("c")));
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    hand_over(dir.path(), &p.rig.user);
+    assert!(
+        deep.join("c/.deploykit/sockets/p-4194304.sock")
+            .as_os_str()
+            .len()
+            > 107
+    );
+    deploykit_in(&deep, &p.vars)
+        .args(["status", "-e", "p"])
+        .assert()
+        .code(0);
+}

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use deploykit_core::artifact_store::ArtifactStore;
+use deploykit_core::artifact_store::{ArtifactBackend, ArtifactReader, ArtifactStore};
 use deploykit_core::{
     redact, Backup, BackupArtifact, BackupRequest, ConfirmDestructive, DumpCompression, Error,
     Result, Secret,
@@ -62,6 +62,17 @@ impl ExecPgDumpBackup {
     /// argv, never in output).
     pub fn password(mut self, password: Secret) -> Self {
         self.password = Some(password);
+        self
+    }
+
+    /// Keeps the artifacts in `backend` (e.g. an object store, so they outlive
+    /// the machine that deployed) instead of the local directory.
+    pub fn backend(mut self, backend: std::sync::Arc<dyn ArtifactBackend>) -> Self {
+        self.store = ArtifactStore::on(backend, "dump").database_id(compose_identity(
+            &self.project,
+            &self.service,
+            &self.database,
+        ));
         self
     }
 
@@ -172,7 +183,7 @@ pub fn pg_restore_argv(user: &str, database: &str) -> Vec<String> {
     .to_vec()
 }
 
-fn file_chunks(file: tokio::fs::File) -> ByteStream {
+fn file_chunks(file: ArtifactReader) -> ByteStream {
     Box::pin(futures::stream::unfold(Some(file), |file| async move {
         let mut file = file?;
         let mut buf = vec![0u8; 256 * 1024];
@@ -191,6 +202,7 @@ fn file_chunks(file: tokio::fs::File) -> ByteStream {
 impl Backup for ExecPgDumpBackup {
     async fn create(&self, request: &BackupRequest) -> Result<BackupArtifact> {
         let container = self.running_container("backup.create").await?;
+        // The store before the dump: one that is down fails before pg_dump runs.
         let mut writer = self.store.begin(request).await?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
         let (argv, env) = (self.dump_argv(), self.env());
@@ -227,9 +239,7 @@ impl Backup for ExecPgDumpBackup {
     async fn verify(&self, artifact: &BackupArtifact) -> Result<()> {
         self.store.verify(artifact).await?;
         let mut head = [0u8; 5];
-        let mut f = tokio::fs::File::open(&artifact.path)
-            .await
-            .map_err(|e| Error::io("open backup", &artifact.path, e))?;
+        let mut f = self.store.open(artifact).await?;
         f.read_exact(&mut head)
             .await
             .map_err(|e| Error::io("read backup", &artifact.path, e))?;
@@ -247,9 +257,7 @@ impl Backup for ExecPgDumpBackup {
     async fn restore(&self, artifact: &BackupArtifact, _confirm: ConfirmDestructive) -> Result<()> {
         self.verify(artifact).await?;
         let container = self.running_container("backup.restore").await?;
-        let file = tokio::fs::File::open(&artifact.path)
-            .await
-            .map_err(|e| Error::io("open backup", &artifact.path, e))?;
+        let file = self.store.open(artifact).await?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
         let drain = async { while rx.recv().await.is_some() {} };
         let (argv, env) = (self.restore_argv(), self.env());
@@ -308,10 +316,11 @@ mod tests {
         let path = dir.path().join("f");
         let data: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &data).unwrap();
-        let chunks: Vec<Vec<u8>> = file_chunks(tokio::fs::File::open(&path).await.unwrap())
-            .map(|c| c.unwrap())
-            .collect()
-            .await;
+        let chunks: Vec<Vec<u8>> =
+            file_chunks(Box::new(tokio::fs::File::open(&path).await.unwrap()))
+                .map(|c| c.unwrap())
+                .collect()
+                .await;
         assert!(chunks.len() > 1);
         assert_eq!(chunks.concat(), data);
     }

@@ -18,6 +18,10 @@ struct Db {
 }
 
 async fn start_db(rig: &Rig, port: u16) -> Db {
+    start_db_in(rig, port, PROJECT).await
+}
+
+async fn start_db_in(rig: &Rig, port: u16, project_name: &str) -> Db {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("docker-compose.yml");
     std::fs::write(
@@ -31,12 +35,12 @@ async fn start_db(rig: &Rig, port: u16) -> Db {
     std::fs::write(dir.path().join(".env"), "").unwrap();
     let shell = LocalShell::new();
     let cli = ComposeCli::detect(&shell).await.unwrap();
-    let project = ComposeProject::new(PROJECT, vec![file], cli)
+    let project = ComposeProject::new(project_name, vec![file], cli)
         .unwrap()
         .docker_host(&rig.docker_host);
     let engine = rig.engine().await;
-    common::reset(&engine, PROJECT, "deploykit-test/none").await;
-    let pin = PinFile::new(&dir.path().join(".deploykit"), PROJECT, "db", "live");
+    common::reset(&engine, project_name, "deploykit-test/none").await;
+    let pin = PinFile::new(&dir.path().join(".deploykit"), project_name, "db", "live");
     pin.write(&shell, "db", &rig.postgres).await.unwrap();
     shell
         .check("test", &project.up("db", &pin.path))
@@ -44,7 +48,7 @@ async fn start_db(rig: &Rig, port: u16) -> Db {
         .unwrap();
     let id = loop {
         let c = engine
-            .service_container(PROJECT, "db")
+            .service_container(project_name, "db")
             .await
             .unwrap()
             .unwrap();
@@ -210,4 +214,93 @@ async fn in_container_backup_restores_round_trip_and_failures_are_errors() {
     assert!(matches!(err, Error::Part { .. }));
     assert!(err.to_string().contains("not running"), "{err}");
     assert_eq!(backup.list().await.unwrap().len(), 1);
+}
+
+/// The rig's S3-compatible server as an object store under a fresh prefix, or
+/// `None` (skipped) outside CI when it is not running.
+fn s3_store() -> Option<std::sync::Arc<dyn deploykit_core::artifact_store::ArtifactBackend>> {
+    use deploykit_core::artifact_store::object::{ObjectDir, ObjectStoreSpec};
+    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let Some(endpoint) = get("DEPLOYKIT_RIG_S3_ENDPOINT") else {
+        if std::env::var_os("CI").is_some() {
+            panic!("DEPLOYKIT_RIG_S3_ENDPOINT is not set but CI is: run through script/test");
+        }
+        eprintln!("skipped: the rig's S3 server is not running (run through script/test)");
+        return None;
+    };
+    let spec = ObjectStoreSpec {
+        url: format!(
+            "s3://{}/exec-backup-{}",
+            get("DEPLOYKIT_RIG_S3_BUCKET").unwrap(),
+            std::process::id()
+        ),
+        endpoint: Some(endpoint),
+        region: get("DEPLOYKIT_RIG_S3_REGION"),
+        access_key_id: get("DEPLOYKIT_RIG_S3_ACCESS_KEY_ID").map(deploykit_core::Secret::new),
+        secret_access_key: get("DEPLOYKIT_RIG_S3_SECRET_ACCESS_KEY")
+            .map(deploykit_core::Secret::new),
+    };
+    Some(std::sync::Arc::new(ObjectDir::connect(&spec).unwrap()))
+}
+
+#[tokio::test]
+async fn in_container_backup_streams_into_object_storage_and_restores_from_it() {
+    let Some(rig) = rig("in_container_backup_s3") else {
+        return;
+    };
+    let Some(store) = s3_store() else {
+        return;
+    };
+    let project = "dk-backup-s3";
+    let db = start_db_in(&rig, common::reuseport::free_port(), project).await;
+    psql(&db, "CREATE TABLE bookings (id int primary key, guest text); INSERT INTO bookings VALUES (1, 'before');").await;
+    let local = tempfile::tempdir().unwrap();
+    let backup = ExecPgDumpBackup::new(
+        db.engine.clone(),
+        project,
+        "db",
+        "appdb",
+        "app",
+        local.path(),
+    )
+    .backend(store);
+    let artifact = backup
+        .create(&request("20260101T000000Z-v1"))
+        .await
+        .unwrap();
+    assert!(
+        artifact.path.to_string_lossy().starts_with("s3://"),
+        "{}",
+        artifact.path.display()
+    );
+    assert_eq!(
+        std::fs::read_dir(local.path()).unwrap().count(),
+        0,
+        "nothing was written locally"
+    );
+    assert_eq!(backup.list().await.unwrap(), vec![artifact.clone()]);
+    backup.verify(&artifact).await.unwrap();
+    psql(
+        &db,
+        "DELETE FROM bookings; INSERT INTO bookings VALUES (2, 'after');",
+    )
+    .await;
+    backup
+        .restore(
+            &artifact,
+            ConfirmDestructive::i_understand_this_replaces_live_data(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        psql(
+            &db,
+            "SELECT string_agg(guest, ',' ORDER BY id) FROM bookings"
+        )
+        .await,
+        "before",
+        "restored by streaming the object back into docker exec pg_restore"
+    );
+    backup.remove(&artifact).await.unwrap();
+    assert!(backup.list().await.unwrap().is_empty());
 }

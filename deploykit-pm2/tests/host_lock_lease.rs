@@ -175,9 +175,11 @@ async fn a_running_deploy_renews_its_lease_on_the_host() {
     let pipeline = Pipeline::new("prod")
         .who("ci")
         .lock(lock.clone())
-        .probe(Arc::new(SlowProbe(Duration::from_secs(4))))
+        // Margins for a loaded machine: a renewal may run a second late, and the
+        // check below still comes well after the first lease would have expired.
+        .probe(Arc::new(SlowProbe(Duration::from_secs(9))))
         .lease(LeaseTiming {
-            lease: Duration::from_secs(2),
+            lease: Duration::from_secs(3),
             renew_every: Duration::from_millis(500),
         });
     let spec = ReleaseSpec {
@@ -185,13 +187,15 @@ async fn a_running_deploy_renews_its_lease_on_the_host() {
         commit: deploykit_core::Commit::parse("abc1234").unwrap(),
         branch: None,
     };
-    let run = tokio::spawn(async move { pipeline.run(&spec, &MemoryJournal::default()).await });
+    // Connected before the run starts: under load an SSH connect takes seconds,
+    // and the check below must still land while the run verifies.
     let other = host.other(&ssh).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let run = tokio::spawn(async move { pipeline.run(&spec, &MemoryJournal::default()).await });
+    tokio::time::sleep(Duration::from_secs(6)).await;
     let seen = other.holder().await.unwrap().expect("held while verifying");
     assert!(
         matches!(seen.liveness(), Liveness::Alive(_)),
-        "renewed past its 2 s lease: {:?}",
+        "renewed past its 3 s lease: {:?}",
         seen.liveness()
     );
     let report = run.await.unwrap().unwrap();

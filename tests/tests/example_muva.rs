@@ -19,6 +19,8 @@ struct Rig {
     known_hosts: String,
     pm2_root: PathBuf,
     pg_url: String,
+    /// The S3 server's endpoint, bucket, region, access key and secret key.
+    s3: [String; 5],
 }
 
 fn rig() -> Option<Rig> {
@@ -30,6 +32,11 @@ fn rig() -> Option<Rig> {
         "DEPLOYKIT_RIG_SSH_KNOWN_HOSTS",
         "DEPLOYKIT_RIG_PM2_ROOT",
         "DEPLOYKIT_RIG_PG_URL",
+        "DEPLOYKIT_RIG_S3_ENDPOINT",
+        "DEPLOYKIT_RIG_S3_BUCKET",
+        "DEPLOYKIT_RIG_S3_REGION",
+        "DEPLOYKIT_RIG_S3_ACCESS_KEY_ID",
+        "DEPLOYKIT_RIG_S3_SECRET_ACCESS_KEY",
     ];
     let v: Vec<Option<String>> = vars
         .iter()
@@ -37,7 +44,7 @@ fn rig() -> Option<Rig> {
         .collect();
     if let Some((name, _)) = vars.iter().zip(&v).find(|(_, x)| x.is_none()) {
         if std::env::var_os("CI").is_some() {
-            panic!("{name} is not set: the sshd/pm2/postgres rig is missing in CI (run through script/test)");
+            panic!("{name} is not set: the sshd/pm2/postgres/s3 rig is missing in CI (run through script/test)");
         }
         eprintln!("skipped: {name} is not set (run through script/test)");
         return None;
@@ -51,6 +58,13 @@ fn rig() -> Option<Rig> {
         known_hosts: v[4].clone(),
         pm2_root: v[5].clone().into(),
         pg_url: v[6].clone(),
+        s3: [
+            v[7].clone(),
+            v[8].clone(),
+            v[9].clone(),
+            v[10].clone(),
+            v[11].clone(),
+        ],
     })
 }
 
@@ -112,7 +126,15 @@ impl Muva {
             .env("MUVA_PORT", self.port.to_string())
             .env("MUVA_SSH_KEY_FILE", &self.rig.ssh_key)
             .env("MUVA_KNOWN_HOSTS", &self.rig.known_hosts)
-            .env("SUPABASE_STAGING_DB_URL", &self.db_url);
+            .env("SUPABASE_STAGING_DB_URL", &self.db_url)
+            .env(
+                "MUVA_BACKUP_STORE",
+                format!("s3://{}/muva-e2e-{}", self.rig.s3[1], std::process::id()),
+            )
+            .env("MUVA_BACKUP_S3_ENDPOINT", &self.rig.s3[0])
+            .env("MUVA_BACKUP_S3_REGION", &self.rig.s3[2])
+            .env("MUVA_BACKUP_S3_ACCESS_KEY_ID", &self.rig.s3[3])
+            .env("MUVA_BACKUP_S3_SECRET_ACCESS_KEY", &self.rig.s3[4]);
         c
     }
 
@@ -281,12 +303,21 @@ fn muva_example_deploys_upgrades_and_rolls_back_a_broken_release() {
         m.psql("SELECT count(*) FROM supabase_migrations.schema_migrations"),
         "3"
     );
-    let backups = std::fs::read_dir(m.repo.join("backups/staging"))
-        .unwrap()
-        .count();
+    let listed = m
+        .deploykit()
+        .args(["--json", "backup", "list", "--env", "staging"])
+        .output()
+        .unwrap();
+    assert!(listed.status.success());
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let backups = listed["artifacts"].as_array().unwrap().len();
     assert!(
         backups >= 2,
-        "a verified backup before each migrating deploy ({backups} files)"
+        "a verified backup before each migrating deploy, in the bucket ({backups}): {listed}"
+    );
+    assert!(
+        !m.repo.join("backups").exists(),
+        "nothing of the backups is kept on the deploying machine"
     );
 
     // The lock lives on the host (so laptops and CI runners see each other) and is free.

@@ -11,6 +11,8 @@ use time::OffsetDateTime;
 
 use super::EnvContext;
 use crate::cli::{BackupCommand, BackupPick, RestoreArgs};
+
+mod push;
 use crate::config::ConfigError;
 use crate::exit;
 use crate::render::Mode;
@@ -22,6 +24,7 @@ pub async fn run(config: &Path, cmd: &BackupCommand, mode: Mode) -> Result<u8> {
         BackupCommand::List(a) => list(config, &a.env, mode).await,
         BackupCommand::Verify(p) => verify(config, p, mode).await,
         BackupCommand::Restore(r) => restore(config, r, mode).await,
+        BackupCommand::Push(p) => push::run(config, p, mode).await,
     }
 }
 
@@ -98,7 +101,7 @@ async fn list(config: &Path, env: &str, mode: Mode) -> Result<u8> {
     }
     if listing.foreign > 0 {
         println!(
-            "{} artifact(s) of other environments or databases share this directory and are not shown",
+            "{} artifact(s) of other environments or databases share this store and are not shown",
             listing.foreign
         );
     }
@@ -122,7 +125,7 @@ async fn pick(
             })
             .ok_or_else(|| {
                 ConfigError(format!(
-                    "{} is not a complete backup in this environment's backup directory (see `backup list`)",
+                    "{} is not a complete backup in this environment's backup store (see `backup list`)",
                     p.display()
                 ))
                 .into()

@@ -33,7 +33,12 @@ url = "${DATABASE_URL}"
 
 [environments.staging.backup]
 kind = "pg_dump"
-dir = "backups"
+dir = "backups"                # on this machine; deploying from CI runners, keep them in
+                               # object storage instead (then drop `dir`; docs/CONFIG.md):
+# store = "s3://my-bucket/my-app"
+# endpoint = "https://…"       # an S3-compatible server; omit for AWS
+# access_key_id = "${BACKUP_S3_ACCESS_KEY_ID}"
+# secret_access_key = "${BACKUP_S3_SECRET_ACCESS_KEY}"
 keep = 7
 
 [environments.staging.migrations]
@@ -84,7 +89,8 @@ kind = "compose_exec"
 service = "db"
 database = "app"
 user = "postgres"
-dir = "backups"
+dir = "backups"                # or `store = "s3://my-bucket/my-stack"` (+ endpoint, keys as
+                               # ${VAR}s): backups that outlive this machine; docs/CONFIG.md
 keep = 5
 
 [environments.production.migrations]

@@ -18,8 +18,19 @@ pub async fn run(config: &Path, args: &RecoverArgs, mode: Mode) -> Result<u8> {
     let env = loaded.env(&args.env)?.clone();
     let opened = crate::state::open(&loaded, &args.env, &env, None).await?;
     let todo = opened.store.unfinished().await;
+    let leftover = match &todo {
+        Ok(t) if t.is_empty() => release_leftover_lock(opened.store.as_ref(), &args.env).await,
+        _ => Ok(None),
+    };
     opened.close().await;
     let todo = todo?;
+    if let Some(released) = leftover? {
+        super::say(
+            mode,
+            &released,
+            serde_json::json!({"event": "lock_released", "message": released}),
+        );
+    }
     if todo.is_empty() {
         super::say(
             mode,
@@ -86,6 +97,38 @@ async fn refuse_live_holder(ctx: &EnvContext, args: &RecoverArgs) -> Result<Opti
         );
     }
     Ok(None)
+}
+
+/// With no run left to recover, a lock can still be held: its run was killed after
+/// journaling its end (or before its first record) and before releasing the lock.
+/// Nothing would ever release it, and every later deploy would be refused; so a
+/// holder that is gone (its lease expired, or its process here is dead) is released
+/// here, compare-and-swap, saying whose it was. A live holder is left alone: it may
+/// be between journaling its end and releasing.
+async fn release_leftover_lock(
+    store: &dyn deploykit_core::StateStore,
+    env: &str,
+) -> deploykit_core::Result<Option<String>> {
+    let lock = store.lock();
+    let Some(holder) = lock.holder().await? else {
+        return Ok(None);
+    };
+    match holder.liveness() {
+        Liveness::Stale(why) => {
+            lock.replace(&holder, None).await?;
+            Ok(Some(format!(
+                "{env}: released the lock left by {holder}: that run has nothing left to \
+                 recover, and {why}"
+            )))
+        }
+        Liveness::Alive(why) => {
+            eprintln!(
+                "{env}: the lock is held by {holder}, which is alive ({why}); it has nothing \
+                 to recover and should release the lock itself"
+            );
+            Ok(None)
+        }
+    }
 }
 
 /// The release (and commit) a journaled run was deploying (from its first record).

@@ -158,6 +158,15 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
         ))
     })?;
     names::check(&config).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+    for (env, e) in &config.environments {
+        if let Some(Err(why)) = e.backup.as_ref().map(|b| b.place()) {
+            return Err(ConfigError(format!(
+                "{}: environments.{}.backup: {why}",
+                path.display(),
+                names::key_segment(env)
+            )));
+        }
+    }
     masks::mask_secrets(&config, &text, &vars);
     Ok(LoadedConfig {
         path: path.to_path_buf(),

@@ -52,6 +52,18 @@ pub fn mask_secrets(config: &Config, text: &str, vars: &BTreeMap<String, String>
         if let Some(hook) = &env.notify.webhook {
             mask(hook);
         }
+        if let Some(backup) = &env.backup {
+            if let Ok(super::BackupPlace::Store {
+                access_key_id,
+                secret_access_key,
+                ..
+            }) = backup.place()
+            {
+                for s in access_key_id.iter().chain(secret_access_key.iter()) {
+                    mask(s);
+                }
+            }
+        }
         if let Some(TargetConfig::Pm2(p)) = &env.target {
             for (k, v) in &p.env {
                 if secret_name(k) {

@@ -5,6 +5,7 @@
 //! keys that are allowed, never a silently ignored setting. Secret values are
 //! [`Secret`]s: showing a config prints `[redacted]` for them.
 
+mod backup_place;
 mod interpolate;
 mod load;
 mod masks;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use deploykit_core::{DumpCompression, HealthPolicy, MigrationFailurePolicy, Policy, Secret};
 use serde::{Deserialize, Serialize};
 
+pub use backup_place::BackupPlace;
 pub use interpolate::interpolate;
 pub use load::{load, ConfigError, LoadedConfig};
 pub use paths::resolve_path;
@@ -270,8 +272,25 @@ pub struct DatabaseConfig {
 pub enum BackupConfig {
     /// `pg_dump` from this machine against `database.url`.
     PgDump {
-        /// Artifact directory (relative to the config file).
-        dir: PathBuf,
+        /// Artifact directory (relative to the config file); or set `store`.
+        #[serde(default)]
+        dir: Option<PathBuf>,
+        /// Object store instead of `dir`: `s3://bucket/prefix` or `file:///path`.
+        /// Backups then outlive the machine that deploys (a CI runner).
+        #[serde(default)]
+        store: Option<String>,
+        /// An S3-compatible server's endpoint (`https://…`); AWS when unset.
+        #[serde(default)]
+        endpoint: Option<String>,
+        /// The bucket's region.
+        #[serde(default)]
+        region: Option<String>,
+        /// S3 access key id, usually `${VAR}`; `AWS_ACCESS_KEY_ID` when unset.
+        #[serde(default)]
+        access_key_id: Option<Secret>,
+        /// S3 secret access key, usually `${VAR}`; `AWS_SECRET_ACCESS_KEY` when unset.
+        #[serde(default)]
+        secret_access_key: Option<Secret>,
         /// Backups kept.
         #[serde(default = "default_keep_backups")]
         keep: usize,
@@ -290,8 +309,25 @@ pub enum BackupConfig {
         database: String,
         /// Database user inside the container.
         user: String,
-        /// Artifact directory.
-        dir: PathBuf,
+        /// Artifact directory (relative to the config file); or set `store`.
+        #[serde(default)]
+        dir: Option<PathBuf>,
+        /// Object store instead of `dir`: `s3://bucket/prefix` or `file:///path`.
+        /// Backups then outlive the machine that deploys (a CI runner).
+        #[serde(default)]
+        store: Option<String>,
+        /// An S3-compatible server's endpoint (`https://…`); AWS when unset.
+        #[serde(default)]
+        endpoint: Option<String>,
+        /// The bucket's region.
+        #[serde(default)]
+        region: Option<String>,
+        /// S3 access key id, usually `${VAR}`; `AWS_ACCESS_KEY_ID` when unset.
+        #[serde(default)]
+        access_key_id: Option<Secret>,
+        /// S3 secret access key, usually `${VAR}`; `AWS_SECRET_ACCESS_KEY` when unset.
+        #[serde(default)]
+        secret_access_key: Option<Secret>,
         /// Backups kept.
         #[serde(default = "default_keep_backups")]
         keep: usize,

@@ -1,5 +1,7 @@
 //! [`PgDumpBackup`]: `pg_dump` streamed through the [`ArtifactStore`], verified
 //! with `pg_restore --list` (and optionally by restoring into a scratch database).
+//! Every read of an artifact (checks, restore) streams it back from the store,
+//! so a backup in object storage restores without a local copy.
 
 use std::process::Stdio;
 
@@ -8,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AssertSqlSafe, Connection, Row};
 use tokio::io::{AsyncReadExt, BufReader};
 
-use crate::artifact_store::ArtifactStore;
+use crate::artifact_store::{ArtifactBackend, ArtifactReader, ArtifactStore};
 use crate::backup::{Backup, BackupArtifact, BackupRequest, ConfirmDestructive};
 use crate::dump_compression::DumpCompression;
 use crate::error::{Error, Result};
@@ -88,9 +90,16 @@ impl PgDumpBackup {
 
     /// Uses another dump format.
     pub fn format(mut self, format: DumpFormat) -> Self {
-        self.store = ArtifactStore::new(self.store.dir().to_path_buf(), format.ext())
-            .database_id(self.target.identity());
+        self.store = self.store.with_ext(format.ext());
         self.format = format;
+        self
+    }
+
+    /// Keeps the artifacts in `backend` (e.g. an object store) instead of the
+    /// local directory given to [`new`](Self::new).
+    pub fn backend(mut self, backend: std::sync::Arc<dyn ArtifactBackend>) -> Self {
+        self.store =
+            ArtifactStore::on(backend, self.format.ext()).database_id(self.target.identity());
         self
     }
 
@@ -239,6 +248,8 @@ impl PgDumpBackup {
             self.format,
             self.compression,
         ));
+        // The store first: one that is down or missing fails before pg_dump runs.
+        let mut writer = self.store.begin(request).await?;
         let mut child = spawn(&cmd, Stdio::null())
             .map_err(|e| self.fail("backup.create", format!("cannot start `{cmd}`: {e}")))?;
         let stdout = child.stdout.take().expect("piped stdout");
@@ -248,7 +259,6 @@ impl PgDumpBackup {
             let _ = stderr.read_to_string(&mut s).await;
             s
         });
-        let mut writer = self.store.begin(request).await?;
         let copied = match self.format {
             DumpFormat::Custom => writer.copy_from(stdout).await,
             DumpFormat::PlainGzip => {
@@ -290,15 +300,7 @@ impl PgDumpBackup {
     async fn check_readable(&self, artifact: &BackupArtifact) -> Result<()> {
         match self.format {
             DumpFormat::Custom => {
-                let program = self.program("pg_restore");
-                let out = tokio::process::Command::new(&program)
-                    .arg("--list")
-                    .arg(&artifact.path)
-                    .output()
-                    .await
-                    .map_err(|e| {
-                        self.fail("backup.verify", format!("cannot run `{program}`: {e}"))
-                    })?;
+                let out = self.list_archive("backup.verify", artifact).await?;
                 let stderr = String::from_utf8_lossy(&out.stderr);
                 if !out.status.success() || out.stdout.is_empty() {
                     return Err(self
@@ -313,9 +315,7 @@ impl PgDumpBackup {
                 Ok(())
             }
             DumpFormat::PlainGzip => {
-                let file = tokio::fs::File::open(&artifact.path)
-                    .await
-                    .map_err(|e| Error::io("open backup", &artifact.path, e))?;
+                let file = self.store.open(artifact).await?;
                 let mut decoder =
                     async_compression::tokio::bufread::GzipDecoder::new(BufReader::new(file));
                 let mut head = vec![0u8; 4096];
@@ -372,13 +372,12 @@ impl PgDumpBackup {
         ));
         let result = match self.format {
             DumpFormat::Custom => {
-                let cmd = pg_restore_script_cmd(
-                    self.program("pg_restore"),
-                    &artifact.path.to_string_lossy(),
-                );
-                let mut child = spawn(&cmd, Stdio::null()).map_err(|e| {
+                let cmd = pg_restore_script_cmd(self.program("pg_restore"));
+                let archive = self.store.open(artifact).await?;
+                let mut child = spawn(&cmd, Stdio::piped()).map_err(|e| {
                     self.fail("backup.restore", format!("cannot start `{cmd}`: {e}"))
                 })?;
+                let fed = feed(&mut child, archive);
                 let stdout = child.stdout.take().expect("piped stdout");
                 let mut stderr = child.stderr.take().expect("piped stderr");
                 // Read concurrently, so a chatty pg_restore never stalls on a full pipe.
@@ -390,6 +389,13 @@ impl PgDumpBackup {
                 let done = async move {
                     let status = child.wait().await;
                     let said = said.await.unwrap_or_default();
+                    if let Ok(Err(e)) = fed.await {
+                        return Err(RestoreFailed {
+                            tool: "pg_restore (reading the backup from its store)",
+                            status: None,
+                            stderr: format!("{e}\n{said}"),
+                        });
+                    }
                     match status {
                         Ok(s) if s.success() => Ok(()),
                         Ok(s) => Err(RestoreFailed {
@@ -407,9 +413,7 @@ impl PgDumpBackup {
                 run_in_one_transaction(&psql, &drops, stdout, done).await
             }
             DumpFormat::PlainGzip => {
-                let file = tokio::fs::File::open(&artifact.path)
-                    .await
-                    .map_err(|e| Error::io("open backup", &artifact.path, e))?;
+                let file = self.store.open(artifact).await?;
                 let decoder =
                     async_compression::tokio::bufread::GzipDecoder::new(BufReader::new(file));
                 run_in_one_transaction(&psql, &drops, decoder, async { Ok(()) }).await
@@ -432,12 +436,7 @@ impl PgDumpBackup {
         let mut in_dump = std::collections::BTreeSet::new();
         match self.format {
             DumpFormat::Custom => {
-                let out = tokio::process::Command::new(self.program("pg_restore"))
-                    .arg("--list")
-                    .arg(&artifact.path)
-                    .output()
-                    .await
-                    .map_err(|e| self.fail("backup.restore", e.to_string()))?;
+                let out = self.list_archive("backup.restore", artifact).await?;
                 let list = String::from_utf8_lossy(&out.stdout);
                 for line in list.lines().filter(|l| !l.starts_with(';')) {
                     // "215; 1259 16386 TABLE public users deploykit"
@@ -452,9 +451,7 @@ impl PgDumpBackup {
             }
             DumpFormat::PlainGzip => {
                 use tokio::io::AsyncBufReadExt;
-                let file = tokio::fs::File::open(&artifact.path)
-                    .await
-                    .map_err(|e| Error::io("open backup", &artifact.path, e))?;
+                let file = self.store.open(artifact).await?;
                 let decoder =
                     async_compression::tokio::bufread::GzipDecoder::new(BufReader::new(file));
                 let mut lines = BufReader::new(decoder).lines();
@@ -476,6 +473,41 @@ impl PgDumpBackup {
             }
         }
         Ok(in_dump)
+    }
+
+    /// `pg_restore --list` of the archive, streamed in from the store on stdin.
+    /// pg_restore stops reading after the table of contents, so a broken pipe
+    /// while feeding it is expected; any other read error is the store's.
+    async fn list_archive(
+        &self,
+        step: &str,
+        artifact: &BackupArtifact,
+    ) -> Result<std::process::Output> {
+        let program = self.program("pg_restore");
+        let archive = self.store.open(artifact).await?;
+        let mut child = tokio::process::Command::new(&program)
+            .arg("--list")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| self.fail(step, format!("cannot run `{program}`: {e}")))?;
+        let fed = feed(&mut child, archive);
+        let out = child
+            .wait_with_output()
+            .await
+            .map_err(|e| self.fail(step, format!("waiting for `{program}`: {e}")))?;
+        if let Ok(Err(e)) = fed.await {
+            return Err(self.fail(
+                step,
+                format!(
+                    "reading {} from its store failed: {e}",
+                    artifact.path.display()
+                ),
+            ));
+        }
+        Ok(out)
     }
 
     async fn deep_check(&self, artifact: &BackupArtifact) -> Result<()> {
@@ -558,6 +590,24 @@ async fn table_counts(target: &PgTarget) -> Result<Vec<(String, i64)>> {
     }
     let _ = conn.close().await;
     Ok(out)
+}
+
+/// Streams `archive` into the child's stdin on its own task. A broken pipe
+/// (the tool read what it needed and exited) is not an error.
+fn feed(
+    child: &mut tokio::process::Child,
+    mut archive: ArtifactReader,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    tokio::spawn(async move {
+        let copied = tokio::io::copy(&mut archive, &mut stdin).await;
+        drop(stdin);
+        match copied {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            Err(e) => Err(e),
+        }
+    })
 }
 
 fn spawn(cmd: &Cmd, stdin: Stdio) -> std::io::Result<tokio::process::Child> {

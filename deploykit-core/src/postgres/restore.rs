@@ -38,11 +38,13 @@ pub(crate) fn psql_one_transaction_cmd(program: String, database: &str) -> Cmd {
     ])
 }
 
-/// `pg_restore` rendering a custom-format `file` as SQL on stdout, dropping what
+/// `pg_restore` rendering a custom-format archive read from stdin as SQL on stdout, dropping what
 /// it recreates. No `--single-transaction`: its `COMMIT` would end psql's
 /// transaction early.
-pub(crate) fn pg_restore_script_cmd(program: String, file: &str) -> Cmd {
-    Cmd::new(program).args(["--clean", "--if-exists", "--no-owner", "--file=-", file])
+pub(crate) fn pg_restore_script_cmd(program: String) -> Cmd {
+    // No file argument: the archive is streamed in on stdin from the artifact
+    // store, wherever it lives.
+    Cmd::new(program).args(["--clean", "--if-exists", "--no-owner", "--file=-"])
 }
 
 /// `DROP TABLE` statements for the tables of `target` in the dump's schemas that
@@ -185,9 +187,12 @@ mod tests {
 
     #[test]
     fn the_script_is_rendered_without_a_transaction_of_its_own() {
-        let r = pg_restore_script_cmd("pg_restore".into(), "/b/x.dump");
-        assert_eq!(r.args.last().unwrap(), "/b/x.dump");
-        assert!(r.args.contains(&"--file=-".to_string()));
+        let r = pg_restore_script_cmd("pg_restore".into());
+        assert_eq!(
+            r.args.last().unwrap(),
+            "--file=-",
+            "the archive comes on stdin"
+        );
         assert!(!r.args.contains(&"--single-transaction".to_string()));
         let p = psql_one_transaction_cmd("psql".into(), "shop");
         assert!(p.args.contains(&"--single-transaction".to_string()));

@@ -84,7 +84,18 @@ impl Backup for VacuumIntoBackup {
         let mut writer = self.store.begin(request).await?;
         // VACUUM INTO needs a path that does not exist yet; it is written next to
         // the partial artifact, then streamed through the hasher.
-        let scratch = PathBuf::from(format!("{}.vacuum", writer.partial_path().display()));
+        let scratch = match writer.partial_path() {
+            Some(partial) => PathBuf::from(format!("{}.vacuum", partial.display())),
+            None => std::env::temp_dir().join(format!(
+                "deploykit-{}-{}.vacuum",
+                std::process::id(),
+                writer
+                    .path()
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            )),
+        };
         let _ = tokio::fs::remove_file(&scratch).await;
         let mut conn = connect(&self.database, &self.location).await?;
         let version: String = sqlx::query_scalar("SELECT sqlite_version()")
