@@ -300,10 +300,11 @@ class Campaign:
         b = self.runners.fresh(f"b{self.n}")
         rec = self.runners.run(b, "recover", "--env", w.env_name)
         exits = [rec.returncode]
-        if rec.returncode == 4:
-            # A's lease still runs: B is refused (exit 4, naming the holder), as it
-            # should be. A later job recovers once the lease has expired.
-            wait = lease_left(self.runners.run(b, "lock", "status", "--env", w.env_name).stdout)
+        wait = lease_left(self.runners.run(b, "lock", "status", "--env", w.env_name).stdout)
+        if rec.returncode == 4 or (rec.returncode == 0 and wait > 0):
+            # A's lease still runs: B is refused (exit 4, naming the holder), or has
+            # nothing to recover and leaves a live holder's lock alone. A later job
+            # recovers (or releases the dead run's lock) once the lease has expired.
             time.sleep(min(wait, 120) + 1)
             rec = self.runners.run(b, "recover", "--env", w.env_name)
             exits.append(rec.returncode)
