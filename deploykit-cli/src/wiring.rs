@@ -67,7 +67,7 @@ pub struct ComposeStack {
     pub ssh: Option<Arc<SshShell>>,
     /// The private directory of a remote engine's forwarded socket (removed when
     /// the stack is dropped).
-    pub socket_dir: Option<tempfile::TempDir>,
+    pub _socket_dir: Option<tempfile::TempDir>,
 }
 
 impl Parts {
@@ -537,6 +537,17 @@ fn probe_part(
 
 /// Connects to the stack's engine (local socket, or forwarded over SSH) and builds
 /// its target.
+/// How a Compose environment reaches its engine: the shell compose runs in, the
+/// engine, the SSH connection and forwarded socket's directory of a remote one, and
+/// the `DOCKER_HOST` compose needs.
+struct EngineReach {
+    shell: Arc<dyn Shell>,
+    engine: Engine,
+    ssh: Option<Arc<SshShell>>,
+    docker_host: Option<String>,
+    socket_dir: Option<tempfile::TempDir>,
+}
+
 async fn compose_stack(
     loaded: &LoadedConfig,
     env: &str,
@@ -546,13 +557,13 @@ async fn compose_stack(
 ) -> Result<ComposeStack, WiringError> {
     let wrap = |e: deploykit_core::Error| WiringError(format!("environment {env}: {e}"));
     let files: Vec<PathBuf> = c.files.iter().map(|f| loaded.resolve(f)).collect();
-    let (shell, engine, ssh, docker_host, socket_dir): (
-        Arc<dyn Shell>,
-        Engine,
-        Option<Arc<SshShell>>,
-        Option<String>,
-        Option<tempfile::TempDir>,
-    ) = match c.host.as_deref() {
+    let EngineReach {
+        shell,
+        engine,
+        ssh,
+        docker_host,
+        socket_dir,
+    } = match c.host.as_deref() {
         Some(h) if h.starts_with("ssh://") => {
             let spec = &h["ssh://".len()..];
             let mut ssh_config = hosts::parse_ssh(env, spec)?;
@@ -592,13 +603,13 @@ async fn compose_stack(
                 .engine_socket
                 .as_ref()
                 .map(|s| format!("unix://{}", s.display()));
-            (
-                ssh.clone(),
+            EngineReach {
+                shell: ssh.clone(),
                 engine,
-                Some(ssh),
+                ssh: Some(ssh),
                 docker_host,
-                Some(socket_dir),
-            )
+                socket_dir: Some(socket_dir),
+            }
         }
         other => {
             let host = other
@@ -608,7 +619,13 @@ async fn compose_stack(
             let engine = Engine::connect(&host, format!("docker engine {host}"))
                 .await
                 .map_err(wrap)?;
-            (Arc::new(LocalShell::new()), engine, None, Some(host), None)
+            EngineReach {
+                shell: Arc::new(LocalShell::new()),
+                engine,
+                ssh: None,
+                docker_host: Some(host),
+                socket_dir: None,
+            }
         }
     };
     let cli = ComposeCli::detect(shell.as_ref()).await.map_err(wrap)?;
@@ -640,7 +657,7 @@ async fn compose_stack(
         project,
         service: c.service.clone(),
         ssh,
-        socket_dir,
+        _socket_dir: socket_dir,
     })
 }
 

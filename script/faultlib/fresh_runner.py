@@ -38,22 +38,6 @@ def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-class Pm2S3World(Pm2World):
-    """The PM2 world with the MUVA example's backups in the rig's S3 server (the
-    example keeps nothing on the runner, its dumps included)."""
-    local_state = ".deploykit"
-
-    def env(self):
-        e = super().env()
-        if os.environ.get("DEPLOYKIT_RIG_S3_ENDPOINT"):
-            e.update(MUVA_BACKUP_STORE=f"s3://{os.environ['DEPLOYKIT_RIG_S3_BUCKET']}/{self.name}",
-                     MUVA_BACKUP_S3_ENDPOINT=os.environ["DEPLOYKIT_RIG_S3_ENDPOINT"],
-                     MUVA_BACKUP_S3_REGION=os.environ["DEPLOYKIT_RIG_S3_REGION"],
-                     MUVA_BACKUP_S3_ACCESS_KEY_ID=os.environ["DEPLOYKIT_RIG_S3_ACCESS_KEY_ID"],
-                     MUVA_BACKUP_S3_SECRET_ACCESS_KEY=os.environ["DEPLOYKIT_RIG_S3_SECRET_ACCESS_KEY"])
-        return e
-
-
 Pm2World.local_state = ".deploykit"
 
 
@@ -130,7 +114,7 @@ class ComposeSshWorld(ComposeWorld):
         return e
 
 
-WORLDS = {"pm2": Pm2S3World, "compose": ComposeSshWorld}
+WORLDS = {"pm2": Pm2World, "compose": ComposeSshWorld}
 LABELS = {"pm2": "PM2 over SSH + Postgres (MUVA-style)", "compose": "Compose over SSH + Postgres (Cabañas-style)"}
 
 

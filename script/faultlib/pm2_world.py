@@ -150,7 +150,14 @@ class Pm2World:
             MUVA_PORT=self.port,
             MUVA_SSH_KEY_FILE=os.environ["DEPLOYKIT_RIG_SSH_KEY"],
             MUVA_KNOWN_HOSTS=os.environ["DEPLOYKIT_RIG_SSH_KNOWN_HOSTS"],
-            SUPABASE_STAGING_DB_URL=self.db_url)
+            SUPABASE_STAGING_DB_URL=self.db_url,
+            # examples/muva keeps its backups in object storage (nothing stays on a
+            # CI runner): the rig's S3 server, one prefix per world.
+            MUVA_BACKUP_STORE=f"s3://{os.environ['DEPLOYKIT_RIG_S3_BUCKET']}/{self.name}",
+            MUVA_BACKUP_S3_ENDPOINT=os.environ["DEPLOYKIT_RIG_S3_ENDPOINT"],
+            MUVA_BACKUP_S3_REGION=os.environ["DEPLOYKIT_RIG_S3_REGION"],
+            MUVA_BACKUP_S3_ACCESS_KEY_ID=os.environ["DEPLOYKIT_RIG_S3_ACCESS_KEY_ID"],
+            MUVA_BACKUP_S3_SECRET_ACCESS_KEY=os.environ["DEPLOYKIT_RIG_S3_SECRET_ACCESS_KEY"])
 
     def argv(self, *args):
         return [self.exe, "--json", *args]
