@@ -382,7 +382,14 @@ webhook = "${{WEBHOOK_URL}}"
             ));
         }
     }
-    for dir in [repo.join(".deploykit"), repo.join("backups")] {
+    // What deploykit writes: its backups here, and the environment's state (journals,
+    // lock) on the host, under the deploy directory; a local state_dir only if the
+    // run left one.
+    let mut dirs = vec![repo.join("backups"), deploy_to.join(".deploykit")];
+    if repo.join(".deploykit").exists() {
+        dirs.push(repo.join(".deploykit"));
+    }
+    for dir in dirs {
         let mut ours = Vec::new();
         walk(&dir, &[], &mut ours);
         ours.push(dir);
