@@ -1,15 +1,14 @@
 //! Undoing a run, written once for the pipeline and for `recover`: both work from the
 //! journal's records, so a crash can never make them disagree about what to undo.
 
-use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
-use futures::FutureExt;
 use time::OffsetDateTime;
 
 use crate::error::Result;
 use crate::event::{Event, Events};
 use crate::journal::{JournalStore, Record};
+use crate::pipeline::guard::{guarded, Unguarded};
 use crate::report::UndoResult;
 use crate::rollback::{Compensation, Rollback};
 
@@ -72,12 +71,11 @@ pub(crate) async fn undo_owed(
             })
             .await?;
         events.emit(Event::Compensating { undo: what.clone() });
-        let attempt = AssertUnwindSafe(rollback.compensate(&undo)).catch_unwind();
-        let error = match tokio::time::timeout(timeout, attempt).await {
-            Ok(Ok(Ok(()))) => None,
-            Ok(Ok(Err(e))) => Some(e.to_string()),
-            Ok(Err(panic)) => Some(format!("the undo panicked: {}", panic_message(&panic))),
-            Err(_) => Some(format!("the undo did not finish within {timeout:?}")),
+        let error = match guarded(timeout, rollback.compensate(&undo)).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(Unguarded::Panicked(message)) => Some(format!("the undo panicked: {message}")),
+            Err(Unguarded::TimedOut) => Some(format!("the undo did not finish within {timeout:?}")),
         };
         journal
             .append(&Record::UndoOutcome {
@@ -95,13 +93,4 @@ pub(crate) async fn undo_owed(
         results.push(UndoResult { undo: what, error });
     }
     Ok(results)
-}
-
-/// The text of a caught panic, if it carried one.
-pub(crate) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "no message".into())
 }

@@ -60,6 +60,23 @@ pub enum Error {
         next: String,
     },
 
+    /// A rule of this environment (its policy, or the state it found) stopped the
+    /// run before the step it guards changed anything; the reason says what to do.
+    #[error("{reason}")]
+    Policy {
+        /// Why, and what to do about it.
+        reason: String,
+    },
+
+    /// A part panicked; the run treats it like a failure of that step.
+    #[error("{step} panicked: {message}")]
+    Panicked {
+        /// The step whose part panicked.
+        step: String,
+        /// The panic's message.
+        message: String,
+    },
+
     /// Another deploy holds the environment's lock.
     #[error("environment {env} is locked by {holder}{}", if *.stale { " (the lock looks stale: its holder is gone or its lease expired; check the journal, run `deploykit recover`, then `deploykit lock release`)" } else { "" })]
     Locked {

@@ -144,7 +144,7 @@ async fn check_until(probe: &dyn HealthProbe, deadline: Instant) -> HealthReport
             started.elapsed(),
             format!(
                 "the probe panicked: {}",
-                crate::compensate::panic_message(&panic)
+                crate::pipeline::guard::panic_message(&panic)
             ),
         ),
         Err(_) => HealthReport::new(

@@ -62,3 +62,30 @@ pub struct RunReport {
     /// Phase timings in the order phases ended.
     pub phases: Vec<PhaseTiming>,
 }
+
+impl RunReport {
+    /// The report of a run that has just started: succeeded until a step says
+    /// otherwise. Built here only, so every report starts the same way.
+    pub(crate) fn started(
+        run_id: &str,
+        env: &str,
+        release: &ReleaseId,
+        previous: Option<&ReleaseId>,
+    ) -> Self {
+        RunReport {
+            run_id: run_id.to_string(),
+            env: env.to_string(),
+            release: release.clone(),
+            previous: previous.cloned(),
+            outcome: Outcome::Succeeded,
+            failed_phase: None,
+            error: None,
+            undone: Vec::new(),
+            next: None,
+            approver: None,
+            backup: None,
+            applied: None,
+            phases: Vec::new(),
+        }
+    }
+}

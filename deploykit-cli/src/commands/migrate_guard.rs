@@ -101,9 +101,7 @@ where
         time::OffsetDateTime::now_utc().unix_timestamp(),
         std::process::id()
     );
-    let who = std::env::var("GITHUB_ACTOR")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "unknown".into());
+    let who = super::actor();
     lock.acquire(&LockHolder::this_process(&ctx.name, &run_id, who))
         .await?;
     let result = work.await;

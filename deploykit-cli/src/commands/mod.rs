@@ -103,6 +103,7 @@ impl EnvContext {
             | config::BackupConfig::Sqlite { keep, .. } => *keep,
         });
         let mut p = Pipeline::new(&self.name)
+            .who(actor())
             .policy(env.policy.to_policy(env.gates.approval, keep_backups))
             .lock(self.lock())
             .events(Events::none().with(self.mode.sink()));
@@ -134,4 +135,12 @@ pub fn say(mode: Mode, text: &str, mut json: serde_json::Value) {
         }
         _ => println!("{}", deploykit_core::redact(text, &[])),
     }
+}
+
+/// Who is deploying, for the lock and the journal: the CI's actor, else the login
+/// user. The CLI decides this; the library takes it as an input.
+pub fn actor() -> String {
+    std::env::var("GITHUB_ACTOR")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into())
 }

@@ -69,6 +69,7 @@ pub async fn run(config: &Path, args: &RollbackArgs, mode: Mode) -> Result<u8> {
     let env = ctx.env();
     // Code only: migrations of newer releases stay (revert them with `migrate revert --run`).
     let mut pipeline = Pipeline::new(&ctx.name)
+        .who(super::actor())
         .target(target)
         .policy(env.policy.to_policy(env.gates.approval, None))
         .lock(ctx.lock())

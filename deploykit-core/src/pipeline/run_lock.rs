@@ -3,6 +3,7 @@
 //! unless forced.
 
 use super::*;
+use crate::journal::Outcome;
 use crate::journal_rules::final_outcome;
 use crate::lock::{Liveness, LockHolder};
 

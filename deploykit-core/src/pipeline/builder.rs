@@ -1,0 +1,93 @@
+//! Assembling a pipeline: every part is optional and set by its own method, so an
+//! embedder names only what its environment has.
+
+use super::*;
+
+impl Pipeline {
+    /// An empty pipeline for `env` with the default (safe) policy.
+    ///
+    /// Who deploys is an input ([`who`](Self::who)), not read from the process
+    /// environment: a library cannot know which variable names its caller's user.
+    pub fn new(env: impl Into<String>) -> Self {
+        Self {
+            env: env.into(),
+            who: "unknown".into(),
+            target: None,
+            backup: None,
+            migrator: None,
+            probes: Vec::new(),
+            rollback: None,
+            lock: None,
+            gate: None,
+            policy: Policy::default(),
+            events: Events::none(),
+            lease: LeaseTiming::default(),
+        }
+    }
+
+    /// Where releases are staged and activated.
+    pub fn target(mut self, target: Arc<dyn Target>) -> Self {
+        self.target = Some(target);
+        self
+    }
+
+    /// How the database is backed up before migrating.
+    pub fn backup(mut self, backup: Arc<dyn Backup>) -> Self {
+        self.backup = Some(backup);
+        self
+    }
+
+    /// How the schema is migrated.
+    pub fn migrator(mut self, migrator: Arc<dyn Migrator>) -> Self {
+        self.migrator = Some(migrator);
+        self
+    }
+
+    /// Adds a health probe run in the verify phase (and after a rollback).
+    pub fn probe(mut self, probe: Arc<dyn HealthProbe>) -> Self {
+        self.probes.push(probe);
+        self
+    }
+
+    /// Replaces the default undo executor (which dispatches to the parts above).
+    pub fn rollback(mut self, rollback: Arc<dyn Rollback>) -> Self {
+        self.rollback = Some(rollback);
+        self
+    }
+
+    /// The environment's deploy lock.
+    pub fn lock(mut self, lock: Arc<dyn DeployLock>) -> Self {
+        self.lock = Some(lock);
+        self
+    }
+
+    /// How long the lock's lease lasts and how often a running deploy renews it.
+    pub fn lease(mut self, timing: LeaseTiming) -> Self {
+        self.lease = timing;
+        self
+    }
+
+    /// The approval gate protected environments need.
+    pub fn gate(mut self, gate: Arc<dyn ApprovalGate>) -> Self {
+        self.gate = Some(gate);
+        self
+    }
+
+    /// The rules of this environment.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Where events go.
+    pub fn events(mut self, events: Events) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// Who is deploying, for the lock and the journal (`unknown` until set).
+    pub fn who(mut self, who: impl Into<String>) -> Self {
+        self.who = who.into();
+        self
+    }
+}
