@@ -2,7 +2,9 @@
 //!
 //! Variants carry the context a human needs to act: where (host, step), what (the
 //! command or message, already redacted) and what to do next. Adapters keep their own
-//! private error enums and convert into [`Error::Part`].
+//! private error enums and convert into [`Error::Part`], keeping theirs as its
+//! `source`. Code that decides (retry, which hint) asks [`Error::kind`], never the
+//! message's words.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -38,6 +40,12 @@ pub enum Error {
         message: String,
         /// What a human should do next, when the part knows.
         hint: Option<String>,
+        /// What kind of failure it is, for code that decides (retry, hints).
+        kind: ErrorKind,
+        /// The underlying error, when there is one (an adapter's own error, an
+        /// I/O error); its text is already in `message`.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 
     /// A step did not finish within its deadline.
@@ -124,6 +132,37 @@ pub enum Error {
     },
 }
 
+/// What kind of failure an [`Error`] is: what code decides on (whether to retry,
+/// which hint to give), so no decision depends on an error message's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A value had the wrong shape; nothing was changed.
+    Invalid,
+    /// A rule or a human said no before anything changed.
+    Refused,
+    /// The network or a server was briefly unavailable; trying again soon may work.
+    Transient,
+    /// A step did not finish within its deadline.
+    Timeout,
+    /// A disk (or quota) was full.
+    DiskFull,
+    /// Something that should exist does not.
+    NotFound,
+    /// The world is not what was recorded (a migration's checksum, a live release).
+    Drift,
+    /// Another deploy holds the lock.
+    Locked,
+    /// The journal could not be written or read.
+    Journal,
+    /// A migration failed part-way and left statements applied.
+    PartlyApplied,
+    /// A part panicked.
+    Panicked,
+    /// Any other failure.
+    Failed,
+}
+
 fn hint_suffix(hint: &Option<String>) -> String {
     match hint {
         Some(h) => format!("; next: {h}"),
@@ -143,25 +182,49 @@ impl Error {
             location: location.into(),
             message: message.into(),
             hint: None,
+            kind: ErrorKind::Failed,
+            source: None,
         }
     }
 
-    /// Adds (or replaces) the "what next" of a part failure; other variants are unchanged.
-    pub fn with_hint(self, next: impl Into<String>) -> Self {
+    /// What kind of failure this is; see [`ErrorKind`].
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Part {
-                step,
-                location,
-                message,
-                ..
-            } => Error::Part {
-                step,
-                location,
-                message,
-                hint: Some(next.into()),
-            },
-            other => other,
+            Error::Invalid { .. } => ErrorKind::Invalid,
+            Error::Part { kind, .. } => *kind,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::Policy { .. } | Error::Refused { .. } => ErrorKind::Refused,
+            Error::Panicked { .. } => ErrorKind::Panicked,
+            Error::Locked { .. } => ErrorKind::Locked,
+            Error::Journal { .. } => ErrorKind::Journal,
+            Error::PartlyApplied { .. } => ErrorKind::PartlyApplied,
+            Error::Io { source, .. } => io_kind(source),
         }
+    }
+
+    /// Sets the kind of a part failure; other variants have a fixed kind.
+    pub fn with_kind(mut self, new: ErrorKind) -> Self {
+        if let Error::Part { kind, .. } = &mut self {
+            *kind = new;
+        }
+        self
+    }
+
+    /// Keeps `cause` as the source of a part failure (its text stays in the
+    /// message); other variants are unchanged.
+    pub fn with_source(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        if let Error::Part { source, .. } = &mut self {
+            *source = Some(Box::new(cause));
+        }
+        self
+    }
+
+    /// Adds (or replaces) the "what next" of a part failure; other variants are unchanged.
+    pub fn with_hint(mut self, next: impl Into<String>) -> Self {
+        if let Error::Part { hint, .. } = &mut self {
+            *hint = Some(next.into());
+        }
+        self
     }
 
     /// Wraps an I/O error with the action and path it happened on.
@@ -171,5 +234,61 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// The kind of a local I/O failure, from the OS's own code.
+pub(crate) fn io_kind(e: &std::io::Error) -> ErrorKind {
+    use std::io::ErrorKind as Io;
+    match e.kind() {
+        Io::StorageFull | Io::QuotaExceeded => ErrorKind::DiskFull,
+        Io::NotFound => ErrorKind::NotFound,
+        Io::TimedOut => ErrorKind::Timeout,
+        Io::ConnectionRefused | Io::ConnectionReset | Io::ConnectionAborted | Io::Interrupted => {
+            ErrorKind::Transient
+        }
+        // ENOSPC and EDQUOT, for errors built from a raw code on older std.
+        _ if matches!(e.raw_os_error(), Some(28) | Some(122)) => ErrorKind::DiskFull,
+        _ => ErrorKind::Failed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_come_from_the_variant_the_part_or_the_os_never_the_words() {
+        let worded = Error::part("ssh connect", "h", "connection refused; disk full");
+        assert_eq!(worded.kind(), ErrorKind::Failed);
+        assert_eq!(
+            worded.with_kind(ErrorKind::Transient).kind(),
+            ErrorKind::Transient
+        );
+        let full = std::io::Error::from_raw_os_error(28);
+        assert_eq!(Error::io("write", "/b", full).kind(), ErrorKind::DiskFull);
+        let gone = std::io::Error::from(std::io::ErrorKind::NotFound);
+        assert_eq!(Error::io("read", "/b", gone).kind(), ErrorKind::NotFound);
+        let policy = Error::Policy {
+            reason: "no".into(),
+        };
+        assert_eq!(policy.kind(), ErrorKind::Refused);
+    }
+
+    #[test]
+    fn a_part_failure_keeps_its_cause_as_source_and_its_text() {
+        use std::error::Error as _;
+        let cause = std::io::Error::other("socket closed");
+        let e = Error::part("activate", "web1", "reload failed: socket closed")
+            .with_source(cause)
+            .with_hint("check pm2");
+        assert_eq!(
+            e.source().map(|s| s.to_string()).as_deref(),
+            Some("socket closed")
+        );
+        assert_eq!(
+            e.to_string(),
+            "activate failed on web1: reload failed: socket closed; next: check pm2"
+        );
     }
 }

@@ -83,7 +83,7 @@ pub use backup::{Backup, BackupArtifact, BackupExt, BackupRequest, ConfirmDestru
 pub use backup_scope::{BackupScope, Ownership, ScopedListing};
 pub use commit_tree::CommitTree;
 pub use dump_compression::DumpCompression;
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use event::{CollectingSink, Event, EventSink, Events};
 pub use gate::{ApprovalGate, ApprovalRequest, PreApproved};
 pub use health::{HealthProbe, HealthReport, HealthStatus};
@@ -101,7 +101,7 @@ pub use phase::Phase;
 pub use pipeline::Pipeline;
 pub use policy::{MigrationFailurePolicy, Policy};
 pub use release::{Commit, ReleaseId, ReleaseSpec};
-pub use report::{RunReport, UndoResult};
+pub use report::{RunFailure, RunReport, UndoResult};
 pub use rollback::{Compensation, PartsRollback, Rollback};
 pub use secret::{redact, Secret};
 pub use shell::{Cmd, LocalShell, Shell, ShellExt};

@@ -1,10 +1,12 @@
 //! What a run (or a recovery) tells its caller at the end.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::backup::BackupArtifact;
+use crate::error::Error;
 use crate::journal::Outcome;
 use crate::migrate::AppliedSet;
 use crate::phase::Phase;
@@ -61,7 +63,46 @@ pub struct RunReport {
     pub applied: Option<AppliedSet>,
     /// Phase timings in the order phases ended.
     pub phases: Vec<PhaseTiming>,
+    /// The error that stopped the run, typed: its [`kind`](Error::kind) and its
+    /// source chain, for code that decides on it. `error` holds its text. `None`
+    /// when nothing failed, and in reports rebuilt from a journal (`recover` of an
+    /// earlier run), which keeps only the text.
+    #[serde(skip)]
+    pub failure: Option<RunFailure>,
 }
+
+/// The typed error of a failed run, shared so a [`RunReport`] stays cheap to clone.
+/// Two failures are equal when their kind and text are.
+#[derive(Debug, Clone)]
+pub struct RunFailure(Arc<Error>);
+
+impl RunFailure {
+    /// Keeps `error` as a run's failure.
+    pub fn new(error: Error) -> Self {
+        Self(Arc::new(error))
+    }
+
+    /// The error itself.
+    pub fn error(&self) -> &Error {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for RunFailure {
+    type Target = Error;
+
+    fn deref(&self) -> &Error {
+        &self.0
+    }
+}
+
+impl PartialEq for RunFailure {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.kind() == other.0.kind() && self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for RunFailure {}
 
 impl RunReport {
     /// The report of a run that has just started: succeeded until a step says
@@ -86,6 +127,7 @@ impl RunReport {
             backup: None,
             applied: None,
             phases: Vec::new(),
+            failure: None,
         }
     }
 }

@@ -250,23 +250,11 @@ impl Target for Pm2Target {
                         self.layout.release(&spec.id).display()
                     ),
                 };
-                Err(match e {
-                    Error::Part {
-                        step,
-                        location,
-                        message,
-                        hint,
-                    } => Error::Part {
-                        step,
-                        location,
-                        message,
-                        hint: Some(match hint {
-                            Some(h) => format!("{note}; {h}"),
-                            None => format!("{note}; fix the cause and deploy again"),
-                        }),
-                    },
-                    other => other,
-                })
+                let next = match &e {
+                    Error::Part { hint: Some(h), .. } => format!("{note}; {h}"),
+                    _ => format!("{note}; fix the cause and deploy again"),
+                };
+                Err(e.with_hint(next))
             }
         }
     }

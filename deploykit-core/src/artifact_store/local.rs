@@ -244,19 +244,23 @@ pub fn write_error(path: &Path, e: std::io::Error) -> Error {
             format!("disk full while writing the backup ({e}); the partial file was removed"),
         )
         .with_hint("free space in the backup directory (or prune old backups) and run again")
+        .with_kind(crate::error::ErrorKind::DiskFull)
+        .with_source(e)
     } else {
+        let kind = crate::error::io_kind(&e);
         Error::part(
             "backup.create",
             at,
             format!("writing the backup failed: {e}"),
         )
+        .with_kind(kind)
+        .with_source(e)
     }
 }
 
-/// True for "no space left on device" (and quota exceeded).
+/// True for "no space left on device" (and quota exceeded), from the OS's code.
 pub fn is_disk_full(e: &std::io::Error) -> bool {
-    matches!(e.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded)
-        || matches!(e.raw_os_error(), Some(28) | Some(122))
+    crate::error::io_kind(e) == crate::error::ErrorKind::DiskFull
 }
 
 fn closed(path: &Path) -> Error {

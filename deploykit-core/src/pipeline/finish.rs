@@ -135,6 +135,7 @@ impl Pipeline {
             .then(|| error.to_string());
         report.failed_phase = Some(phase);
         report.error = Some(error.to_string());
+        report.failure = Some(crate::report::RunFailure::new(error));
         // Whoever took the lock over (a forced recover) does the undo, not this run.
         if let Some(keeper) = &state.keeper {
             if let Some(why) = keeper.confirm().await {

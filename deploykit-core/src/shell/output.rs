@@ -86,13 +86,10 @@ impl fmt::Display for CommandFailed {
     }
 }
 
+impl std::error::Error for CommandFailed {}
+
 impl From<CommandFailed> for Error {
     fn from(c: CommandFailed) -> Self {
-        Error::Part {
-            step: c.step.clone(),
-            location: c.location.clone(),
-            message: c.to_string(),
-            hint: None,
-        }
+        Error::part(c.step.clone(), c.location.clone(), c.to_string()).with_source(c)
     }
 }

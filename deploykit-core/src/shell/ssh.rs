@@ -17,7 +17,7 @@ use std::num::NonZeroUsize;
 use openssh::{ControlPersist, ForwardType, KnownHosts, Session, SessionBuilder};
 use tokio::io::AsyncWriteExt;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 use super::{Cmd, Output, Shell};
 
@@ -474,18 +474,10 @@ const RECONNECT_BACKOFF: [Duration; 4] = [
     Duration::from_secs(4),
 ];
 
-/// Whether a failed connect may succeed if tried again soon.
+/// Whether a failed connect may succeed if tried again soon: decided by its kind,
+/// which [`classify`] set from ssh's words, the one place that reads them.
 fn is_transient(error: &Error) -> bool {
-    let text = error.to_string().to_ascii_lowercase();
-    [
-        "connection refused",
-        "timed out",
-        "unreachable",
-        "connection reset",
-        "connection closed",
-    ]
-    .iter()
-    .any(|s| text.contains(s))
+    error.kind() == ErrorKind::Transient
 }
 
 fn closed(location: &str) -> Error {
@@ -565,8 +557,12 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 
 /// What went wrong connecting, in words a human can act on.
 fn connect_error(config: &SshConfig, error: &openssh::Error) -> Error {
+    connect_failure(config, &error_chain(error))
+}
+
+/// The error for a connect that failed with `ssh`'s own words `detail`.
+fn connect_failure(config: &SshConfig, detail: &str) -> Error {
     let location = config.location();
-    let detail = error_chain(error);
     let known_hosts = config
         .known_hosts_file
         .as_ref()
@@ -577,17 +573,46 @@ fn connect_error(config: &SshConfig, error: &openssh::Error) -> Error {
     } else {
         format!("-p {} {}", config.port, config.host)
     };
-    let (what, next) = classify(&detail, config, &known_hosts, &host_for_keyscan);
-    Error::part("ssh connect", location, format!("{what} ({detail})")).with_hint(next)
+    let (what, next, kind) = classify(detail, config, &known_hosts, &host_for_keyscan);
+    Error::part("ssh connect", location, format!("{what} ({detail})"))
+        .with_hint(next)
+        .with_kind(kind)
 }
 
-/// Maps `ssh`'s own messages to a cause and a next step.
+/// Maps `ssh`'s own messages to a cause, a next step and a kind.
+///
+/// This is the boundary where a remote tool gives only text: `ssh` reports why it
+/// could not connect on stderr, not as a code. Every decision about a failed
+/// connect (retry or not) is made on the kind returned here, so this function is
+/// the only place that reads ssh's words.
 fn classify(
     detail: &str,
     config: &SshConfig,
     known_hosts: &str,
     keyscan: &str,
-) -> (String, String) {
+) -> (String, String, ErrorKind) {
+    let (what, next) = explain(detail, config, known_hosts, keyscan);
+    let d = detail.to_ascii_lowercase();
+    let transient = [
+        "connection refused",
+        "timed out",
+        "unreachable",
+        "no route to host",
+        "connection reset",
+        "connection closed",
+    ]
+    .iter()
+    .any(|s| d.contains(s));
+    let kind = if transient {
+        ErrorKind::Transient
+    } else {
+        ErrorKind::Failed
+    };
+    (what, next, kind)
+}
+
+/// A cause and a next step for `ssh`'s words `detail`.
+fn explain(detail: &str, config: &SshConfig, known_hosts: &str, keyscan: &str) -> (String, String) {
     let d = detail.to_ascii_lowercase();
     if d.contains("remote host identification has changed")
         || d.contains("host key for") && d.contains("has changed")
@@ -697,19 +722,34 @@ mod tests {
 
     #[test]
     fn only_network_failures_are_retried_when_reconnecting() {
-        let failed = |detail: &str| Error::part("ssh connect", "u@h:22", detail.to_string());
+        let config = SshConfig::new("h").user("u");
+        let failed = |detail: &str| connect_failure(&config, detail);
         assert!(is_transient(&failed(
-            "nothing accepts SSH connections (connect to host h port 22: Connection refused)"
+            "connect to host h port 22: Connection refused"
         )));
         assert!(is_transient(&failed(
-            "the host did not answer (Connection timed out)"
+            "ssh: connect to host h port 22: Connection timed out"
+        )));
+        assert!(is_transient(&failed("Connection reset by peer")));
+        assert!(is_transient(&failed(
+            "ssh: connect to host h port 22: Network is unreachable"
         )));
         assert!(!is_transient(&failed(
-            "authentication was refused (Permission denied (publickey))"
+            "u@h: Permission denied (publickey)."
         )));
         assert!(!is_transient(&failed(
-            "the host's key has CHANGED since it was recorded"
+            "@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@"
         )));
+    }
+
+    #[test]
+    fn the_retry_decides_on_the_kind_not_on_words_in_the_message() {
+        // A failure whose text merely mentions a network word is not retried: only
+        // the one classification of ssh's output marks a failure transient.
+        let worded = Error::part("ssh connect", "u@h:22", "user `timed out` has no key");
+        assert!(!is_transient(&worded));
+        let marked = Error::part("ssh connect", "u@h:22", "x").with_kind(ErrorKind::Transient);
+        assert!(is_transient(&marked));
     }
 
     #[test]
@@ -719,7 +759,7 @@ mod tests {
             .user("u")
             .key_file("/k")
             .known_hosts_file("/kh");
-        let (what, next) = classify(
+        let (what, next, _) = classify(
             "failed to connect: Host key verification failed.",
             &config,
             "/kh",
@@ -727,17 +767,17 @@ mod tests {
         );
         assert!(what.contains("unknown"), "{what}");
         assert!(next.contains("ssh-keyscan -p 2222 h >> /kh"), "{next}");
-        let (what, next) = classify("u@h: Permission denied (publickey).", &config, "/kh", "");
+        let (what, next, _) = classify("u@h: Permission denied (publickey).", &config, "/kh", "");
         assert!(what.contains("/k is not accepted for user u"), "{what}");
         assert!(next.contains("authorized_keys"), "{next}");
-        let (what, _) = classify(
+        let (what, _, _) = classify(
             "connect to host h port 2222: Connection refused",
             &config,
             "/kh",
             "",
         );
         assert!(what.contains("port 2222"), "{what}");
-        let (what, _) = classify(
+        let (what, _, _) = classify(
             "@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@",
             &config,
             "/kh",

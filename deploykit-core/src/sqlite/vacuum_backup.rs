@@ -109,10 +109,11 @@ impl Backup for VacuumIntoBackup {
         let _ = conn.close().await;
         if let Err(e) = vacuum {
             let _ = tokio::fs::remove_file(&scratch).await;
-            let disk_full = e.to_string().contains("full");
+            let disk_full = is_disk_full(&e);
             let err = self.fail("backup.create", format!("VACUUM INTO failed: {e}"));
             return Err(if disk_full {
-                err.with_hint("free space in the backup directory (or prune old backups)")
+                err.with_kind(crate::error::ErrorKind::DiskFull)
+                    .with_hint("free space in the backup directory (or prune old backups)")
             } else {
                 err
             });
@@ -180,4 +181,49 @@ fn sqlite_identity(database: &Path) -> String {
         .or_else(|_| std::path::absolute(database))
         .unwrap_or_else(|_| database.to_path_buf());
     format!("sqlite://{}", absolute.display())
+}
+
+/// Whether SQLite failed because the disk (or quota) was full: SQLite's own result
+/// code (`SQLITE_FULL`, 13, in the low byte of an extended code) or the OS's.
+fn is_disk_full(e: &sqlx::Error) -> bool {
+    const SQLITE_FULL: i32 = 13;
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| c & 0xff == SQLITE_FULL),
+        sqlx::Error::Io(io) => crate::error::io_kind(io) == crate::error::ErrorKind::DiskFull,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod disk_full_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn disk_full_is_told_by_sqlites_code_not_by_the_word_full() {
+        let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (v BLOB)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        // The table's pages are all the database may have: the next row is "disk full".
+        sqlx::query("PRAGMA max_page_count = 2")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let full = sqlx::query("INSERT INTO t VALUES (zeroblob(1000000))")
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        assert!(is_disk_full(&full), "{full}");
+        let worded = sqlx::query("SELECT * FROM full_table")
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        assert!(!is_disk_full(&worded), "{worded}");
+    }
 }
