@@ -7,7 +7,6 @@ mod config;
 mod demo_app;
 mod exit;
 mod hosts;
-mod local_target;
 mod notify;
 mod render;
 mod state;
