@@ -67,6 +67,7 @@ pub mod postgres;
 pub mod private_fs;
 pub mod release;
 pub mod report;
+pub mod revisions;
 pub mod rollback;
 pub mod secret;
 pub mod shell;
