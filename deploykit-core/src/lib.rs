@@ -43,6 +43,7 @@ pub mod dump_compression;
 pub mod durable;
 pub mod duration_ms;
 pub mod error;
+mod error_chain;
 pub mod event;
 mod file_lock;
 pub mod fleet;
