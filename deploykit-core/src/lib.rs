@@ -32,6 +32,8 @@
 //! # }
 //! ```
 #![warn(missing_docs, unreachable_pub)]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod artifact_store;
 pub mod backup;
@@ -53,6 +55,7 @@ pub mod health_driver;
 pub mod history;
 pub mod host_lock;
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
 pub mod journal;
 mod journal_rules;
@@ -64,6 +67,7 @@ pub mod phase;
 pub mod pipeline;
 pub mod policy;
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
 pub mod private_fs;
 pub mod release;
@@ -73,16 +77,22 @@ pub mod rollback;
 pub mod secret;
 pub mod shell;
 #[cfg(feature = "sql-migrations")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sql-migrations")))]
 pub mod sql_migrations;
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod sqlite;
 pub mod state_store;
 pub mod target;
 pub mod tcp;
 
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
+/// Re-exported so an embedder implements deploykit's async traits with the same
+/// macro version core uses, without a dependency of its own.
+pub use async_trait::async_trait;
 pub use backup::{Backup, BackupArtifact, BackupExt, BackupRequest, ConfirmDestructive};
 pub use backup_scope::{BackupScope, Ownership, ScopedListing};
 pub use commit_tree::CommitTree;

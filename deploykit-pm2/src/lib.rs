@@ -60,6 +60,7 @@
 //! # let _ = pipeline; Ok(()) }
 //! ```
 #![warn(missing_docs, unreachable_pub)]
+#![forbid(unsafe_code)]
 
 mod adopt;
 pub mod commands;

@@ -36,6 +36,7 @@
 mod import;
 pub mod local;
 #[cfg(feature = "object-store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "object-store")))]
 pub mod object;
 mod writer;
 

@@ -1,6 +1,7 @@
 //! The MUVA pipeline in code: one SSH connection to the VPS, a PM2 cluster app in
 //! release directories, Supabase migrations with the Supabase CLI's history table,
 //! a verified pg_dump before migrating, and the seeds' probes.
+#![forbid(unsafe_code)]
 
 use std::sync::Arc;
 use std::time::Duration;
