@@ -138,7 +138,7 @@ async fn print_plan(ctx: &EnvContext, spec: &ReleaseSpec) -> Result<u8> {
     match plan {
         Some(p) if !p.is_empty() => {
             println!("  migrations ({}):", p.migrations.len());
-            for line in crate::render::plan_lines(&p, "    - ") {
+            for line in crate::render::plan_lines(&p, "    - ", "        ") {
                 println!("{line}");
             }
         }

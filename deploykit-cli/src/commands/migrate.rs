@@ -88,7 +88,7 @@ pub async fn run(config: &Path, cmd: &MigrateCommand, mode: Mode) -> Result<u8> 
             } else if plan.is_empty() {
                 println!("nothing pending");
             } else {
-                for line in crate::render::plan_lines(&plan, "  ") {
+                for line in crate::render::plan_lines(&plan, "  ", "      ") {
                     println!("{line}");
                 }
             }

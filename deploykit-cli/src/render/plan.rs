@@ -4,9 +4,9 @@
 use deploykit_core::MigrationPlan;
 
 /// One line per planned migration (`prefix` then its id, marked when it has no
-/// down script), each followed by its lint findings indented under it.
-pub fn plan_lines(plan: &MigrationPlan, prefix: &str) -> Vec<String> {
-    let finding_indent = " ".repeat(prefix.len() + 2);
+/// down script), each followed by its lint findings, each line starting with
+/// `finding_indent`.
+pub fn plan_lines(plan: &MigrationPlan, prefix: &str, finding_indent: &str) -> Vec<String> {
     let mut lines = Vec::new();
     for m in &plan.migrations {
         lines.push(format!(
@@ -54,12 +54,15 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            plan_lines(&plan, "    - "),
+            plan_lines(&plan, "    - ", "        "),
             [
                 "    - 0002_drop_x  (no down script)",
                 "        lint drop-column: drops a column (allowed)"
             ]
         );
-        assert_eq!(plan_lines(&plan, "  ")[1], "      lint drop-column: drops a column (allowed)");
+        assert_eq!(
+            plan_lines(&plan, "  ", "      ")[1],
+            "      lint drop-column: drops a column (allowed)"
+        );
     }
 }
