@@ -22,15 +22,15 @@ use crate::config::{
     MigrationsConfig, ProbeConfig, TargetConfig,
 };
 use crate::hosts::{self, HostShell};
-use deploykit_core::LocalTarget;
 use deploykit_core::shell::SshShell;
+use deploykit_core::LocalTarget;
 use deploykit_core::{Events, Shell};
+use deploykit_core::{Fleet, Rollout};
 use deploykit_docker::remote::{connect_over_ssh, DEFAULT_REMOTE_SOCKET};
 use deploykit_docker::{
     ComposeCli, ComposeProject, ComposeRunMigrator, ComposeTarget, ContainerHealthProbe, Engine,
     ExecPgDumpBackup, Strategy,
 };
-use deploykit_core::{Fleet, Rollout};
 use deploykit_pm2::{Pm2Config as Pm2AppConfig, Pm2Probe, Pm2Target, Source};
 
 /// The parts of one environment, ready to go into a pipeline.

@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use crate::error::{Error, Result};
 use crate::release::{ReleaseId, ReleaseSpec};
 use crate::target::Target;
+use async_trait::async_trait;
 use futures::stream::{self, StreamExt};
 
 /// How activation moves through the hosts.

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use crate::error_chain::error_chain;
 use crate::error::{Error, Result};
+use crate::error_chain::error_chain;
 use crate::health::{HealthProbe, HealthReport, HealthStatus};
 use crate::secret::redact;
 

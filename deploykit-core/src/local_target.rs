@@ -8,11 +8,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use crate::error::{Error, Result};
 use crate::release::{ReleaseId, ReleaseSpec};
 use crate::shell::{Cmd, LocalShell, Shell, ShellExt};
 use crate::target::Target;
+use async_trait::async_trait;
 
 /// Release directories plus one supervised process.
 #[derive(Debug, Clone)]

@@ -52,11 +52,7 @@ pub struct RevisionCommands {
 }
 
 /// The tool's current revision, read with `cmd` through `runner`.
-pub async fn current(
-    runner: &dyn RevisionRunner,
-    step: &str,
-    cmd: &Cmd,
-) -> Result<Option<String>> {
+pub async fn current(runner: &dyn RevisionRunner, step: &str, cmd: &Cmd) -> Result<Option<String>> {
     Ok(runner
         .read(step, cmd)
         .await?
@@ -87,8 +83,7 @@ pub async fn revert_to(
                 now.as_deref().unwrap_or("(none)"),
                 runner.location()
             ),
-            next: "configure base_revision for this tool, or undo with the `restore` policy"
-                .into(),
+            next: "configure base_revision for this tool, or undo with the `restore` policy".into(),
         });
     };
     runner

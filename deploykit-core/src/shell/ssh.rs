@@ -17,8 +17,8 @@ use std::num::NonZeroUsize;
 use openssh::{ControlPersist, ForwardType, KnownHosts, Session, SessionBuilder};
 use tokio::io::AsyncWriteExt;
 
-use crate::error_chain::error_chain;
 use crate::error::{Error, Result};
+use crate::error_chain::error_chain;
 
 use super::{Cmd, Output, Shell};
 
@@ -681,7 +681,10 @@ mod tests {
             (Some("deploy"), "app.example.com", 2222)
         );
         let c = SshConfig::parse_destination("app.example.com").unwrap();
-        assert_eq!((c.user, c.host.as_str(), c.port), (None, "app.example.com", 22));
+        assert_eq!(
+            (c.user, c.host.as_str(), c.port),
+            (None, "app.example.com", 22)
+        );
         let err = SshConfig::parse_destination("deploy@app:22x")
             .unwrap_err()
             .to_string();
