@@ -31,7 +31,7 @@
 //! assert_eq!(world.snapshot().live.unwrap().as_str(), "v1");
 //! # }
 //! ```
-#![warn(missing_docs, unreachable_pub)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -43,7 +43,7 @@ pub mod commit_tree;
 mod compensate;
 pub mod dump_compression;
 pub mod durable;
-pub mod duration_ms;
+mod duration_ms;
 pub mod error;
 mod error_chain;
 pub mod event;

@@ -30,6 +30,7 @@ use crate::rollback::{Compensation, PartsRollback, Rollback};
 use crate::state_store::StateStore;
 use crate::target::{Target, TargetExt};
 
+mod debug;
 mod run_lock;
 
 /// One environment's deploy: its parts, its rules and where it reports.

@@ -110,6 +110,16 @@ pub struct PartsRollback {
     pub backup: Option<Arc<dyn Backup>>,
 }
 
+impl std::fmt::Debug for PartsRollback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartsRollback")
+            .field("target", &self.target.is_some())
+            .field("migrator", &self.migrator.is_some())
+            .field("backup", &self.backup.is_some())
+            .finish()
+    }
+}
+
 #[async_trait]
 impl Rollback for PartsRollback {
     async fn compensate(&self, record: &Compensation) -> Result<()> {

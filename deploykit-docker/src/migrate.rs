@@ -49,6 +49,20 @@ pub struct ComposeRunMigrator {
     orphan_wait: Duration,
 }
 
+impl std::fmt::Debug for ComposeRunMigrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComposeRunMigrator")
+            .field("host", &self.shell.location())
+            .field("project", &self.project.name)
+            .field("service", &self.run_service)
+            .field("image", &self.image)
+            .field("apply", &self.apply)
+            .field("revision", &self.revision)
+            .field("revert", &self.revert)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ComposeRunMigrator {
     /// Runs `apply` in the image of `release` staged by `target`, with the target's
     /// project, service, shell and engine.

@@ -59,7 +59,7 @@
 //!     .probe(Arc::new(Pm2Probe::new(ssh.clone(), config).instances(2)));
 //! # let _ = pipeline; Ok(()) }
 //! ```
-#![warn(missing_docs, unreachable_pub)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 #![forbid(unsafe_code)]
 
 mod adopt;

@@ -57,7 +57,7 @@ use crate::backup::{BackupArtifact, BackupRequest};
 use crate::error::{Error, Result};
 use crate::release::{utc_stamp, Commit, ReleaseId};
 
-pub use local::{hash_file, is_disk_full, write_error, LocalDir, METADATA_SUFFIX, PARTIAL_SUFFIX};
+pub use local::{hash_file, LocalDir, METADATA_SUFFIX, PARTIAL_SUFFIX};
 pub use writer::ArtifactWriter;
 
 /// The bytes of a stored artifact, streamed.
