@@ -2,7 +2,7 @@
 //!
 //! A deploy backs up the database, applies migrations, ships the new release to a
 //! target and verifies its health. Every step that changes the world first writes to
-//! the run's [journal](journal) *how to undo itself* (a [`Compensation`]), so on any
+//! the run's [journal] *how to undo itself* (a [`Compensation`]), so on any
 //! failure — or after the deploying process is killed, via [`Pipeline::recover`] —
 //! the steps already done are undone newest first, and the environment ends either
 //! fully on the new release or fully back on the old one.
