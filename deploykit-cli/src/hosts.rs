@@ -30,26 +30,7 @@ impl HostShell {
 
 /// Parses `user@host[:port]` into a strict SSH config.
 pub fn parse_ssh(env: &str, spec: &str) -> Result<SshConfig, WiringError> {
-    let (user, rest) = match spec.split_once('@') {
-        Some((u, r)) => (Some(u), r),
-        None => (None, spec),
-    };
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) => {
-            let port = p.parse::<u16>().map_err(|_| {
-                WiringError(format!(
-                    "environment {env}: host {spec:?} has a bad port {p:?}"
-                ))
-            })?;
-            (h, port)
-        }
-        None => (rest, 22),
-    };
-    let mut config = SshConfig::new(host).port(port);
-    if let Some(u) = user {
-        config = config.user(u);
-    }
-    Ok(config)
+    SshConfig::parse_destination(spec).map_err(|e| WiringError(format!("environment {env}: {e}")))
 }
 
 /// Parses `user@host[:port]` (or `local`) into an SSH config for `pm2`'s settings.

@@ -1,5 +1,6 @@
 //! The `deploykit` binary: parse, dispatch, print `{:#}` errors, exit with the
 //! documented code. Everything else lives in the modules.
+#![forbid(unsafe_code)]
 
 mod cli;
 mod commands;
@@ -7,7 +8,6 @@ mod config;
 mod demo_app;
 mod exit;
 mod hosts;
-mod local_target;
 mod notify;
 mod render;
 mod state;

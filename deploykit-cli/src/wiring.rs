@@ -22,15 +22,16 @@ use crate::config::{
     MigrationsConfig, ProbeConfig, TargetConfig,
 };
 use crate::hosts::{self, HostShell};
-use crate::local_target::LocalTarget;
 use deploykit_core::shell::SshShell;
+use deploykit_core::LocalTarget;
 use deploykit_core::{Events, Shell};
+use deploykit_core::{Fleet, Rollout};
 use deploykit_docker::remote::{connect_over_ssh, DEFAULT_REMOTE_SOCKET};
 use deploykit_docker::{
     ComposeCli, ComposeProject, ComposeRunMigrator, ComposeTarget, ContainerHealthProbe, Engine,
     ExecPgDumpBackup, Strategy,
 };
-use deploykit_pm2::{Pm2Config as Pm2AppConfig, Pm2Fleet, Pm2Probe, Pm2Target, Rollout, Source};
+use deploykit_pm2::{Pm2Config as Pm2AppConfig, Pm2Probe, Pm2Target, Source};
 
 /// The parts of one environment, ready to go into a pipeline.
 #[derive(Default)]
@@ -147,7 +148,7 @@ pub async fn parts(
                     Rollout::Rolling { batch: pm2.batch }
                 };
                 {
-                    let mut fleet = Pm2Fleet::new(targets).rollout(rollout);
+                    let mut fleet = Fleet::new(targets).rollout(rollout);
                     if let Some(n) = pm2.max_parallel {
                         fleet = fleet.max_parallel(n);
                     }

@@ -65,6 +65,92 @@ impl ConfirmDestructive {
 ///
 /// Implementations must never leave a partial artifact that looks complete: `create`
 /// either returns a verified artifact or an error, and `list` shows only complete ones.
+///
+/// # Example
+///
+/// Copies of a (pretend) database kept in memory; a real backend writes files or
+/// objects, but keeps the same promises: `create` returns only a checksummed
+/// artifact, `verify` re-checks it, `restore` takes a [`ConfirmDestructive`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> deploykit_core::Result<()> {
+/// use std::sync::Mutex;
+/// use deploykit_core::{
+///     async_trait, Backup, BackupArtifact, BackupRequest, ConfirmDestructive, Error, Result,
+/// };
+///
+/// struct Snapshots {
+///     db: Mutex<String>,
+///     kept: Mutex<Vec<(BackupArtifact, String)>>,
+/// }
+///
+/// fn sha256(data: &str) -> String {
+///     hex::encode(<sha2::Sha256 as sha2::Digest>::digest(data))
+/// }
+///
+/// impl Snapshots {
+///     fn copy_of(&self, artifact: &BackupArtifact) -> Result<String> {
+///         let kept = self.kept.lock().unwrap();
+///         match kept.iter().find(|(a, _)| a == artifact) {
+///             Some((_, copy)) if sha256(copy) == artifact.sha256 => Ok(copy.clone()),
+///             _ => Err(Error::part("backup.verify", "memory", "missing or damaged")),
+///         }
+///     }
+/// }
+///
+/// #[async_trait]
+/// impl Backup for Snapshots {
+///     async fn create(&self, request: &BackupRequest) -> Result<BackupArtifact> {
+///         let copy = self.db.lock().unwrap().clone();
+///         let n = self.kept.lock().unwrap().len();
+///         let artifact = BackupArtifact {
+///             path: format!("memory/{}-{n}", request.release).into(),
+///             size: copy.len() as u64,
+///             sha256: sha256(&copy),
+///             created: time::OffsetDateTime::now_utc(),
+///             release: request.release.clone(),
+///             commit: request.commit.clone(),
+///             env: Some(request.env.clone()),
+///             database_id: Some(self.database_id()),
+///         };
+///         self.kept.lock().unwrap().push((artifact.clone(), copy));
+///         Ok(artifact)
+///     }
+///     async fn verify(&self, artifact: &BackupArtifact) -> Result<()> {
+///         self.copy_of(artifact).map(|_| ())
+///     }
+///     async fn restore(&self, artifact: &BackupArtifact, _: ConfirmDestructive) -> Result<()> {
+///         *self.db.lock().unwrap() = self.copy_of(artifact)?;
+///         Ok(())
+///     }
+///     async fn list(&self) -> Result<Vec<BackupArtifact>> {
+///         Ok(self.kept.lock().unwrap().iter().map(|(a, _)| a.clone()).collect())
+///     }
+///     async fn remove(&self, artifact: &BackupArtifact) -> Result<()> {
+///         self.kept.lock().unwrap().retain(|(a, _)| a != artifact);
+///         Ok(())
+///     }
+///     fn database_id(&self) -> String {
+///         "memory:app".into()
+///     }
+/// }
+///
+/// let backup = Snapshots { db: Mutex::new("users: ana".into()), kept: Mutex::default() };
+/// let spec = deploykit_core::testing::World::new().spec("v1");
+/// let request = BackupRequest {
+///     env: "staging".into(),
+///     release: spec.id,
+///     commit: spec.commit,
+///     branch: None,
+/// };
+/// let artifact = backup.create(&request).await?;
+/// backup.verify(&artifact).await?;
+/// *backup.db.lock().unwrap() = "users: (dropped by a bad migration)".into();
+/// let confirm = ConfirmDestructive::i_understand_this_replaces_live_data();
+/// backup.restore(&artifact, confirm).await?;
+/// assert_eq!(*backup.db.lock().unwrap(), "users: ana");
+/// # Ok(()) }
+/// ```
 #[async_trait]
 pub trait Backup: Send + Sync {
     /// Takes a new backup and returns it once it is complete and checksummed.

@@ -13,14 +13,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::migrate::{
     AppliedSet, MigrationId, MigrationPlan, MigrationStatus, Migrator, PlannedMigration,
 };
+use crate::revisions::{self, RevisionCommands, RevisionRunner};
 use crate::shell::{Cmd, Shell, ShellExt};
 
-/// The argument in a `down_to` command replaced by the target revision.
-pub const REVISION_PLACEHOLDER: &str = "{revision}";
+pub use crate::revisions::REVISION_PLACEHOLDER;
 
 /// The commands of one migration tool, as argument vectors.
 #[derive(Debug, Clone)]
@@ -58,29 +58,6 @@ impl MigrationCommands {
     }
 }
 
-/// The `down_to` command for `revision`.
-pub fn down_to_cmd(template: &Cmd, revision: &str) -> Cmd {
-    let mut cmd = template.clone();
-    for a in &mut cmd.args {
-        if a == REVISION_PLACEHOLDER {
-            *a = revision.to_string();
-        }
-    }
-    cmd
-}
-
-/// The revision in a `current` command's output: first word of the last
-/// non-empty line, or `None` when there is none.
-pub fn parse_revision(stdout: &str) -> Option<String> {
-    stdout
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .and_then(|l| l.split_whitespace().next())
-        .map(String::from)
-}
-
 /// Drives a migration tool's CLI; see the module docs.
 #[derive(Clone)]
 pub struct CommandMigrator {
@@ -105,11 +82,20 @@ impl CommandMigrator {
 
     /// The tool's current revision.
     pub async fn current(&self) -> Result<Option<String>> {
-        let out = self
-            .shell
-            .check("migrate.current", &self.commands.current)
-            .await?;
-        Ok(parse_revision(&out.stdout_text()))
+        revisions::current(
+            &ShellRunner(self.shell.as_ref()),
+            "migrate.current",
+            &self.commands.current,
+        )
+        .await
+    }
+
+    fn revision_commands(&self) -> RevisionCommands {
+        RevisionCommands {
+            current: self.commands.current.clone(),
+            down_to: self.commands.down_to.clone(),
+            base_revision: self.commands.base_revision.clone(),
+        }
     }
 
     async fn pending(&self) -> Result<Vec<MigrationId>> {
@@ -202,41 +188,30 @@ impl Migrator for CommandMigrator {
     }
 
     async fn revert(&self, applied: &AppliedSet) -> Result<()> {
-        let now = self.current().await?;
-        if now == applied.revision_before {
-            return Ok(());
-        }
-        let target =
-            match (&applied.revision_before, &self.commands.base_revision) {
-                (Some(rev), _) => rev.clone(),
-                (None, Some(base)) => base.clone(),
-                (None, None) => return Err(Error::Refused {
-                    reason: format!(
-                        "the database had no revision before the run and the tool has no \
-                         base revision configured; it is at {} now on {}",
-                        now.as_deref().unwrap_or("(none)"),
-                        self.shell.location()
-                    ),
-                    next:
-                        "configure base_revision for this tool, or undo with the `restore` policy"
-                            .into(),
-                }),
-            };
-        let cmd = down_to_cmd(&self.commands.down_to, &target);
-        self.shell.check("migrate.revert", &cmd).await?;
-        let after = self.current().await?;
-        if after != applied.revision_before {
-            return Err(Error::part(
-                "migrate.revert",
-                self.shell.location(),
-                format!(
-                    "asked the tool to go back to {target}, but it reports {}",
-                    after.as_deref().unwrap_or("(none)")
-                ),
-            )
-            .with_hint("check the tool's history and downgrade scripts by hand"));
-        }
-        Ok(())
+        revisions::revert_to(
+            &ShellRunner(self.shell.as_ref()),
+            &self.revision_commands(),
+            applied.revision_before.as_deref(),
+        )
+        .await
+    }
+}
+
+/// The tool runs on the host behind a shell.
+struct ShellRunner<'a>(&'a dyn Shell);
+
+#[async_trait]
+impl RevisionRunner for ShellRunner<'_> {
+    fn location(&self) -> String {
+        self.0.location().to_string()
+    }
+
+    async fn read(&self, step: &str, cmd: &Cmd) -> Result<Option<String>> {
+        Ok(Some(self.0.check(step, cmd).await?.stdout_text()))
+    }
+
+    async fn run(&self, step: &str, cmd: &Cmd) -> Result<()> {
+        self.0.check(step, cmd).await.map(|_| ())
     }
 }
 
@@ -245,20 +220,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn commands_are_data() {
+    fn alembic_commands_are_data() {
         let c = MigrationCommands::alembic("/srv/app");
         assert_eq!(
-            down_to_cmd(&c.down_to, "ae1027a6acf").to_string(),
-            "cd /srv/app && alembic downgrade ae1027a6acf"
+            c.down_to.to_string(),
+            "cd /srv/app && alembic downgrade '{revision}'"
         );
-        assert_eq!(
-            down_to_cmd(&c.down_to, "x; rm -rf /").to_shell(),
-            "cd /srv/app && alembic downgrade 'x; rm -rf /'"
-        );
-        assert_eq!(
-            parse_revision("INFO  [alembic] Context\nae1027a6acf (head)\n"),
-            Some("ae1027a6acf".into())
-        );
-        assert_eq!(parse_revision("\n  \n"), None);
+        assert_eq!(c.current.to_string(), "cd /srv/app && alembic current");
+        assert_eq!(c.base_revision.as_deref(), Some("base"));
     }
 }

@@ -101,6 +101,14 @@ pub struct Events {
     sinks: Vec<Arc<dyn EventSink>>,
 }
 
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events")
+            .field("sinks", &self.sinks.len())
+            .finish()
+    }
+}
+
 impl Events {
     /// No sinks: events are dropped.
     pub fn none() -> Self {
@@ -140,6 +148,14 @@ fn redacted(event: Event) -> Event {
 #[derive(Default)]
 pub struct CollectingSink {
     events: std::sync::Mutex<Vec<Event>>,
+}
+
+impl std::fmt::Debug for CollectingSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CollectingSink")
+            .field("events", &self.events().len())
+            .finish()
+    }
 }
 
 impl CollectingSink {

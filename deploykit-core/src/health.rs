@@ -53,6 +53,39 @@ impl HealthReport {
 ///
 /// A failing check is an `Unhealthy` report, not an error: being unhealthy is the
 /// answer, not a malfunction of the probe.
+///
+/// # Example
+///
+/// A probe that passes when a file exists (say, a worker's heartbeat). The
+/// driver retries it under the environment's [`HealthPolicy`](crate::HealthPolicy).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::path::PathBuf;
+/// use std::time::Instant;
+/// use deploykit_core::{async_trait, HealthProbe, HealthReport, HealthStatus};
+///
+/// struct Heartbeat(PathBuf);
+///
+/// #[async_trait]
+/// impl HealthProbe for Heartbeat {
+///     fn name(&self) -> &str {
+///         "worker heartbeat"
+///     }
+///     async fn check(&self) -> HealthReport {
+///         let started = Instant::now();
+///         let (status, detail) = match std::fs::metadata(&self.0) {
+///             Ok(_) => (HealthStatus::Healthy, "present".to_string()),
+///             Err(e) => (HealthStatus::Unhealthy, format!("{}: {e}", self.0.display())),
+///         };
+///         HealthReport::new(self.name(), status, started.elapsed(), detail)
+///     }
+/// }
+///
+/// let report = Heartbeat("/nonexistent/heartbeat".into()).check().await;
+/// assert_eq!(report.status, HealthStatus::Unhealthy);
+/// # }
+/// ```
 #[async_trait]
 pub trait HealthProbe: Send + Sync {
     /// A stable, human-readable name, e.g. `http GET /api/health`.

@@ -68,6 +68,18 @@ pub struct HealthDriver {
     policy: HealthPolicy,
 }
 
+impl std::fmt::Debug for HealthDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HealthDriver")
+            .field(
+                "probes",
+                &self.probes.iter().map(|p| p.name()).collect::<Vec<_>>(),
+            )
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
 impl HealthDriver {
     /// A driver for `probes` under `policy`.
     pub fn new(probes: Vec<Arc<dyn HealthProbe>>, policy: HealthPolicy) -> Self {

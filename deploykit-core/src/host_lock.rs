@@ -33,6 +33,15 @@ pub struct HostLock {
     path: PathBuf,
 }
 
+impl std::fmt::Debug for HostLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostLock")
+            .field("host", &self.shell.location())
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
 impl HostLock {
     /// The lock file at `path` on `shell`'s host.
     pub fn new(shell: Arc<dyn Shell>, path: impl Into<PathBuf>) -> Self {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use crate::error::{Error, Result};
+use crate::error_chain::error_chain;
 use crate::health::{HealthProbe, HealthReport, HealthStatus};
 use crate::secret::redact;
 
@@ -230,21 +231,6 @@ impl HealthProbe for HttpProbe {
         }
         HealthReport::new(&self.name, verdict, latency, detail)
     }
-}
-
-/// An error and its causes: reqwest's own message ("error sending request") hides
-/// the reason that matters, such as an untrusted or mismatched TLS certificate.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(error);
-    while let Some(e) = next {
-        let text = e.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        next = e.source();
-    }
-    parts.join(": ")
 }
 
 #[cfg(test)]

@@ -150,6 +150,14 @@ pub struct FileJournal {
     file: Mutex<Option<File>>,
 }
 
+impl std::fmt::Debug for FileJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileJournal")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
 impl FileJournal {
     /// Opens (creating if needed) the journal at `path` for appending.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self> {

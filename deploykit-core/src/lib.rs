@@ -2,7 +2,7 @@
 //!
 //! A deploy backs up the database, applies migrations, ships the new release to a
 //! target and verifies its health. Every step that changes the world first writes to
-//! the run's [journal](journal) *how to undo itself* (a [`Compensation`]), so on any
+//! the run's [journal] *how to undo itself* (a [`Compensation`]), so on any
 //! failure — or after the deploying process is killed, via [`Pipeline::recover`] —
 //! the steps already done are undone newest first, and the environment ends either
 //! fully on the new release or fully back on the old one.
@@ -31,7 +31,9 @@
 //! assert_eq!(world.snapshot().live.unwrap().as_str(), "v1");
 //! # }
 //! ```
-#![warn(missing_docs, unreachable_pub)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod artifact_store;
 pub mod backup;
@@ -41,50 +43,63 @@ pub mod commit_tree;
 mod compensate;
 pub mod dump_compression;
 pub mod durable;
-pub mod duration_ms;
+mod duration_ms;
 pub mod error;
+mod error_chain;
 pub mod event;
 mod file_lock;
+pub mod fleet;
 pub mod gate;
 pub mod health;
 pub mod health_driver;
 pub mod history;
 pub mod host_lock;
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
 pub mod journal;
 mod journal_rules;
 pub mod lease;
+pub mod local_target;
 pub mod lock;
 pub mod migrate;
 pub mod phase;
 pub mod pipeline;
 pub mod policy;
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
 pub mod private_fs;
 pub mod release;
 pub mod report;
+pub mod revisions;
 pub mod rollback;
 pub mod secret;
 pub mod shell;
 #[cfg(feature = "sql-migrations")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sql-migrations")))]
 pub mod sql_migrations;
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod sqlite;
 pub mod state_store;
 pub mod target;
 pub mod tcp;
 
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
+/// Re-exported so an embedder implements deploykit's async traits with the same
+/// macro version core uses, without a dependency of its own.
+pub use async_trait::async_trait;
 pub use backup::{Backup, BackupArtifact, BackupExt, BackupRequest, ConfirmDestructive};
 pub use backup_scope::{BackupScope, Ownership, ScopedListing};
 pub use commit_tree::CommitTree;
 pub use dump_compression::DumpCompression;
 pub use error::{Error, ErrorKind, Result};
 pub use event::{CollectingSink, Event, EventSink, Events};
+pub use fleet::{Fleet, Rollout};
 pub use gate::{ApprovalGate, ApprovalRequest, PreApproved};
 pub use health::{HealthProbe, HealthReport, HealthStatus};
 pub use health_driver::{HealthDriver, HealthPolicy, HealthVerdict};
@@ -92,6 +107,7 @@ pub use history::{History, RunSummary};
 pub use host_lock::HostLock;
 pub use journal::{FileJournal, JournalDir, JournalStore, Outcome, Record};
 pub use lease::LeaseTiming;
+pub use local_target::LocalTarget;
 pub use lock::{DeployLock, FileLock, Lease, Liveness, LockHolder};
 pub use migrate::{
     AppliedSet, DownScript, LintFinding, MigrationId, MigrationOrigin, MigrationPlan,

@@ -215,7 +215,7 @@ impl fmt::Display for LockHolder {
 }
 
 /// The name of this machine, as the kernel reports it.
-pub fn this_host() -> String {
+pub(crate) fn this_host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .ok()

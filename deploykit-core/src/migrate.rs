@@ -142,6 +142,67 @@ pub struct AppliedSet {
 /// `revert` must be idempotent and tolerate a set only partly applied: it reverts,
 /// newest first, exactly those migrations of the set that are applied now. That is
 /// what lets a later process finish an undo after a crash.
+///
+/// # Example
+///
+/// A migrator with one reversible migration, its schema state a flag: `revert`
+/// undoes exactly what `apply` reported, and does nothing when that is undone
+/// already, as the conformance suite checks (feature `testing`).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use deploykit_core::{
+///     async_trait, AppliedSet, MigrationId, MigrationPlan, MigrationStatus, Migrator,
+///     PlannedMigration, Result,
+/// };
+///
+/// #[derive(Default)]
+/// struct OneTable(AtomicBool);
+///
+/// fn id() -> MigrationId {
+///     MigrationId { version: "0001".into(), name: "create_users".into() }
+/// }
+///
+/// #[async_trait]
+/// impl Migrator for OneTable {
+///     async fn status(&self) -> Result<MigrationStatus> {
+///         let (applied, pending) = if self.0.load(Ordering::SeqCst) {
+///             (vec![id()], vec![])
+///         } else {
+///             (vec![], vec![id()])
+///         };
+///         Ok(MigrationStatus { applied, pending, ..Default::default() })
+///     }
+///     async fn plan(&self) -> Result<MigrationPlan> {
+///         let pending = self.status().await?.pending;
+///         let migrations = pending
+///             .into_iter()
+///             .map(|id| PlannedMigration {
+///                 id,
+///                 reversible: true,
+///                 findings: vec![],
+///                 allowed: false,
+///                 all_or_nothing: true,
+///             })
+///             .collect();
+///         Ok(MigrationPlan { migrations, ..Default::default() })
+///     }
+///     async fn apply(&self, plan: &MigrationPlan) -> Result<AppliedSet> {
+///         self.0.store(true, Ordering::SeqCst); // CREATE TABLE users …
+///         Ok(plan.as_applied())
+///     }
+///     async fn revert(&self, applied: &AppliedSet) -> Result<()> {
+///         if applied.migrations.contains(&id()) {
+///             self.0.store(false, Ordering::SeqCst); // DROP TABLE users
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// deploykit_core::testing::conformance::migrator_contract(&OneTable::default()).await;
+/// # }
+/// ```
 #[async_trait]
 pub trait Migrator: Send + Sync {
     /// Applied, pending, missing and drifted migrations.

@@ -93,6 +93,62 @@ impl Compensation {
 }
 
 /// Carries out compensation records.
+///
+/// # Why a trait, and how to extend it
+///
+/// The undo records are a closed set ([`Compensation`]) because `recover` must
+/// be able to carry out any record a crashed run journaled, with nothing but the
+/// environment's parts: each record names the part that undoes it. What varies is
+/// *how* the undo is carried out, so `Rollback` is the seam for wrapping it
+/// (tower-style): log or notify around each undo, page someone when one fails,
+/// add a check after it. [`Pipeline::rollback`](crate::Pipeline::rollback) sets
+/// the wrapper; a failed run and `recover` both use it. Delegate to
+/// [`PartsRollback`] for the undo itself.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::sync::{Arc, Mutex};
+/// use deploykit_core::testing::{MemoryJournal, World};
+/// use deploykit_core::{
+///     async_trait, Compensation, Outcome, PartsRollback, Pipeline, Policy, Result, Rollback,
+/// };
+///
+/// /// Records every undo it carries out, e.g. to post it to the team's chat.
+/// struct Announced {
+///     inner: PartsRollback,
+///     said: Mutex<Vec<String>>,
+/// }
+///
+/// #[async_trait]
+/// impl Rollback for Announced {
+///     async fn compensate(&self, record: &Compensation) -> Result<()> {
+///         self.said.lock().unwrap().push(record.describe());
+///         self.inner.compensate(record).await
+///     }
+/// }
+///
+/// let world = World::new();
+/// let target = Arc::new(world.target());
+/// let announced = Arc::new(Announced {
+///     inner: PartsRollback { target: Some(target.clone()), ..Default::default() },
+///     said: Mutex::default(),
+/// });
+/// let mut policy = Policy::default();
+/// policy.health.attempts = 1;
+/// let pipeline = Pipeline::new("staging")
+///     .target(target)
+///     .probe(Arc::new(world.probe()))
+///     .policy(policy)
+///     .rollback(announced.clone());
+/// world.mark_unhealthy("v1");
+/// let report = pipeline.run(&world.spec("v1"), &MemoryJournal::default()).await.unwrap();
+/// assert_eq!(report.outcome, Outcome::RolledBack);
+/// assert_eq!(
+///     *announced.said.lock().unwrap(),
+///     ["take v1 offline (first deploy: no previous release)", "discard staged release v1"]
+/// );
+/// # }
+/// ```
 #[async_trait]
 pub trait Rollback: Send + Sync {
     /// Performs one undo. Must be idempotent.
@@ -108,6 +164,16 @@ pub struct PartsRollback {
     pub migrator: Option<Arc<dyn Migrator>>,
     /// Undoes migrate (`restore`).
     pub backup: Option<Arc<dyn Backup>>,
+}
+
+impl std::fmt::Debug for PartsRollback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartsRollback")
+            .field("target", &self.target.is_some())
+            .field("migrator", &self.migrator.is_some())
+            .field("backup", &self.backup.is_some())
+            .finish()
+    }
 }
 
 #[async_trait]

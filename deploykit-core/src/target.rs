@@ -10,6 +10,58 @@ use crate::release::{ReleaseId, ReleaseSpec};
 /// Every method is idempotent: `activate` of the live release re-ensures it runs,
 /// `discard` of an unknown release does nothing. Compensation and recovery rely on
 /// that to replay an undo after a crash.
+///
+/// # Your own target
+///
+/// Releases as names in a set, one of them live: a whole target in under 50
+/// lines, checked by the same conformance suite every backend runs (feature
+/// `testing`). A real one stages files or images where this inserts a name.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::collections::BTreeSet;
+/// use std::sync::Mutex;
+/// use deploykit_core::{async_trait, Error, ReleaseId, ReleaseSpec, Result, Target};
+///
+/// #[derive(Default)]
+/// struct Slots {
+///     staged: Mutex<BTreeSet<ReleaseId>>,
+///     live: Mutex<Option<ReleaseId>>,
+/// }
+///
+/// #[async_trait]
+/// impl Target for Slots {
+///     async fn current(&self) -> Result<Option<ReleaseId>> {
+///         Ok(self.live.lock().unwrap().clone())
+///     }
+///     async fn prepare(&self, spec: &ReleaseSpec) -> Result<()> {
+///         self.staged.lock().unwrap().insert(spec.id.clone());
+///         Ok(())
+///     }
+///     async fn activate(&self, release: Option<&ReleaseId>) -> Result<()> {
+///         if let Some(r) = release.filter(|r| !self.staged.lock().unwrap().contains(*r)) {
+///             return Err(Error::part("activate", "slots", format!("{r} is not staged")));
+///         }
+///         *self.live.lock().unwrap() = release.cloned();
+///         Ok(())
+///     }
+///     async fn discard(&self, release: &ReleaseId) -> Result<()> {
+///         if self.live.lock().unwrap().as_ref() == Some(release) {
+///             return Err(Error::part("discard", "slots", format!("{release} is live")));
+///         }
+///         self.staged.lock().unwrap().remove(release);
+///         Ok(())
+///     }
+///     async fn list(&self) -> Result<Vec<ReleaseId>> {
+///         Ok(self.staged.lock().unwrap().iter().cloned().collect())
+///     }
+/// }
+///
+/// let world = deploykit_core::testing::World::new();
+/// let (a, b) = (world.spec("a"), world.spec("b"));
+/// deploykit_core::testing::conformance::target_contract(&Slots::default(), &a, &b).await;
+/// # }
+/// ```
 #[async_trait]
 pub trait Target: Send + Sync {
     /// The release serving traffic now, if any.

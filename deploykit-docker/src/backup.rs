@@ -34,6 +34,19 @@ pub struct ExecPgDumpBackup {
     store: ArtifactStore,
 }
 
+impl std::fmt::Debug for ExecPgDumpBackup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecPgDumpBackup")
+            .field("engine", &self.engine)
+            .field("project", &self.project)
+            .field("service", &self.service)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("compression", &self.compression)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ExecPgDumpBackup {
     /// Dumps `database` as `user` from the container of `service` in compose
     /// `project` into artifacts under `dir`.

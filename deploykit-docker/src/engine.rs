@@ -132,11 +132,6 @@ impl Engine {
         &self.location
     }
 
-    /// The bollard client, for what this type does not wrap.
-    pub fn docker(&self) -> &Docker {
-        &self.docker
-    }
-
     fn fail(&self, step: &str, what: impl std::fmt::Display, e: bollard::errors::Error) -> Error {
         Error::part(step, &self.location, format!("{what}: {e}"))
     }

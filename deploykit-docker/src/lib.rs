@@ -66,7 +66,9 @@
 //!   service with [`ComposeRunMigrator::run_service`].
 //! * A command migrator's tool keeps its own history, so its plan is one step, "run
 //!   the command"; undo needs a revision and a revert command.
-#![warn(missing_docs, unreachable_pub)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backup;
 pub mod commit_build;
@@ -77,6 +79,7 @@ pub mod orphaned_runs;
 pub mod pin;
 pub mod probe;
 #[cfg(feature = "ssh")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ssh")))]
 pub mod remote;
 pub mod strategy;
 pub mod target;

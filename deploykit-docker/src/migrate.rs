@@ -12,10 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use deploykit_core::revisions::{self, RevisionCommands, RevisionRunner};
 use deploykit_core::shell::CommandFailed;
 use deploykit_core::{
-    AppliedSet, Error, MigrationId, MigrationPlan, MigrationStatus, Migrator, PlannedMigration,
-    ReleaseId, Result, Shell,
+    AppliedSet, Cmd, Error, MigrationId, MigrationPlan, MigrationStatus, Migrator,
+    PlannedMigration, ReleaseId, Result, Shell,
 };
 
 use crate::compose::ComposeProject;
@@ -23,8 +24,7 @@ use crate::engine::Engine;
 use crate::pin::PinFile;
 use crate::target::ComposeTarget;
 
-/// The argv element replaced by the revision to go back to in a revert command.
-pub const REVISION_PLACEHOLDER: &str = "{revision}";
+pub use deploykit_core::revisions::REVISION_PLACEHOLDER;
 
 /// Runs a migration tool (`npx prisma migrate deploy`, `alembic upgrade head`…) in a
 /// one-off container of the release being deployed.
@@ -47,6 +47,20 @@ pub struct ComposeRunMigrator {
     revert: Option<Vec<String>>,
     base_revision: String,
     orphan_wait: Duration,
+}
+
+impl std::fmt::Debug for ComposeRunMigrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComposeRunMigrator")
+            .field("host", &self.shell.location())
+            .field("project", &self.project.name)
+            .field("service", &self.run_service)
+            .field("image", &self.image)
+            .field("apply", &self.apply)
+            .field("revision", &self.revision)
+            .field("revert", &self.revert)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ComposeRunMigrator {
@@ -112,20 +126,6 @@ impl ComposeRunMigrator {
             version: "command".into(),
             name: self.apply.join(" "),
         }
-    }
-
-    /// `argv` with [`REVISION_PLACEHOLDER`] replaced by `revision` (a whole-argument
-    /// replacement: values are data, never parsed by a shell).
-    pub fn with_revision(argv: &[String], revision: &str) -> Vec<String> {
-        argv.iter()
-            .map(|a| {
-                if a == REVISION_PLACEHOLDER {
-                    revision.to_string()
-                } else {
-                    a.clone()
-                }
-            })
-            .collect()
     }
 
     fn where_(&self) -> String {
@@ -195,17 +195,62 @@ impl ComposeRunMigrator {
         let Some(argv) = &self.revision else {
             return Ok(None);
         };
+        revisions::current(&OneOffRunner(self), step, &cmd_of(argv)).await
+    }
+}
 
-        let Some(image) = self.run_image().await? else {
+/// The tool runs in a one-off container: of the release's image when it is staged,
+/// else of the live container's (see `run_image`).
+struct OneOffRunner<'a>(&'a ComposeRunMigrator);
+
+#[async_trait]
+impl RevisionRunner for OneOffRunner<'_> {
+    fn location(&self) -> String {
+        self.0.where_()
+    }
+
+    async fn read(&self, step: &str, cmd: &Cmd) -> Result<Option<String>> {
+        let Some(image) = self.0.run_image().await? else {
             return Ok(None);
         };
-        let out = self.run(step, &image, argv).await?;
-        Ok(out
-            .lines()
-            .map(str::trim)
-            .rfind(|l| !l.is_empty())
-            .map(str::to_string))
+        self.0.run(step, &image, &argv_of(cmd)).await.map(Some)
     }
+
+    async fn run(&self, step: &str, cmd: &Cmd) -> Result<()> {
+        let Some(image) = self.0.run_image().await? else {
+            return Err(Error::part(
+                step,
+                self.0.where_(),
+                format!(
+                    "neither the release image {} nor a live container exists to run the revert in",
+                    self.0.image
+                ),
+            ));
+        };
+        self.0.run(step, &image, &argv_of(cmd)).await.map(|_| ())
+    }
+
+    fn revert_mismatch_hint(&self, started_at: &str) -> String {
+        format!(
+            "run the revert with the image of the release that applied {started_at}, then `deploykit recover`"
+        )
+    }
+}
+
+/// A configured argv as a command (the container's own working directory applies).
+fn cmd_of(argv: &[String]) -> Cmd {
+    match argv.split_first() {
+        Some((program, args)) => Cmd::new(program.clone()).args(args.iter().cloned()),
+        None => Cmd::new(String::new()),
+    }
+}
+
+/// The command as the argv `compose run` passes to the container.
+fn argv_of(cmd: &Cmd) -> Vec<String> {
+    std::iter::once(cmd.program.clone())
+        .filter(|p| !p.is_empty())
+        .chain(cmd.args.iter().cloned())
+        .collect()
 }
 
 #[async_trait]
@@ -263,7 +308,7 @@ impl Migrator for ComposeRunMigrator {
     }
 
     async fn revert(&self, applied: &AppliedSet) -> Result<()> {
-        let (Some(revert), Some(_)) = (&self.revert, &self.revision) else {
+        let (Some(revert), Some(revision)) = (&self.revert, &self.revision) else {
             return Err(Error::Refused {
                 reason: format!(
                     "`{}` has no revert and revision commands, so it cannot be undone",
@@ -273,51 +318,17 @@ impl Migrator for ComposeRunMigrator {
                     .into(),
             });
         };
-        let target = applied
-            .revision_before
-            .clone()
-            .unwrap_or_else(|| self.base_revision.clone());
         self.settle_orphans().await?;
-        let now = self
-            .current_revision("migrate.revert")
-            .await?
-            .unwrap_or_else(|| self.base_revision.clone());
-        if now == target {
-            return Ok(());
-        }
-        let Some(image) = self.run_image().await? else {
-            return Err(Error::part(
-                "migrate.revert",
-                self.where_(),
-                format!(
-                    "neither the release image {} nor a live container exists to run the revert in",
-                    self.image
-                ),
-            ));
-        };
-        self.run(
-            "migrate.revert",
-            &image,
-            &Self::with_revision(revert, &target),
+        revisions::revert_to(
+            &OneOffRunner(self),
+            &RevisionCommands {
+                current: cmd_of(revision),
+                down_to: cmd_of(revert),
+                base_revision: Some(self.base_revision.clone()),
+            },
+            applied.revision_before.as_deref(),
         )
-        .await?;
-        // A tool can exit 0 without going back (e.g. an older image that does not
-        // know the newer revision): only the revision it reports afterwards counts.
-        let after = self
-            .current_revision("migrate.revert")
-            .await?
-            .unwrap_or_else(|| self.base_revision.clone());
-        if after != target {
-            return Err(Error::part(
-                "migrate.revert",
-                self.where_(),
-                format!("the revert ran in {image} but the database is at revision {after}, not {target}"),
-            )
-            .with_hint(format!(
-                "run the revert with the image of the release that applied {now}, then `deploykit recover`"
-            )));
-        }
-        Ok(())
+        .await
     }
 }
 
@@ -326,13 +337,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn revision_placeholder_is_replaced_as_a_whole_argument_only() {
-        let argv: Vec<String> = ["alembic", "downgrade", "{revision}", "x{revision}"]
+    fn configured_argv_round_trips_through_a_command() {
+        let argv: Vec<String> = ["alembic", "downgrade", "{revision}"]
             .map(String::from)
             .to_vec();
-        assert_eq!(
-            ComposeRunMigrator::with_revision(&argv, "abc123; rm -rf /"),
-            ["alembic", "downgrade", "abc123; rm -rf /", "x{revision}"]
-        );
+        assert_eq!(argv_of(&cmd_of(&argv)), argv);
+        assert!(argv_of(&cmd_of(&[])).is_empty());
     }
 }

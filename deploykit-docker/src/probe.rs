@@ -17,6 +17,17 @@ pub struct ContainerHealthProbe {
     name: String,
 }
 
+impl std::fmt::Debug for ContainerHealthProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContainerHealthProbe")
+            .field("engine", &self.engine)
+            .field("project", &self.project)
+            .field("service", &self.service)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
 impl ContainerHealthProbe {
     /// A probe of `service` in compose `project`.
     pub fn new(engine: Engine, project: &str, service: &str) -> Self {

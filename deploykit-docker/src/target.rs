@@ -81,6 +81,18 @@ pub struct ComposeTarget {
     events: Events,
 }
 
+impl std::fmt::Debug for ComposeTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComposeTarget")
+            .field("host", &self.shell.location())
+            .field("project", &self.project.name)
+            .field("service", &self.service)
+            .field("repo", &self.repo)
+            .field("strategy", &self.strategy)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ComposeTarget {
     /// `service` of `project`, built by compose and tagged into `repo`. Compose runs
     /// through `shell` (local or SSH), the engine is reached through `engine`; the

@@ -39,7 +39,7 @@ async fn start_db_in(rig: &Rig, port: u16, project_name: &str) -> Db {
         .unwrap()
         .docker_host(&rig.docker_host);
     let engine = rig.engine().await;
-    common::reset(&engine, project_name, "deploykit-test/none").await;
+    common::reset(rig, project_name, "deploykit-test/none").await;
     let pin = PinFile::new(&dir.path().join(".deploykit"), project_name, "db", "live");
     pin.write(&shell, "db", &rig.postgres).await.unwrap();
     shell

@@ -48,7 +48,7 @@ impl ReuseportStack {
             .unwrap()
             .docker_host(&rig.docker_host);
         let repo = format!("deploykit-test/{name}");
-        reset(&rig.engine().await, name, &repo).await;
+        reset(rig, name, &repo).await;
         Self {
             dir,
             project,
@@ -130,7 +130,7 @@ struct EventLog {
 }
 
 impl EventLog {
-    fn start(target: &ComposeTarget, project: &str) -> Self {
+    fn start(docker: &bollard::Docker, project: &str) -> Self {
         // From a second ago, so nothing is lost while the stream connects.
         let since = (std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -149,7 +149,7 @@ impl EventLog {
             .since(&since)
             .filters(&filters)
             .build();
-        let mut stream = target.engine().docker().events(Some(options));
+        let mut stream = docker.events(Some(options));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let into = seen.clone();
         let task = tokio::spawn(async move {
@@ -190,7 +190,7 @@ async fn start_first_upgrade_keeps_the_old_container_serving_until_the_new_one_i
     let v2 = spec("20260102T000000Z-v2");
     stack.write_release("v2", true);
     target.prepare(&v2).await.unwrap();
-    let log = EventLog::start(&target, "dk-sf-upgrade");
+    let log = EventLog::start(&rig.bollard().await, "dk-sf-upgrade");
     target.activate(Some(&v2.id)).await.unwrap();
     let new_id = assert_only(&stack, &target, &v2.id).await;
     assert_ne!(new_id, old.id);
@@ -225,7 +225,7 @@ async fn failed_new_release_is_removed_and_the_old_container_never_stops() {
     let bad = spec("20260102T000000Z-bad");
     stack.write_release("bad", false);
     target.prepare(&bad).await.unwrap();
-    let log = EventLog::start(&target, "dk-sf-failure");
+    let log = EventLog::start(&rig.bollard().await, "dk-sf-failure");
     let err = target.activate(Some(&bad.id)).await.unwrap_err();
     let text = err.to_string();
     assert!(text.contains("unhealthy"), "{text}");

@@ -28,7 +28,8 @@ use deploykit_core::testing::MemoryJournal;
 use deploykit_core::{
     Event, EventSink, Events, HealthProbe, Outcome, Pipeline, ReleaseSpec, Target,
 };
-use deploykit_pm2::{Pm2Fleet, Pm2Probe, Rollout};
+use deploykit_core::{Fleet, Rollout};
+use deploykit_pm2::Pm2Probe;
 
 /// Records each phase's duration.
 #[derive(Default)]
@@ -61,7 +62,7 @@ async fn deploy(
         .enumerate()
         .map(|(i, h)| (format!("host{i}"), Arc::new(h.target()) as Arc<dyn Target>))
         .collect();
-    let fleet = Pm2Fleet::new(targets)
+    let fleet = Fleet::new(targets)
         .rollout(Rollout::AllAtOnce)
         .max_parallel(parallel);
     let sink = Arc::new(Phases::default());
@@ -193,7 +194,7 @@ async fn main() {
         fleets.push((size, &hosts[from..from + size]));
         from += size;
     }
-    // Pm2Fleet's default parallelism is 8 (what the CLI uses); fleets larger than
+    // Fleet's default parallelism is 8 (what the CLI uses); fleets larger than
     // that are also measured with every host at once.
     let mut runs: Vec<(usize, &[HostApp], usize)> = Vec::new();
     for &(size, set) in &fleets {

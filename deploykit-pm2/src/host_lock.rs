@@ -12,6 +12,12 @@ use crate::layout::Layout;
 /// path, which is where the host state store keeps it too.
 pub struct Pm2HostLock(HostLock);
 
+impl std::fmt::Debug for Pm2HostLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Pm2HostLock").field(&self.0).finish()
+    }
+}
+
 impl Pm2HostLock {
     /// The lock of the app deployed under `layout` on `shell`'s host.
     pub fn new(shell: Arc<dyn Shell>, layout: Layout) -> Self {

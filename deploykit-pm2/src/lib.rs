@@ -33,8 +33,9 @@
 //!   points at and up for at least a settle window.
 //! - [`ADOPTED`]: the release id of an app PM2 ran before deploykit's first
 //!   deploy, taken over only with `adopt_running` (otherwise refused).
-//! - [`Pm2Fleet`]: one release on N hosts, all at once or in rolling batches;
-//!   a failure on any host switches every host back.
+//! - Many hosts: wrap one [`Pm2Target`] per host in core's
+//!   [`Fleet`](deploykit_core::Fleet) (all at once or in rolling batches; a failure
+//!   on any host switches every host back).
 //! - [`Pm2HostLock`]: the deploy lock as a file on the host, so deployers on
 //!   different machines exclude each other.
 //! - [`commands`]: every command as data.
@@ -58,12 +59,12 @@
 //!     .probe(Arc::new(Pm2Probe::new(ssh.clone(), config).instances(2)));
 //! # let _ = pipeline; Ok(()) }
 //! ```
-#![warn(missing_docs, unreachable_pub)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+#![forbid(unsafe_code)]
 
 mod adopt;
 pub mod commands;
 mod config;
-mod fleet;
 mod host_lock;
 pub mod jlist;
 mod layout;
@@ -74,7 +75,6 @@ mod target;
 
 pub use adopt::ADOPTED;
 pub use config::{Pm2Config, Source};
-pub use fleet::{Pm2Fleet, Rollout};
 pub use host_lock::Pm2HostLock;
 pub use layout::Layout;
 pub use probe::Pm2Probe;

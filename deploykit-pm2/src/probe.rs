@@ -32,6 +32,16 @@ pub struct Pm2Probe {
     name: String,
 }
 
+impl std::fmt::Debug for Pm2Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pm2Probe")
+            .field("host", &self.shell.location())
+            .field("app", &self.config.app)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Pm2Probe {
     /// A probe of `config.app` on `shell`'s host, with a 2 s settle window.
     pub fn new(shell: Arc<dyn Shell>, config: Pm2Config) -> Self {

@@ -31,6 +31,15 @@ pub struct Pm2Target {
     layout: Layout,
 }
 
+impl std::fmt::Debug for Pm2Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pm2Target")
+            .field("host", &self.shell.location())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Pm2Target {
     /// A target for `config` on `shell`'s host; validates the config.
     pub fn new(shell: Arc<dyn Shell>, config: Pm2Config) -> Result<Self> {

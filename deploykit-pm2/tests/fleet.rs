@@ -8,7 +8,7 @@ use std::sync::Arc;
 use common::app::{policy, spec, AppRepo, Behaviour, HostApp};
 use deploykit_core::testing::MemoryJournal;
 use deploykit_core::{Cmd, Outcome, Phase, Pipeline, ShellExt, Target};
-use deploykit_pm2::{Pm2Fleet, Rollout};
+use deploykit_core::{Fleet, Rollout};
 
 /// A `pm2` wrapper that refuses `startOrReload` of the release named in the file
 /// `refuse` next to it, as a host whose PM2 is broken would.
@@ -54,7 +54,7 @@ async fn three_hosts_with_one_failing_are_all_rolled_back() {
                 )
             })
             .collect();
-        let fleet = Pm2Fleet::new(targets)
+        let fleet = Fleet::new(targets)
             .rollout(Rollout::Rolling { batch: 1 })
             .max_parallel(2);
         let mut p = Pipeline::new("fleet")

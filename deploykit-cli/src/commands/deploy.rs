@@ -138,24 +138,8 @@ async fn print_plan(ctx: &EnvContext, spec: &ReleaseSpec) -> Result<u8> {
     match plan {
         Some(p) if !p.is_empty() => {
             println!("  migrations ({}):", p.migrations.len());
-            for m in &p.migrations {
-                println!(
-                    "    - {}{}",
-                    m.id,
-                    if m.reversible {
-                        ""
-                    } else {
-                        "  (no down script)"
-                    }
-                );
-                for f in &m.findings {
-                    println!(
-                        "        lint {}: {}{}",
-                        f.rule,
-                        f.message,
-                        if m.allowed { " (allowed)" } else { "" }
-                    );
-                }
+            for line in crate::render::plan_lines(&p, "    - ", "        ") {
+                println!("{line}");
             }
         }
         Some(_) => println!("  migrations: none pending"),

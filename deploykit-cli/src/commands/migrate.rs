@@ -88,24 +88,8 @@ pub async fn run(config: &Path, cmd: &MigrateCommand, mode: Mode) -> Result<u8> 
             } else if plan.is_empty() {
                 println!("nothing pending");
             } else {
-                for m in &plan.migrations {
-                    println!(
-                        "  {}{}",
-                        m.id,
-                        if m.reversible {
-                            ""
-                        } else {
-                            "  (no down script)"
-                        }
-                    );
-                    for f in &m.findings {
-                        println!(
-                            "      lint {}: {}{}",
-                            f.rule,
-                            f.message,
-                            if m.allowed { " (allowed)" } else { "" }
-                        );
-                    }
+                for line in crate::render::plan_lines(&plan, "  ", "      ") {
+                    println!("{line}");
                 }
             }
             Ok(exit::OK)

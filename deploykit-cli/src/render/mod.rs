@@ -3,6 +3,7 @@
 
 mod json;
 mod plain;
+mod plan;
 mod summary;
 mod tty;
 
@@ -13,6 +14,7 @@ use deploykit_core::{redact, EventSink, RunReport};
 
 pub use json::JsonSink;
 pub use plain::PlainSink;
+pub use plan::plan_lines;
 pub use summary::{github_summary, summary_table};
 pub use tty::TtySink;
 

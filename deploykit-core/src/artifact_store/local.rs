@@ -235,7 +235,7 @@ pub async fn hash_file(path: &Path) -> Result<(u64, String)> {
 }
 
 /// A write failure, with the next step spelled out for a full disk.
-pub fn write_error(path: &Path, e: std::io::Error) -> Error {
+pub(crate) fn write_error(path: &Path, e: std::io::Error) -> Error {
     let at = path.display().to_string();
     if is_disk_full(&e) {
         Error::part(
@@ -259,7 +259,7 @@ pub fn write_error(path: &Path, e: std::io::Error) -> Error {
 }
 
 /// True for "no space left on device" (and quota exceeded), from the OS's code.
-pub fn is_disk_full(e: &std::io::Error) -> bool {
+pub(crate) fn is_disk_full(e: &std::io::Error) -> bool {
     crate::error::io_kind(e) == crate::error::ErrorKind::DiskFull
 }
 

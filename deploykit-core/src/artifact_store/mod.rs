@@ -36,6 +36,7 @@
 mod import;
 pub mod local;
 #[cfg(feature = "object-store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "object-store")))]
 pub mod object;
 mod writer;
 
@@ -54,9 +55,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::backup::{BackupArtifact, BackupRequest};
 use crate::error::{Error, Result};
-use crate::release::{Commit, ReleaseId};
+use crate::release::{utc_stamp, Commit, ReleaseId};
 
-pub use local::{hash_file, is_disk_full, write_error, LocalDir, METADATA_SUFFIX, PARTIAL_SUFFIX};
+pub use local::{hash_file, LocalDir, METADATA_SUFFIX, PARTIAL_SUFFIX};
 pub use writer::ArtifactWriter;
 
 /// The bytes of a stored artifact, streamed.
@@ -327,19 +328,6 @@ pub async fn hash_reader(mut reader: ArtifactReader, at: &Path) -> Result<(u64, 
         size += n as u64;
     }
     Ok((size, hex::encode(hasher.finalize())))
-}
-
-fn utc_stamp(at: OffsetDateTime) -> String {
-    let at = at.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    )
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ use crate::state_store::StateStore;
 use crate::target::Target;
 
 mod builder;
+mod debug;
 mod finish;
 mod forward;
 pub(crate) mod guard;

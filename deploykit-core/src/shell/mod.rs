@@ -15,6 +15,7 @@ pub use cmd::{quote, Cmd};
 pub use local::LocalShell;
 pub use output::{CommandFailed, Output};
 #[cfg(feature = "ssh")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ssh")))]
 pub use ssh::{HostKeyPolicy, SshAuth, SshConfig, SshShell};
 
 use async_trait::async_trait;

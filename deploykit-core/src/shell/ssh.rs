@@ -18,6 +18,7 @@ use openssh::{ControlPersist, ForwardType, KnownHosts, Session, SessionBuilder};
 use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::error_chain::error_chain;
 
 use super::{Cmd, Output, Shell};
 
@@ -78,6 +79,32 @@ impl SshConfig {
             known_hosts_file: None,
             connect_timeout: Duration::from_secs(10),
         }
+    }
+
+    /// Parses a destination written `[user@]host[:port]`, as config files and
+    /// environment variables hold it: one parser, so a bad port is refused the
+    /// same way everywhere instead of quietly becoming 22.
+    pub fn parse_destination(destination: &str) -> Result<Self> {
+        let (user, rest) = match destination.split_once('@') {
+            Some((u, r)) => (Some(u), r),
+            None => (None, destination),
+        };
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) => {
+                let port = p.parse::<u16>().map_err(|_| Error::Invalid {
+                    what: "SSH destination",
+                    value: destination.to_string(),
+                    reason: format!("bad port {p:?}; write user@host:port"),
+                })?;
+                (h, port)
+            }
+            None => (rest, 22),
+        };
+        let mut config = SshConfig::new(host).port(port);
+        if let Some(u) = user {
+            config = config.user(u);
+        }
+        Ok(config)
     }
 
     /// Sets the port.
@@ -540,21 +567,6 @@ fn check_key_file(path: &Path, location: &str) -> Result<()> {
     }
 }
 
-/// The error and its sources on one line: openssh's top-level messages are generic
-/// ("failed to connect to the remote host"); the useful part is `ssh`'s own text.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![error.to_string()];
-    let mut source = error.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !text.trim().is_empty() && !parts.contains(&text) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
-}
-
 /// What went wrong connecting, in words a human can act on.
 fn connect_error(config: &SshConfig, error: &openssh::Error) -> Error {
     connect_failure(config, &error_chain(error))
@@ -685,6 +697,24 @@ fn explain(detail: &str, config: &SshConfig, known_hosts: &str, keyscan: &str) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn destinations_parse_user_host_and_port() {
+        let c = SshConfig::parse_destination("deploy@app.example.com:2222").unwrap();
+        assert_eq!(
+            (c.user.as_deref(), c.host.as_str(), c.port),
+            (Some("deploy"), "app.example.com", 2222)
+        );
+        let c = SshConfig::parse_destination("app.example.com").unwrap();
+        assert_eq!(
+            (c.user, c.host.as_str(), c.port),
+            (None, "app.example.com", 22)
+        );
+        let err = SshConfig::parse_destination("deploy@app:22x")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bad port \"22x\""), "{err}");
+    }
 
     #[tokio::test]
     async fn password_auth_is_refused_with_an_explanation() {

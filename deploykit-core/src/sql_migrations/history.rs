@@ -68,7 +68,7 @@ pub enum Recorded {
 
 impl Recorded {
     /// True when `file` is still what was applied (no drift).
-    pub fn matches(&self, file: &MigrationFile) -> bool {
+    pub(crate) fn matches(&self, file: &MigrationFile) -> bool {
         match self {
             Recorded::Sha256(sum) => *sum == file.checksum(),
             Recorded::Sha384(sum) => {

@@ -39,15 +39,15 @@ pub const RULES: &[&str] = &[
 
 /// What the lint found in one file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LintReport {
+pub(crate) struct LintReport {
     /// Risky statements, in file order.
-    pub findings: Vec<LintFinding>,
+    pub(crate) findings: Vec<LintFinding>,
     /// The file carries allow markers covering every finding.
-    pub allowed: bool,
+    pub(crate) allowed: bool,
 }
 
 /// Lints one migration file's SQL.
-pub fn lint(sql: &str) -> LintReport {
+pub(crate) fn lint(sql: &str) -> LintReport {
     let statements = split_statements(sql);
     let created_tables: BTreeSet<String> = statements
         .iter()
@@ -76,7 +76,7 @@ pub fn lint(sql: &str) -> LintReport {
 }
 
 /// Rules named by `-- deploykit:allow a, b` markers anywhere in the file.
-pub fn allowed_rules(sql: &str) -> BTreeSet<String> {
+pub(crate) fn allowed_rules(sql: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for line in sql.lines() {
         let Some(comment) = line.trim_start().strip_prefix("--") else {

@@ -12,15 +12,18 @@
 
 mod driver;
 pub mod history;
-pub mod lint;
+mod lint;
 mod migrator;
 mod origin;
 mod script_run;
-pub mod source;
-pub mod split;
-pub mod status;
+pub(crate) mod source;
+mod split;
+mod status;
 
 pub use history::HistoryDialect;
+// The markers and rule names stay public: they are words migration authors write.
+pub use lint::{ALLOW_MARKER, RULES as LINT_RULES};
 pub use migrator::{SqlMigrator, SqlMigratorOptions};
+pub use source::NO_TRANSACTION_MARKER;
 
 pub(crate) use driver::{Backend, ServerError, Session};

@@ -13,42 +13,42 @@ use super::split::{split_statements, Statement};
 
 /// One migration read from disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MigrationFile {
+pub(crate) struct MigrationFile {
     /// Version and name, from the file name.
-    pub id: MigrationId,
+    pub(crate) id: MigrationId,
     /// The up file.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// The up script as read (original line endings).
-    pub up: String,
+    pub(crate) up: String,
     /// The down script, when a `.down.sql` file exists.
-    pub down: Option<String>,
+    pub(crate) down: Option<String>,
 }
 
 impl MigrationFile {
     /// Lowercase hex SHA-256 of the up script with line endings normalised, so a
     /// checkout with CRLF endings does not count as an edit.
-    pub fn checksum(&self) -> String {
+    pub(crate) fn checksum(&self) -> String {
         checksum(&self.up)
     }
 
     /// SHA-384 of the up script's bytes: the checksum sqlx records in `_sqlx_migrations`.
-    pub fn sqlx_checksum(&self) -> Vec<u8> {
+    pub(crate) fn sqlx_checksum(&self) -> Vec<u8> {
         Sha384::digest(self.up.as_bytes()).to_vec()
     }
 
     /// The up script's statements, split as the Supabase CLI splits them.
-    pub fn statements(&self) -> Vec<Statement> {
+    pub(crate) fn statements(&self) -> Vec<Statement> {
         split_statements(&self.up)
     }
 
     /// The file carries `-- deploykit:no-transaction` (e.g. for `CREATE INDEX
     /// CONCURRENTLY`, which PostgreSQL refuses inside a transaction).
-    pub fn runs_outside_transaction(&self) -> bool {
+    pub(crate) fn runs_outside_transaction(&self) -> bool {
         self.up.lines().any(|l| l.trim() == NO_TRANSACTION_MARKER)
     }
 
     /// The file name, for messages.
-    pub fn file_name(&self) -> String {
+    pub(crate) fn file_name(&self) -> String {
         self.path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -60,18 +60,18 @@ impl MigrationFile {
 pub const NO_TRANSACTION_MARKER: &str = "-- deploykit:no-transaction";
 
 /// `text` with `\r\n` and lone `\r` turned into `\n`.
-pub fn normalise_line_endings(text: &str) -> String {
+pub(crate) fn normalise_line_endings(text: &str) -> String {
     text.replace("\r\n", "\n").replace('\r', "\n")
 }
 
 /// Lowercase hex SHA-256 over `text` with normalised line endings.
-pub fn checksum(text: &str) -> String {
+pub(crate) fn checksum(text: &str) -> String {
     hex::encode(Sha256::digest(normalise_line_endings(text).as_bytes()))
 }
 
 /// Splits a file name `<version>_<name>.sql` (digits, underscore, anything) into
 /// its id; `.down.sql` files and other names give `None`.
-pub fn parse_file_name(file_name: &str) -> Option<MigrationId> {
+pub(crate) fn parse_file_name(file_name: &str) -> Option<MigrationId> {
     let stem = file_name.strip_suffix(".sql")?;
     if stem.ends_with(".down") {
         return None;
@@ -89,7 +89,7 @@ pub fn parse_file_name(file_name: &str) -> Option<MigrationId> {
 
 /// Reads every migration in `dir`, sorted by version (numerically, then as text).
 /// Two files with the same version are refused: the order would be ambiguous.
-pub fn load_dir(dir: &Path) -> Result<Vec<MigrationFile>> {
+pub(crate) fn load_dir(dir: &Path) -> Result<Vec<MigrationFile>> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io("read migrations", dir, e))?;
     let mut texts = Vec::new();
     for entry in entries {
@@ -108,7 +108,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<MigrationFile>> {
 
 /// Reads every migration in `dir` (relative to the repository) as `tree`'s commit
 /// has it, whatever the working tree holds: what a deploy of that commit applies.
-pub fn load_commit(tree: &CommitTree, dir: &Path) -> Result<Vec<MigrationFile>> {
+pub(crate) fn load_commit(tree: &CommitTree, dir: &Path) -> Result<Vec<MigrationFile>> {
     let shown = PathBuf::from(tree.describe(dir));
     let mut texts = Vec::new();
     for (name, bytes) in tree.read_dir(dir)? {
@@ -166,7 +166,7 @@ fn pair_files(dir: &Path, texts: Vec<(String, String)>) -> Result<Vec<MigrationF
 }
 
 /// Orders versions numerically (so `9` < `10`), falling back to text.
-pub fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
+pub(crate) fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
     let ta = a.trim_start_matches('0');
     let tb = b.trim_start_matches('0');
     ta.len().cmp(&tb.len()).then(ta.cmp(tb)).then(a.cmp(b))

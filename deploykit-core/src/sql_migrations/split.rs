@@ -10,22 +10,22 @@
 
 /// One statement of a file, with where it starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Statement {
+pub(crate) struct Statement {
     /// The statement as the Supabase CLI would store it (trimmed, no trailing `;`).
-    pub sql: String,
+    pub(crate) sql: String,
     /// 1-based line of the file where the statement's text starts.
-    pub line: usize,
+    pub(crate) line: usize,
 }
 
 impl Statement {
     /// True when the statement holds only comments (nothing for a server to run).
-    pub fn is_comment_only(&self) -> bool {
+    pub(crate) fn is_comment_only(&self) -> bool {
         strip_comments(&self.sql).trim().is_empty()
     }
 }
 
 /// Splits `sql` into statements (see the module docs for the rules).
-pub fn split_statements(sql: &str) -> Vec<Statement> {
+pub(crate) fn split_statements(sql: &str) -> Vec<Statement> {
     let mut out = Vec::new();
     let bytes = sql.as_bytes();
     let mut start = 0;
@@ -120,7 +120,7 @@ fn dollar_tag(s: &str) -> Option<&str> {
 
 /// `sql` with `--` and `/* */` comments replaced by spaces, strings kept; what
 /// the lint looks at so commented-out SQL is not flagged.
-pub fn strip_comments(sql: &str) -> String {
+pub(crate) fn strip_comments(sql: &str) -> String {
     let bytes = sql.as_bytes();
     let mut out = String::with_capacity(sql.len());
     let mut i = 0;

@@ -12,7 +12,7 @@ use super::source::{version_order, MigrationFile};
 /// tool does (sqlx: as numbers, so `0001_init.sql` is recorded as `1`): applied
 /// (same content), drifted (content changed since), missing (recorded, no file)
 /// and pending (file, no record).
-pub fn compare(
+pub(crate) fn compare(
     files: &[MigrationFile],
     rows: &[HistoryRow],
     dialect: HistoryDialect,
@@ -49,7 +49,7 @@ pub fn compare(
 }
 
 /// The planned form of a pending file: reversibility and lint findings.
-pub fn planned(file: &MigrationFile) -> PlannedMigration {
+pub(crate) fn planned(file: &MigrationFile) -> PlannedMigration {
     let report = lint(&file.up);
     PlannedMigration {
         id: file.id.clone(),

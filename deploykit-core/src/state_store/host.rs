@@ -28,6 +28,16 @@ pub struct HostStore {
     lock: Arc<HostLock>,
 }
 
+impl std::fmt::Debug for HostStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostStore")
+            .field("host", &self.shell.location())
+            .field("dir", &self.dir)
+            .field("env", &self.env)
+            .finish_non_exhaustive()
+    }
+}
+
 impl HostStore {
     /// The state of `env` under `dir` on `shell`'s host (a relative `dir` is
     /// relative to the SSH user's home).
@@ -132,6 +142,15 @@ pub struct HostJournal {
     shell: Arc<dyn Shell>,
     path: PathBuf,
     known: Mutex<Known>,
+}
+
+impl std::fmt::Debug for HostJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostJournal")
+            .field("host", &self.shell.location())
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 impl HostJournal {

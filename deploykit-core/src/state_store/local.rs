@@ -16,6 +16,14 @@ pub struct LocalStore {
     lock: Arc<dyn DeployLock>,
 }
 
+impl std::fmt::Debug for LocalStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalStore")
+            .field("journals", &self.journals)
+            .finish_non_exhaustive()
+    }
+}
+
 impl LocalStore {
     /// Journals in `journals`, guarded by `lock`.
     pub fn new(journals: JournalDir, lock: Arc<dyn DeployLock>) -> Self {

@@ -22,6 +22,12 @@ pub struct MemoryStateStore {
     faults: Arc<StoreFaults>,
 }
 
+impl std::fmt::Debug for MemoryStateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStateStore").finish_non_exhaustive()
+    }
+}
+
 #[derive(Default)]
 struct StoreFaults {
     /// Appends accepted so far, over every journal.

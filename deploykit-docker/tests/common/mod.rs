@@ -53,6 +53,16 @@ impl Rig {
             .await
             .expect("connect to the rig's docker engine")
     }
+
+    /// A bollard client of the rig's engine, for what tests inspect beyond
+    /// deploykit's own API (events, forced removal).
+    pub async fn bollard(&self) -> bollard::Docker {
+        bollard::Docker::connect_with_unix(&self.docker_host, 120, bollard::API_DEFAULT_VERSION)
+            .expect("connect to the rig's docker engine")
+            .negotiate_version()
+            .await
+            .expect("negotiate the engine's API version")
+    }
 }
 
 pub fn spec(id: &str) -> ReleaseSpec {
@@ -108,7 +118,7 @@ impl WebStack {
             rig_busybox: rig.busybox.clone(),
             repo: format!("deploykit-test/{name}"),
         };
-        reset(&rig.engine().await, name, &stack.repo).await;
+        reset(rig, name, &stack.repo).await;
         stack
     }
 
@@ -184,8 +194,9 @@ impl WebStack {
 }
 
 /// Removes what an earlier run of the same test left on a long-lived engine.
-pub async fn reset(engine: &Engine, project: &str, repo: &str) {
-    let docker = engine.docker();
+pub async fn reset(rig: &Rig, project: &str, repo: &str) {
+    let engine = rig.engine().await;
+    let docker = rig.bollard().await;
     let filters = HashMap::from([(
         "label",
         vec![format!("com.docker.compose.project={project}")],

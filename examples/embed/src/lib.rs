@@ -1,6 +1,7 @@
 //! Shared bits of the embedding examples: reading settings, printing events, and
 //! turning an outcome into an exit code.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 use deploykit_core::{Event, EventSink, Outcome};
 

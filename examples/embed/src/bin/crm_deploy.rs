@@ -2,6 +2,7 @@
 //! built and tagged per release, Prisma run in a one-off container of the new
 //! image before the switch, pg_dump inside the db container, and a rollback to the
 //! previous tag when the new container is not healthy.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,6 +1,7 @@
 //! The MUVA pipeline in code: one SSH connection to the VPS, a PM2 cluster app in
 //! release directories, Supabase migrations with the Supabase CLI's history table,
 //! a verified pg_dump before migrating, and the seeds' probes.
+#![forbid(unsafe_code)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,19 +24,9 @@ async fn main() -> anyhow::Result<()> {
             .nth(1)
             .ok_or_else(|| anyhow::anyhow!("usage: muva-deploy <commit>"))?,
     )?;
-    let (user, host) = var("MUVA_HOST")?
-        .split_once('@')
-        .map(|(u, h)| (u.to_string(), h.to_string()))
-        .ok_or_else(|| anyhow::anyhow!("MUVA_HOST is user@host[:port]"))?;
-    let (host, port) = host
-        .split_once(':')
-        .map(|(h, p)| (h.to_string(), p.parse().unwrap_or(22)))
-        .unwrap_or((host, 22));
     let ssh = Arc::new(
         SshShell::connect(
-            &SshConfig::new(host)
-                .port(port)
-                .user(user)
+            &SshConfig::parse_destination(&var("MUVA_HOST")?)?
                 .key_file(var("MUVA_KEY")?)
                 .known_hosts_file(var("MUVA_KNOWN_HOSTS")?),
         )

@@ -2,14 +2,17 @@
 //! repository, a `current` symlink, and one app process started from `current`.
 //!
 //! It is what `deploykit demo` deploys to, and what a small app run without PM2 can
-//! use. The layout matches the PM2 target's: `releases/<id>/`, `current`, `.deploykit/`.
+//! use; it lives in core (not the CLI) so an embedder can deploy to this machine
+//! without writing a target. The layout matches the PM2 target's: `releases/<id>/`, `current`, `.deploykit/`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::error::{Error, Result};
+use crate::release::{ReleaseId, ReleaseSpec};
+use crate::shell::{Cmd, LocalShell, Shell, ShellExt};
+use crate::target::Target;
 use async_trait::async_trait;
-use deploykit_core::shell::{Cmd, LocalShell, Shell, ShellExt};
-use deploykit_core::{Error, ReleaseId, ReleaseSpec, Result, Target};
 
 /// Release directories plus one supervised process.
 #[derive(Debug, Clone)]
@@ -106,7 +109,7 @@ impl LocalTarget {
             Error::part("activate", self.location(), "the start command is empty")
         })?;
         let log_path = self.deploy_to.join(".deploykit").join("app.log");
-        let log = deploykit_core::private_fs::open_append(&log_path)
+        let log = crate::private_fs::open_append(&log_path)
             .map_err(|e| self.io("activate", "open app log", e))?;
         let err_log = log
             .try_clone()
@@ -128,7 +131,7 @@ impl LocalTarget {
                     e,
                 )
             })?;
-        deploykit_core::private_fs::write(&self.pid_file(), child.id().to_string().as_bytes())
+        crate::private_fs::write(&self.pid_file(), child.id().to_string().as_bytes())
             .map_err(|e| self.io("activate", "write pid file", e))?;
         Ok(())
     }
@@ -164,7 +167,7 @@ impl Target for LocalTarget {
         let dir = self.release_dir(&spec.id);
         std::fs::create_dir_all(&dir)
             .map_err(|e| self.io("prepare", "create the release directory", e))?;
-        deploykit_core::private_fs::create_dir_all(&self.deploy_to.join(".deploykit"))
+        crate::private_fs::create_dir_all(&self.deploy_to.join(".deploykit"))
             .map_err(|e| self.io("prepare", "create .deploykit", e))?;
         let tar = self
             .deploy_to

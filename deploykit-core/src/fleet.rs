@@ -1,9 +1,15 @@
-//! One release on many hosts, as one [`Target`].
+//! [`Fleet`]: one release on many hosts, as one [`Target`].
+//!
+//! Nothing here knows what a host runs: the fleet fans out over any
+//! `Arc<dyn Target>` (PM2 apps over SSH, Compose stacks, your own), so every
+//! backend gets the same rollout and the same all-or-nothing switch back.
 
 use std::sync::Arc;
 
+use crate::error::{Error, Result};
+use crate::release::{ReleaseId, ReleaseSpec};
+use crate::target::Target;
 use async_trait::async_trait;
-use deploykit_core::{Error, ReleaseId, ReleaseSpec, Result, Target};
 use futures::stream::{self, StreamExt};
 
 /// How activation moves through the hosts.
@@ -25,14 +31,24 @@ pub enum Rollout {
 ///
 /// The hosts must agree on the live release; a fleet whose hosts disagree (a
 /// previous run half-failed and was not recovered) is refused rather than guessed at.
-pub struct Pm2Fleet {
+pub struct Fleet {
     hosts: Vec<Arc<dyn Target>>,
     names: Vec<String>,
     rollout: Rollout,
     max_parallel: usize,
 }
 
-impl Pm2Fleet {
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet")
+            .field("hosts", &self.names)
+            .field("rollout", &self.rollout)
+            .field("max_parallel", &self.max_parallel)
+            .finish()
+    }
+}
+
+impl Fleet {
     /// A fleet of `(name, target)` pairs; names appear in errors. All at once,
     /// at most 8 hosts in parallel.
     pub fn new(hosts: Vec<(String, Arc<dyn Target>)>) -> Self {
@@ -88,7 +104,7 @@ impl Pm2Fleet {
 }
 
 #[async_trait]
-impl Target for Pm2Fleet {
+impl Target for Fleet {
     async fn current(&self) -> Result<Option<ReleaseId>> {
         let results = self.each(&self.all(), |t| t.current()).await;
         let errors = self.failures(&results);
@@ -251,106 +267,5 @@ impl Target for Pm2Fleet {
         all.sort();
         all.dedup();
         Ok(all)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use deploykit_core::testing::{conformance::target_contract, Fault, World};
-
-    fn spec(world: &World, id: &str) -> ReleaseSpec {
-        world.spec(id)
-    }
-
-    #[tokio::test]
-    async fn a_fleet_of_twins_keeps_the_target_contract() {
-        let worlds: Vec<World> = (0..3).map(|_| World::new()).collect();
-        let fleet = Pm2Fleet::new(
-            worlds
-                .iter()
-                .enumerate()
-                .map(|(i, w)| (format!("h{i}"), Arc::new(w.target()) as Arc<dyn Target>))
-                .collect(),
-        )
-        .rollout(Rollout::Rolling { batch: 1 });
-        target_contract(&fleet, &spec(&worlds[0], "a"), &spec(&worlds[0], "b")).await;
-    }
-
-    #[tokio::test]
-    async fn one_failing_host_switches_every_activated_host_back() {
-        let worlds: Vec<World> = (0..3).map(|_| World::new()).collect();
-        let fleet = Pm2Fleet::new(
-            worlds
-                .iter()
-                .enumerate()
-                .map(|(i, w)| (format!("h{i}"), Arc::new(w.target()) as Arc<dyn Target>))
-                .collect(),
-        )
-        .rollout(Rollout::Rolling { batch: 2 })
-        .max_parallel(2);
-        let v1 = spec(&worlds[0], "v1");
-        let v2 = spec(&worlds[0], "v2");
-        fleet.prepare(&v1).await.unwrap();
-        fleet.activate(Some(&v1.id)).await.unwrap();
-        fleet.prepare(&v2).await.unwrap();
-        // Call 1 activated v1; call 2 (v2) fails; call 3 (switching back) works.
-        worlds[2].faults.on_call("target.activate", 2, Fault::Fail);
-        let err = fleet.activate(Some(&v2.id)).await.unwrap_err().to_string();
-        assert!(err.contains("h2"), "{err}");
-        assert!(err.contains("back to v1"), "{err}");
-        for w in &worlds {
-            assert_eq!(w.snapshot().live.unwrap().as_str(), "v1");
-        }
-    }
-
-    #[tokio::test]
-    async fn all_at_once_failure_switches_every_host_back_and_disagreement_is_refused() {
-        let worlds: Vec<World> = (0..3).map(|_| World::new()).collect();
-        let fleet = Pm2Fleet::new(
-            worlds
-                .iter()
-                .enumerate()
-                .map(|(i, w)| (format!("h{i}"), Arc::new(w.target()) as Arc<dyn Target>))
-                .collect(),
-        );
-        let v1 = spec(&worlds[0], "v1");
-        let v2 = spec(&worlds[0], "v2");
-        fleet.prepare(&v1).await.unwrap();
-        fleet.activate(Some(&v1.id)).await.unwrap();
-        fleet.prepare(&v2).await.unwrap();
-        worlds[0].faults.on_call("target.activate", 2, Fault::Fail);
-        let err = fleet.activate(Some(&v2.id)).await.unwrap_err().to_string();
-        assert!(
-            err.contains("h0") && err.contains("Switched 3 host(s)"),
-            "{err}"
-        );
-        for w in &worlds {
-            assert_eq!(w.snapshot().live.unwrap().as_str(), "v1");
-        }
-
-        // A host on another release: the fleet refuses to guess what "current" is.
-        worlds[1].target().activate(Some(&v2.id)).await.unwrap();
-        let err = fleet.current().await.unwrap_err().to_string();
-        assert!(err.contains("disagree") && err.contains("h1: v2"), "{err}");
-        assert!(fleet.activate(Some(&v2.id)).await.is_ok());
-        assert_eq!(fleet.current().await.unwrap().unwrap().as_str(), "v2");
-    }
-
-    #[tokio::test]
-    async fn a_failed_prepare_leaves_no_host_with_the_release() {
-        let worlds: Vec<World> = (0..2).map(|_| World::new()).collect();
-        let fleet = Pm2Fleet::new(
-            worlds
-                .iter()
-                .enumerate()
-                .map(|(i, w)| (format!("h{i}"), Arc::new(w.target()) as Arc<dyn Target>))
-                .collect(),
-        );
-        worlds[1].faults.on_call("target.prepare", 1, Fault::Fail);
-        let v1 = spec(&worlds[0], "v1");
-        let err = fleet.prepare(&v1).await.unwrap_err().to_string();
-        assert!(err.contains("1 of 2 host(s) failed"), "{err}");
-        assert!(fleet.list().await.unwrap().is_empty());
     }
 }
