@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{interpolate, masks, names, Config, Environment};
+use super::{dotenv, interpolate, masks, names, Config, Environment};
 
 /// A config that could not be used, with the file and (when known) line.
 #[derive(Debug)]
@@ -104,17 +104,10 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
         } else {
             base.join(env_file)
         };
-        let iter = dotenvy::from_path_iter(&env_path).map_err(|e| {
-            ConfigError(format!(
-                "{}: env_file {}: {e}",
-                path.display(),
-                env_path.display()
-            ))
-        })?;
-        for item in iter {
-            let (k, v) = item.map_err(|e| ConfigError(format!("{}: {e}", env_path.display())))?;
-            vars.insert(k, v);
-        }
+        let environment: BTreeMap<String, String> = std::env::vars().collect();
+        let items = dotenv::read(&env_path, &environment)
+            .map_err(|e| ConfigError(format!("{}: env_file {e}", path.display())))?;
+        vars.extend(items);
     }
     vars.extend(std::env::vars());
 
@@ -185,9 +178,9 @@ fn interpolate_value(
     match v {
         toml::Value::String(s) => match interpolate(s, vars) {
             Ok(done) => *s = done,
-            Err(names) => {
-                for n in names {
-                    missing.push(format!("{at} uses ${{{n}}}, which is not set"));
+            Err(unfilled) => {
+                for u in unfilled {
+                    missing.push(format!("{at} uses {u}"));
                 }
             }
         },
@@ -251,6 +244,46 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("start-first"), "{err}");
+    }
+
+    fn db_url(c: &LoadedConfig) -> String {
+        let db = c.env("prod").unwrap().database.clone().unwrap();
+        db.url.expose().to_string()
+    }
+
+    #[test]
+    fn shell_default_and_required_forms_fill_the_config() {
+        let (_d, p) = write(
+            "[environments.prod.database]\n\
+             url = \"postgres://app@${DEPLOYKIT_T_UNSET_HOST:-db.internal}:${DEPLOYKIT_T_UNSET_PORT:-5432}/app\"\n",
+        );
+        let loaded = load(&p).unwrap();
+        assert_eq!(db_url(&loaded), "postgres://app@db.internal:5432/app");
+
+        let (_d, p) = write(
+            "[environments.prod.database]\nurl = \"${DEPLOYKIT_T_UNSET_URL:?set it to the primary's URL}\"\n",
+        );
+        let err = load(&p).unwrap().env("prod").unwrap_err().to_string();
+        assert!(
+            err.contains("DEPLOYKIT_T_UNSET_URL") && err.contains("set it to the primary's URL"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn env_file_values_are_read_as_compose_reads_them() {
+        let (d, p) = write(
+            "[project]\nenv_file = \".env\"\n[environments.prod.database]\n\
+             url = \"postgres://app@h/${DEPLOYKIT_T_DB_NAME}?ports=${DEPLOYKIT_T_WEB_PORTS}\"\n",
+        );
+        std::fs::write(
+            d.path().join(".env"),
+            "# ports the web service listens on\nDEPLOYKIT_T_WEB_PORTS=19212 19213\n\
+             export DEPLOYKIT_T_DB_NAME='app db' # inline comment\n",
+        )
+        .unwrap();
+        let loaded = load(&p).unwrap();
+        assert_eq!(db_url(&loaded), "postgres://app@h/app db?ports=19212 19213");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! [`Secret`]s: showing a config prints `[redacted]` for them.
 
 mod backup_place;
+pub mod dotenv;
 mod interpolate;
 mod load;
 mod masks;
