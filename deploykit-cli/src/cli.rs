@@ -311,8 +311,13 @@ pub struct SecretsCheckArgs {
 /// `config …`.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Print the config after interpolation, secrets redacted.
-    Show,
+    /// Print the config as deploykit reads it: `[defaults]` merged into each
+    /// environment, `${VAR}`s filled, secrets redacted.
+    Show {
+        /// Print only this environment, resolved.
+        #[arg(long)]
+        env: Option<String>,
+    },
 }
 
 /// Project kinds `init` scaffolds.

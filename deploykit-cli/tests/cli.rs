@@ -270,6 +270,52 @@ fn secrets_never_reach_output() {
 }
 
 #[test]
+fn config_show_env_prints_the_environment_with_defaults_merged_and_secrets_redacted() {
+    let p = Project::new(
+        "[defaults.database]\nurl = \"${DK_CLI_TEST_DB}\"\n\
+         [defaults.policy]\nhealth_attempts = 30\nhealth_interval_secs = 5\n\
+         [environments.staging]\n\
+         [environments.production.policy]\nhealth_attempts = 60\n",
+    );
+    let show = |env: &str| {
+        let out = p
+            .cmd()
+            .args(["config", "show", "--env", env])
+            .env(
+                "DK_CLI_TEST_DB",
+                "postgres://app:hunter2-db-password@db/app",
+            )
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let prod = show("production");
+    assert!(prod.contains("[environments.production.policy]"), "{prod}");
+    assert!(prod.contains("health_attempts = 60"), "{prod}");
+    assert!(prod.contains("health_interval_secs = 5"), "{prod}");
+    assert!(prod.contains("url = \"[redacted]\""), "{prod}");
+    assert!(
+        !prod.contains("hunter2") && !prod.contains("staging"),
+        "{prod}"
+    );
+    let staging = show("staging");
+    assert!(staging.contains("health_attempts = 30"), "{staging}");
+    p.cmd()
+        .args(["config", "show", "--env", "nope"])
+        .env("DK_CLI_TEST_DB", "x")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("production"));
+}
+
+#[test]
 fn secrets_check_applies_the_seeds_rules_without_printing_values() {
     let p = Project::new("");
     std::fs::write(p.path(".env.production"), "JWT_SECRET=tooshort-jwt\nPOSTGRES_PASSWORD=changeme\nREDIS_PASSWORD=a-long-enough-redis-password\n").unwrap();

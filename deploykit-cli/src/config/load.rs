@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{dotenv, interpolate, masks, names, Config, Environment};
+use serde::Deserialize;
+
+use super::{defaults, dotenv, interpolate, masks, names, Config, Environment};
 
 /// A config that could not be used, with the file and (when known) line.
 #[derive(Debug)]
@@ -86,8 +88,24 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
             path.display()
         ))
     })?;
-    let shape: Config = toml::from_str(&text)
+    let mut doc: toml::Table = toml::from_str(&text)
         .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.to_string().trim_end())))?;
+    let merged = defaults::merge_into_environments(&mut doc)
+        .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+    // Without `[defaults]` the text as written is the config, and its errors carry
+    // line numbers; with it, an environment is only whole after the merge.
+    let shape: Config = if merged {
+        Config::deserialize(toml::Value::Table(doc.clone())).map_err(|e| {
+            ConfigError(format!(
+                "{}: {} (in an environment merged with [defaults])",
+                path.display(),
+                e.message()
+            ))
+        })?
+    } else {
+        toml::from_str(&text)
+            .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.to_string().trim_end())))?
+    };
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let base = if base.as_os_str().is_empty() {
         PathBuf::from(".")
@@ -111,8 +129,7 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
     }
     vars.extend(std::env::vars());
 
-    let mut value: toml::Value =
-        toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+    let mut value = toml::Value::Table(doc);
     // A variable only the production environment uses must not stop a staging
     // deploy: missing variables are reported for the environment that uses them.
     // Each environment's table is walked on its own, so a dot in its name

@@ -6,6 +6,7 @@
 //! [`Secret`]s: showing a config prints `[redacted]` for them.
 
 mod backup_place;
+mod defaults;
 pub mod dotenv;
 mod interpolate;
 mod load;
