@@ -59,9 +59,8 @@ fn main() -> ExitCode {
             // Errors quote commands and tool output: no secret leaves through them.
             let text = deploykit_core::redact(&format!("{err:#}"), &[]);
             if mode == Mode::Json {
-                println!(
-                    "{}",
-                    serde_json::json!({"event": "error", "error": text, "exit_code": code})
+                crate::render::json::print_event(
+                    serde_json::json!({"event": "error", "error": text, "exit_code": code}),
                 );
             } else {
                 eprintln!("error: {text}");

@@ -156,6 +156,23 @@ fn json_output_is_one_object_per_line_ending_with_the_outcome() {
     assert_eq!(last["event"], "outcome");
     assert_eq!(last["outcome"], "succeeded");
     assert_eq!(last["release"], "r1");
+    // Every line says when it happened, so a CI log read later has the timeline.
+    for l in &lines {
+        let at = l["at"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no \"at\" in {l}"));
+        assert!(
+            at.starts_with("20") && at.ends_with('Z') && at.contains('T'),
+            "{l}"
+        );
+    }
+    let status = p
+        .cmd()
+        .args(["--json", "status", "-e", "s"])
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert!(status["at"].is_string(), "{status}");
 }
 
 #[test]

@@ -116,7 +116,7 @@ async fn print_plan(ctx: &EnvContext, spec: &ReleaseSpec) -> Result<u8> {
             "probes": env.probes.len(),
             "protected": env.gates.approval,
         });
-        println!("{v}");
+        crate::render::json::print_event(v);
         return Ok(exit::OK);
     }
     println!("Plan for {} (dry run: nothing will change)", ctx.name);

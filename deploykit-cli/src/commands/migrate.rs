@@ -53,9 +53,8 @@ pub async fn run(config: &Path, cmd: &MigrateCommand, mode: Mode) -> Result<u8> 
         MigrateCommand::Status(_) => {
             let s = migrator.status().await?;
             if mode == Mode::Json {
-                println!(
-                    "{}",
-                    serde_json::json!({"event": "migrations", "status": s})
+                crate::render::json::print_event(
+                    serde_json::json!({"event": "migrations", "status": s}),
                 );
             } else {
                 for (label, list) in [
@@ -81,9 +80,8 @@ pub async fn run(config: &Path, cmd: &MigrateCommand, mode: Mode) -> Result<u8> 
         MigrateCommand::Plan(_) => {
             let plan = migrator.plan().await?;
             if mode == Mode::Json {
-                println!(
-                    "{}",
-                    serde_json::json!({"event": "plan", "migrations": plan})
+                crate::render::json::print_event(
+                    serde_json::json!({"event": "plan", "migrations": plan}),
                 );
             } else if plan.is_empty() {
                 println!("nothing pending");

@@ -126,12 +126,9 @@ impl EnvContext {
 }
 
 /// Prints a line of output in the command's mode (`--json` gets an object).
-pub fn say(mode: Mode, text: &str, mut json: serde_json::Value) {
+pub fn say(mode: Mode, text: &str, json: serde_json::Value) {
     match mode {
-        Mode::Json => {
-            deploykit_core::secret::redact_json(&mut json);
-            println!("{json}")
-        }
+        Mode::Json => crate::render::json::print_event(json),
         _ => println!("{}", deploykit_core::redact(text, &[])),
     }
 }

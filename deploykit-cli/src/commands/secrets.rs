@@ -141,9 +141,8 @@ pub fn run(config_path: &Path, args: &SecretsCheckArgs, mode: Mode) -> Result<u8
         .collect();
     let findings = check(&values, &rules);
     if mode == Mode::Json {
-        println!(
-            "{}",
-            serde_json::json!({"event": "secrets", "file": file, "ok": findings.is_empty(), "findings": findings})
+        crate::render::json::print_event(
+            serde_json::json!({"event": "secrets", "file": file, "ok": findings.is_empty(), "findings": findings}),
         );
     } else if findings.is_empty() {
         println!(
