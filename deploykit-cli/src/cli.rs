@@ -325,7 +325,7 @@ pub enum ConfigCommand {
 pub enum InitKind {
     /// A Node app under PM2 on SSH hosts.
     Pm2,
-    /// A Docker Compose stack (target strategy "stop-first" or "start-first", see docs/CONFIG.md).
+    /// A Docker Compose stack (target strategy "stop_first" or "start_first", see docs/CONFIG.md).
     Compose,
 }
 

@@ -81,7 +81,7 @@ env_file = ".env"
 service = "backend"
 image = "my-stack-backend"
 health_wait_secs = 150
-# strategy = "start-first"   # keep the old container serving until the new one is healthy
+# strategy = "start_first"   # keep the old container serving until the new one is healthy
                              # (no container_name or fixed host port; see docs/CONFIG.md)
 
 [environments.production.backup]

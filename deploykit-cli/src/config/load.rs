@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{defaults, dotenv, interpolate, masks, names, Config, Environment};
+use super::{defaults, dotenv, interpolate, masks, names, spelling, Config, Environment};
 
 /// A config that could not be used, with the file and (when known) line.
 #[derive(Debug)]
@@ -92,9 +92,13 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
         .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.to_string().trim_end())))?;
     let merged = defaults::merge_into_environments(&mut doc)
         .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-    // Without `[defaults]` the text as written is the config, and its errors carry
-    // line numbers; with it, an environment is only whole after the merge.
-    let shape: Config = if merged {
+    let renamed = spelling::modernize(&mut doc);
+    for warning in &renamed {
+        eprintln!("warning: {}: {warning}", path.display());
+    }
+    // Without `[defaults]` (or an old spelling) the text as written is the config,
+    // and its errors carry line numbers; otherwise it is only whole after the rewrite.
+    let shape: Config = if merged || !renamed.is_empty() {
         Config::deserialize(toml::Value::Table(doc.clone())).map_err(|e| {
             ConfigError(format!(
                 "{}: {} (in an environment merged with [defaults])",
@@ -254,13 +258,18 @@ mod tests {
         use crate::config::ComposeStrategy;
         assert_eq!(strategy("").unwrap(), ComposeStrategy::StopFirst);
         assert_eq!(
+            strategy("strategy = \"start_first\"\n").unwrap(),
+            ComposeStrategy::StartFirst
+        );
+        // Docker's spelling, the old one, still reads (with a warning on stderr).
+        assert_eq!(
             strategy("strategy = \"start-first\"\n").unwrap(),
             ComposeStrategy::StartFirst
         );
         let err = strategy("strategy = \"rolling\"\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("start-first"), "{err}");
+        assert!(err.contains("start_first"), "{err}");
     }
 
     fn db_url(c: &LoadedConfig) -> String {
