@@ -332,9 +332,10 @@ pub enum InitKind {
 /// `init`.
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// The kind of project.
+    /// The kind of project. Default: from the project's files (an ecosystem file
+    /// means pm2, a compose file compose).
     #[arg(long, value_enum)]
-    pub kind: InitKind,
+    pub kind: Option<InitKind>,
     /// Overwrite an existing file.
     #[arg(long)]
     pub force: bool,
