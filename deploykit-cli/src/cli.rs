@@ -199,6 +199,20 @@ pub enum MigrateCommand {
     /// Revert the migrations a given run applied, newest first, with the down
     /// scripts or tool of the commit that run deployed.
     Revert(RevertArgs),
+    /// Lint commit `--ref`'s SQL migrations offline (no database, hosts or secrets):
+    /// exit 1 on a finding without an allow marker. For CI on pull requests.
+    Lint(MigrateLintArgs),
+}
+
+/// `migrate lint`.
+#[derive(Debug, Args)]
+pub struct MigrateLintArgs {
+    /// The environment whose migrations to lint (default: every environment's).
+    #[arg(long, short = 'e')]
+    pub env: Option<String>,
+    /// Which commit's migrations.
+    #[command(flatten)]
+    pub from: MigrateRef,
 }
 
 /// The commit migrations are read from. Uncommitted files in the migrations

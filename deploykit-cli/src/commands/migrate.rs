@@ -21,8 +21,13 @@ use crate::render::Mode;
 pub async fn run(config: &Path, cmd: &MigrateCommand, mode: Mode) -> Result<u8> {
     // Migrations are read from a commit, as a deploy reads them: `--ref`'s, or for a
     // revert the commit of the run being reverted (see `migrate_source`).
+    if let MigrateCommand::Lint(a) = cmd {
+        // Offline: no environment is opened, no database or host is reached.
+        return super::migrate_lint::run(config, a, mode).await;
+    }
     let loaded = crate::config::load(config)?;
     let (env, release) = match cmd {
+        MigrateCommand::Lint(_) => unreachable!("linted above, offline"),
         MigrateCommand::Status(a) | MigrateCommand::Plan(a) => (
             &a.env,
             migrate_source::for_ref(&loaded, &a.env, a.from.git_ref.as_deref()).await?,
@@ -50,6 +55,7 @@ pub async fn run(config: &Path, cmd: &MigrateCommand, mode: Mode) -> Result<u8> 
         (None, _) => ConfigError(format!("environment {} has no [migrations] configured", ctx.name)),
     })?;
     match cmd {
+        MigrateCommand::Lint(_) => unreachable!("linted above, offline"),
         MigrateCommand::Status(_) => {
             let s = migrator.status().await?;
             if mode == Mode::Json {

@@ -10,6 +10,7 @@ pub mod init;
 pub mod lock;
 pub mod migrate;
 mod migrate_guard;
+pub mod migrate_lint;
 mod migrate_source;
 pub mod recover;
 pub mod rollback;

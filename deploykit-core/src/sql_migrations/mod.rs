@@ -14,6 +14,7 @@ mod driver;
 pub mod history;
 pub mod lint;
 mod migrator;
+mod offline_lint;
 mod origin;
 mod script_run;
 pub mod source;
@@ -22,5 +23,6 @@ pub mod status;
 
 pub use history::HistoryDialect;
 pub use migrator::{SqlMigrator, SqlMigratorOptions};
+pub use offline_lint::lint_migrations;
 
 pub(crate) use driver::{Backend, ServerError, Session};
