@@ -29,6 +29,7 @@ pub async fn run(config: &Path, args: &DeployArgs, mode: Mode) -> Result<u8> {
         branch: None,
     };
     let ctx = EnvContext::open_for(config, &args.env, mode, Some(&spec)).await?;
+    super::compose_check::validate(&ctx).await?;
 
     if args.dry_run {
         return print_plan(&ctx, &spec).await;

@@ -1,6 +1,7 @@
 //! One module per command; each returns its exit code.
 
 pub mod backup;
+mod compose_check;
 pub mod config_show;
 pub mod demo;
 pub mod deploy;
