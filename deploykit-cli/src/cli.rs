@@ -199,6 +199,20 @@ pub enum MigrateCommand {
     /// Revert the migrations a given run applied, newest first, with the down
     /// scripts or tool of the commit that run deployed.
     Revert(RevertArgs),
+    /// Lint commit `--ref`'s SQL migrations offline (no database, hosts or secrets):
+    /// exit 1 on a finding without an allow marker. For CI on pull requests.
+    Lint(MigrateLintArgs),
+}
+
+/// `migrate lint`.
+#[derive(Debug, Args)]
+pub struct MigrateLintArgs {
+    /// The environment whose migrations to lint (default: every environment's).
+    #[arg(long, short = 'e')]
+    pub env: Option<String>,
+    /// Which commit's migrations.
+    #[command(flatten)]
+    pub from: MigrateRef,
 }
 
 /// The commit migrations are read from. Uncommitted files in the migrations
@@ -311,8 +325,13 @@ pub struct SecretsCheckArgs {
 /// `config …`.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Print the config after interpolation, secrets redacted.
-    Show,
+    /// Print the config as deploykit reads it: `[defaults]` merged into each
+    /// environment, `${VAR}`s filled, secrets redacted.
+    Show {
+        /// Print only this environment, resolved.
+        #[arg(long)]
+        env: Option<String>,
+    },
 }
 
 /// Project kinds `init` scaffolds.
@@ -320,16 +339,17 @@ pub enum ConfigCommand {
 pub enum InitKind {
     /// A Node app under PM2 on SSH hosts.
     Pm2,
-    /// A Docker Compose stack (target strategy "stop-first" or "start-first", see docs/CONFIG.md).
+    /// A Docker Compose stack (target strategy "stop_first" or "start_first", see docs/CONFIG.md).
     Compose,
 }
 
 /// `init`.
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// The kind of project.
+    /// The kind of project. Default: from the project's files (an ecosystem file
+    /// means pm2, a compose file compose).
     #[arg(long, value_enum)]
-    pub kind: InitKind,
+    pub kind: Option<InitKind>,
     /// Overwrite an existing file.
     #[arg(long)]
     pub force: bool,

@@ -59,9 +59,8 @@ fn main() -> ExitCode {
             // Errors quote commands and tool output: no secret leaves through them.
             let text = deploykit_core::redact(&format!("{err:#}"), &[]);
             if mode == Mode::Json {
-                println!(
-                    "{}",
-                    serde_json::json!({"event": "error", "error": text, "exit_code": code})
+                crate::render::json::print_event(
+                    serde_json::json!({"event": "error", "error": text, "exit_code": code}),
                 );
             } else {
                 eprintln!("error: {text}");
@@ -86,7 +85,9 @@ async fn dispatch(cli: &Cli, mode: Mode) -> anyhow::Result<u8> {
         Command::Lock(LockCommand::Release(a)) => commands::lock::release(config, a, mode).await,
         Command::State(StateCommand::Import(a)) => commands::state::import(config, a, mode).await,
         Command::Secrets(SecretsCommand::Check(a)) => commands::secrets::run(config, a, mode),
-        Command::Config(ConfigCommand::Show) => commands::config_show::run(config, mode),
+        Command::Config(ConfigCommand::Show { env }) => {
+            commands::config_show::run(config, env.as_deref(), mode)
+        }
         Command::Init(a) => commands::init::run(config, a),
         Command::Demo(a) => commands::demo::run(a, mode).await,
         Command::DemoApp(_) => unreachable!("handled before the runtime starts"),

@@ -156,6 +156,23 @@ fn json_output_is_one_object_per_line_ending_with_the_outcome() {
     assert_eq!(last["event"], "outcome");
     assert_eq!(last["outcome"], "succeeded");
     assert_eq!(last["release"], "r1");
+    // Every line says when it happened, so a CI log read later has the timeline.
+    for l in &lines {
+        let at = l["at"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no \"at\" in {l}"));
+        assert!(
+            at.starts_with("20") && at.ends_with('Z') && at.contains('T'),
+            "{l}"
+        );
+    }
+    let status = p
+        .cmd()
+        .args(["--json", "status", "-e", "s"])
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert!(status["at"].is_string(), "{status}");
 }
 
 #[test]
@@ -267,6 +284,52 @@ fn secrets_never_reach_output() {
         .output()
         .unwrap();
     assert!(!String::from_utf8_lossy(&out.stdout).contains("hunter2"));
+}
+
+#[test]
+fn config_show_env_prints_the_environment_with_defaults_merged_and_secrets_redacted() {
+    let p = Project::new(
+        "[defaults.database]\nurl = \"${DK_CLI_TEST_DB}\"\n\
+         [defaults.policy]\nhealth_attempts = 30\nhealth_interval_secs = 5\n\
+         [environments.staging]\n\
+         [environments.production.policy]\nhealth_attempts = 60\n",
+    );
+    let show = |env: &str| {
+        let out = p
+            .cmd()
+            .args(["config", "show", "--env", env])
+            .env(
+                "DK_CLI_TEST_DB",
+                "postgres://app:hunter2-db-password@db/app",
+            )
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let prod = show("production");
+    assert!(prod.contains("[environments.production.policy]"), "{prod}");
+    assert!(prod.contains("health_attempts = 60"), "{prod}");
+    assert!(prod.contains("health_interval_secs = 5"), "{prod}");
+    assert!(prod.contains("url = \"[redacted]\""), "{prod}");
+    assert!(
+        !prod.contains("hunter2") && !prod.contains("staging"),
+        "{prod}"
+    );
+    let staging = show("staging");
+    assert!(staging.contains("health_attempts = 30"), "{staging}");
+    p.cmd()
+        .args(["config", "show", "--env", "nope"])
+        .env("DK_CLI_TEST_DB", "x")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("production"));
 }
 
 #[test]
@@ -406,19 +469,21 @@ fn init_writes_a_config_that_loads_and_refuses_to_overwrite() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("--force"));
+    // The values the project cannot tell are ${VAR}s, each named when unset.
     let mut c = Command::cargo_bin("deploykit").unwrap();
     c.current_dir(dir.path())
-        .args(["config", "show"])
+        .args(["config", "show", "--env", "staging"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains(".env"));
-    std::fs::write(dir.path().join(".env"), "").unwrap();
+        .stderr(predicate::str::contains("STAGING_DOCKER_HOST"));
     let mut c = Command::cargo_bin("deploykit").unwrap();
     c.current_dir(dir.path())
-        .args(["config", "show"])
+        .args(["config", "show", "--env", "staging"])
+        .env("STAGING_DOCKER_HOST", "unix:///run/docker.sock")
+        .env("APP_URL", "http://127.0.0.1:3000")
         .assert()
         .code(0)
-        .stdout(predicate::str::contains("my-stack"));
+        .stdout(predicate::str::contains("kind = \"compose\""));
 }
 
 #[test]

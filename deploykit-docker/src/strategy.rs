@@ -44,8 +44,8 @@ impl Strategy {
     /// The name used in configuration files.
     pub fn as_str(self) -> &'static str {
         match self {
-            Strategy::StopFirst => "stop-first",
-            Strategy::StartFirst => "start-first",
+            Strategy::StopFirst => "stop_first",
+            Strategy::StartFirst => "start_first",
         }
     }
 }
@@ -61,12 +61,13 @@ impl FromStr for Strategy {
 
     fn from_str(s: &str) -> Result<Self> {
         match s {
-            "stop-first" => Ok(Strategy::StopFirst),
-            "start-first" => Ok(Strategy::StartFirst),
+            // Docker's kebab spelling, the config's old one, still reads.
+            "stop_first" | "stop-first" => Ok(Strategy::StopFirst),
+            "start_first" | "start-first" => Ok(Strategy::StartFirst),
             other => Err(Error::Invalid {
                 what: "compose deploy strategy",
                 value: other.chars().take(40).collect(),
-                reason: "use \"stop-first\" or \"start-first\"".into(),
+                reason: "use \"stop_first\" or \"start_first\"".into(),
             }),
         }
     }
@@ -96,7 +97,7 @@ impl StartFirstSettings {
                 Ok(v) => v,
                 Err(e) => return refuse(
                     format!("cannot read `compose config` output: {e}"),
-                    "check that `compose config` works for the project, or use strategy stop-first",
+                    "check that `compose config` works for the project, or set strategy = \"stop_first\"",
                 ),
             };
         let Some(svc) = config.get("services").and_then(|s| s.get(service)) else {
@@ -111,7 +112,7 @@ impl StartFirstSettings {
                     "start-first needs two containers of service {service} at once, but it has \
                      container_name: {name} (a name only one container can have)"
                 ),
-                "remove container_name from the service, or use strategy stop-first",
+                "remove container_name from the service, or set strategy = \"stop_first\"",
             );
         }
         let fixed: Vec<String> = svc
@@ -127,7 +128,7 @@ impl StartFirstSettings {
                     fixed.join(", ")
                 ),
                 "put a proxy in front and publish no host port from the service (or only a \
-                 container port), or use strategy stop-first",
+                 container port), or set strategy = \"stop_first\"",
             );
         }
         let stop_grace = match svc.get("stop_grace_period") {
@@ -259,7 +260,7 @@ version: '2.4'
     fn a_container_name_is_refused_with_what_to_do() {
         let err = check(V1, "named").unwrap_err();
         assert!(err.contains("container_name: crm-backend"), "{err}");
-        assert!(err.contains("stop-first"), "{err}");
+        assert!(err.contains("stop_first"), "{err}");
     }
 
     #[test]

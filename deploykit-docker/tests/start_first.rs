@@ -370,7 +370,7 @@ async fn start_first_is_refused_before_anything_is_touched() {
                     ..
                 } => {
                     assert_eq!(step, "start-first");
-                    assert!(h.contains("stop-first"), "{h}");
+                    assert!(h.contains("stop_first"), "{h}");
                 }
                 other => panic!("{name}: {other:?}"),
             }

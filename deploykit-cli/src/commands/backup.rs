@@ -78,16 +78,13 @@ async fn list(config: &Path, env: &str, mode: Mode) -> Result<u8> {
     let listing = backup_of(&ctx)?.list_scoped(&ctx.name).await?;
     const UNRECORDED: &str = "taken before deploykit recorded the database: never pruned automatically; remove it by hand when no longer needed";
     if mode == Mode::Json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "event": "backups",
-                "artifacts": listing.own,
-                "unrecorded": listing.unrecorded,
-                "unrecorded_note": UNRECORDED,
-                "other_environments": listing.foreign,
-            })
-        );
+        crate::render::json::print_event(serde_json::json!({
+            "event": "backups",
+            "artifacts": listing.own,
+            "unrecorded": listing.unrecorded,
+            "unrecorded_note": UNRECORDED,
+            "other_environments": listing.foreign,
+        }));
         return Ok(exit::OK);
     }
     if listing.own.is_empty() && listing.unrecorded.is_empty() {

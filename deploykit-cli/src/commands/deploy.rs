@@ -29,6 +29,7 @@ pub async fn run(config: &Path, args: &DeployArgs, mode: Mode) -> Result<u8> {
         branch: None,
     };
     let ctx = EnvContext::open_for(config, &args.env, mode, Some(&spec)).await?;
+    super::compose_check::validate(&ctx).await?;
 
     if args.dry_run {
         return print_plan(&ctx, &spec).await;
@@ -116,7 +117,7 @@ async fn print_plan(ctx: &EnvContext, spec: &ReleaseSpec) -> Result<u8> {
             "probes": env.probes.len(),
             "protected": env.gates.approval,
         });
-        println!("{v}");
+        crate::render::json::print_event(v);
         return Ok(exit::OK);
     }
     println!("Plan for {} (dry run: nothing will change)", ctx.name);

@@ -25,9 +25,8 @@ pub async fn run(config: &Path, args: &EnvArg, mode: Mode) -> Result<u8> {
         .run(&deploykit_core::Events::none())
         .await;
     if mode == Mode::Json {
-        println!(
-            "{}",
-            serde_json::json!({"event": "health", "passed": verdict.passed, "reports": verdict.reports})
+        crate::render::json::print_event(
+            serde_json::json!({"event": "health", "passed": verdict.passed, "reports": verdict.reports}),
         );
     } else {
         for r in &verdict.reports {

@@ -28,12 +28,11 @@ pub fn print(all: &History, env: &str, days: u32, mode: Mode) {
     let h = all.since(since);
     let mttr = h.mean_time_to_restore();
     if mode == Mode::Json {
-        println!(
-            "{}",
+        crate::render::json::print_event(
             serde_json::json!({"event": "history", "env": env, "days": days, "runs": h.runs,
                 "deployment_frequency_per_day": h.deployment_frequency(days),
                 "change_failure_rate": h.change_failure_rate(),
-                "mean_time_to_restore_ms": mttr.map(|d| d.as_millis() as u64)})
+                "mean_time_to_restore_ms": mttr.map(|d| d.as_millis() as u64)}),
         );
         return;
     }

@@ -21,8 +21,13 @@ use crate::render::Mode;
 pub async fn run(config: &Path, cmd: &MigrateCommand, mode: Mode) -> Result<u8> {
     // Migrations are read from a commit, as a deploy reads them: `--ref`'s, or for a
     // revert the commit of the run being reverted (see `migrate_source`).
+    if let MigrateCommand::Lint(a) = cmd {
+        // Offline: no environment is opened, no database or host is reached.
+        return super::migrate_lint::run(config, a, mode).await;
+    }
     let loaded = crate::config::load(config)?;
     let (env, release) = match cmd {
+        MigrateCommand::Lint(_) => unreachable!("linted above, offline"),
         MigrateCommand::Status(a) | MigrateCommand::Plan(a) => (
             &a.env,
             migrate_source::for_ref(&loaded, &a.env, a.from.git_ref.as_deref()).await?,
@@ -50,12 +55,12 @@ pub async fn run(config: &Path, cmd: &MigrateCommand, mode: Mode) -> Result<u8> 
         (None, _) => ConfigError(format!("environment {} has no [migrations] configured", ctx.name)),
     })?;
     match cmd {
+        MigrateCommand::Lint(_) => unreachable!("linted above, offline"),
         MigrateCommand::Status(_) => {
             let s = migrator.status().await?;
             if mode == Mode::Json {
-                println!(
-                    "{}",
-                    serde_json::json!({"event": "migrations", "status": s})
+                crate::render::json::print_event(
+                    serde_json::json!({"event": "migrations", "status": s}),
                 );
             } else {
                 for (label, list) in [
@@ -81,9 +86,8 @@ pub async fn run(config: &Path, cmd: &MigrateCommand, mode: Mode) -> Result<u8> 
         MigrateCommand::Plan(_) => {
             let plan = migrator.plan().await?;
             if mode == Mode::Json {
-                println!(
-                    "{}",
-                    serde_json::json!({"event": "plan", "migrations": plan})
+                crate::render::json::print_event(
+                    serde_json::json!({"event": "plan", "migrations": plan}),
                 );
             } else if plan.is_empty() {
                 println!("nothing pending");

@@ -1,6 +1,7 @@
 //! One module per command; each returns its exit code.
 
 pub mod backup;
+mod compose_check;
 pub mod config_show;
 pub mod demo;
 pub mod deploy;
@@ -10,6 +11,7 @@ pub mod init;
 pub mod lock;
 pub mod migrate;
 mod migrate_guard;
+pub mod migrate_lint;
 mod migrate_source;
 pub mod recover;
 pub mod rollback;
@@ -127,12 +129,9 @@ impl EnvContext {
 }
 
 /// Prints a line of output in the command's mode (`--json` gets an object).
-pub fn say(mode: Mode, text: &str, mut json: serde_json::Value) {
+pub fn say(mode: Mode, text: &str, json: serde_json::Value) {
     match mode {
-        Mode::Json => {
-            deploykit_core::secret::redact_json(&mut json);
-            println!("{json}")
-        }
+        Mode::Json => crate::render::json::print_event(json),
         _ => println!("{}", deploykit_core::redact(text, &[])),
     }
 }

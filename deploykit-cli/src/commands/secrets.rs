@@ -134,18 +134,15 @@ pub fn run(config_path: &Path, args: &SecretsCheckArgs, mode: Mode) -> Result<u8
     let file = args.file.clone().or(file).ok_or_else(|| {
         ConfigError("say which file to check: --file PATH, or --env with [secrets] env_file".into())
     })?;
-    let mut values = BTreeMap::new();
-    let iter = dotenvy::from_path_iter(&file)
-        .map_err(|e| ConfigError(format!("{}: {e}", file.display())))?;
-    for item in iter {
-        let (k, v) = item.map_err(|e| ConfigError(format!("{}: {e}", file.display())))?;
-        values.insert(k, v);
-    }
+    let environment: BTreeMap<String, String> = std::env::vars().collect();
+    let values: BTreeMap<String, String> = config::dotenv::read(&file, &environment)
+        .map_err(|e| ConfigError(e.to_string()))?
+        .into_iter()
+        .collect();
     let findings = check(&values, &rules);
     if mode == Mode::Json {
-        println!(
-            "{}",
-            serde_json::json!({"event": "secrets", "file": file, "ok": findings.is_empty(), "findings": findings})
+        crate::render::json::print_event(
+            serde_json::json!({"event": "secrets", "file": file, "ok": findings.is_empty(), "findings": findings}),
         );
     } else if findings.is_empty() {
         println!(

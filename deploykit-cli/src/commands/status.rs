@@ -31,10 +31,9 @@ pub async fn run(config: &Path, args: &EnvArg, mode: Mode) -> Result<u8> {
         None => None,
     };
     if mode == Mode::Json {
-        println!(
-            "{}",
+        crate::render::json::print_event(
             serde_json::json!({"event": "status", "env": ctx.name, "live": live, "lock": holder, "last_run": last,
-                "unfinished_runs": unfinished, "migrations": migrations})
+                "unfinished_runs": unfinished, "migrations": migrations}),
         );
         return Ok(exit::OK);
     }

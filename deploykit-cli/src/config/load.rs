@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{interpolate, masks, names, Config, Environment};
+use serde::Deserialize;
+
+use super::{defaults, dotenv, interpolate, masks, names, spelling, Config, Environment};
 
 /// A config that could not be used, with the file and (when known) line.
 #[derive(Debug)]
@@ -86,8 +88,28 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
             path.display()
         ))
     })?;
-    let shape: Config = toml::from_str(&text)
+    let mut doc: toml::Table = toml::from_str(&text)
         .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.to_string().trim_end())))?;
+    let merged = defaults::merge_into_environments(&mut doc)
+        .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+    let renamed = spelling::modernize(&mut doc);
+    for warning in &renamed {
+        eprintln!("warning: {}: {warning}", path.display());
+    }
+    // Without `[defaults]` (or an old spelling) the text as written is the config,
+    // and its errors carry line numbers; otherwise it is only whole after the rewrite.
+    let shape: Config = if merged || !renamed.is_empty() {
+        Config::deserialize(toml::Value::Table(doc.clone())).map_err(|e| {
+            ConfigError(format!(
+                "{}: {} (in an environment merged with [defaults])",
+                path.display(),
+                e.message()
+            ))
+        })?
+    } else {
+        toml::from_str(&text)
+            .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.to_string().trim_end())))?
+    };
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let base = if base.as_os_str().is_empty() {
         PathBuf::from(".")
@@ -104,22 +126,14 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
         } else {
             base.join(env_file)
         };
-        let iter = dotenvy::from_path_iter(&env_path).map_err(|e| {
-            ConfigError(format!(
-                "{}: env_file {}: {e}",
-                path.display(),
-                env_path.display()
-            ))
-        })?;
-        for item in iter {
-            let (k, v) = item.map_err(|e| ConfigError(format!("{}: {e}", env_path.display())))?;
-            vars.insert(k, v);
-        }
+        let environment: BTreeMap<String, String> = std::env::vars().collect();
+        let items = dotenv::read(&env_path, &environment)
+            .map_err(|e| ConfigError(format!("{}: env_file {e}", path.display())))?;
+        vars.extend(items);
     }
     vars.extend(std::env::vars());
 
-    let mut value: toml::Value =
-        toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+    let mut value = toml::Value::Table(doc);
     // A variable only the production environment uses must not stop a staging
     // deploy: missing variables are reported for the environment that uses them.
     // Each environment's table is walked on its own, so a dot in its name
@@ -185,9 +199,9 @@ fn interpolate_value(
     match v {
         toml::Value::String(s) => match interpolate(s, vars) {
             Ok(done) => *s = done,
-            Err(names) => {
-                for n in names {
-                    missing.push(format!("{at} uses ${{{n}}}, which is not set"));
+            Err(unfilled) => {
+                for u in unfilled {
+                    missing.push(format!("{at} uses {u}"));
                 }
             }
         },
@@ -244,13 +258,58 @@ mod tests {
         use crate::config::ComposeStrategy;
         assert_eq!(strategy("").unwrap(), ComposeStrategy::StopFirst);
         assert_eq!(
+            strategy("strategy = \"start_first\"\n").unwrap(),
+            ComposeStrategy::StartFirst
+        );
+        // Docker's spelling, the old one, still reads (with a warning on stderr).
+        assert_eq!(
             strategy("strategy = \"start-first\"\n").unwrap(),
             ComposeStrategy::StartFirst
         );
         let err = strategy("strategy = \"rolling\"\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("start-first"), "{err}");
+        assert!(err.contains("start_first"), "{err}");
+    }
+
+    fn db_url(c: &LoadedConfig) -> String {
+        let db = c.env("prod").unwrap().database.clone().unwrap();
+        db.url.expose().to_string()
+    }
+
+    #[test]
+    fn shell_default_and_required_forms_fill_the_config() {
+        let (_d, p) = write(
+            "[environments.prod.database]\n\
+             url = \"postgres://app@${DEPLOYKIT_T_UNSET_HOST:-db.internal}:${DEPLOYKIT_T_UNSET_PORT:-5432}/app\"\n",
+        );
+        let loaded = load(&p).unwrap();
+        assert_eq!(db_url(&loaded), "postgres://app@db.internal:5432/app");
+
+        let (_d, p) = write(
+            "[environments.prod.database]\nurl = \"${DEPLOYKIT_T_UNSET_URL:?set it to the primary's URL}\"\n",
+        );
+        let err = load(&p).unwrap().env("prod").unwrap_err().to_string();
+        assert!(
+            err.contains("DEPLOYKIT_T_UNSET_URL") && err.contains("set it to the primary's URL"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn env_file_values_are_read_as_compose_reads_them() {
+        let (d, p) = write(
+            "[project]\nenv_file = \".env\"\n[environments.prod.database]\n\
+             url = \"postgres://app@h/${DEPLOYKIT_T_DB_NAME}?ports=${DEPLOYKIT_T_WEB_PORTS}\"\n",
+        );
+        std::fs::write(
+            d.path().join(".env"),
+            "# ports the web service listens on\nDEPLOYKIT_T_WEB_PORTS=19212 19213\n\
+             export DEPLOYKIT_T_DB_NAME='app db' # inline comment\n",
+        )
+        .unwrap();
+        let loaded = load(&p).unwrap();
+        assert_eq!(db_url(&loaded), "postgres://app@h/app db?ports=19212 19213");
     }
 
     #[test]

@@ -82,7 +82,7 @@ pub fn mask_secrets(config: &Config, text: &str, vars: &BTreeMap<String, String>
             }
         }
     }
-    for name in used_variables(text) {
+    for name in super::interpolate::variable_names(text) {
         if secret_name(&name) {
             if let Some(v) = vars.get(&name) {
                 mask(&Secret::new(v.clone()));
@@ -114,20 +114,6 @@ fn mask_url_credentials(url: &str) {
     }
 }
 
-/// The `NAME`s of the `${NAME}`s in `text`.
-fn used_variables(text: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("${") {
-        rest = &rest[i + 2..];
-        if let Some(end) = rest.find('}') {
-            names.push(rest[..end].to_string());
-            rest = &rest[end + 1..];
-        }
-    }
-    names
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,10 +138,5 @@ mod tests {
         ] {
             assert!(!secret_name(n), "{n}");
         }
-    }
-
-    #[test]
-    fn used_variables_are_found() {
-        assert_eq!(used_variables("a ${X} b ${DB_URL}"), ["X", "DB_URL"]);
     }
 }

@@ -6,11 +6,14 @@
 //! [`Secret`]s: showing a config prints `[redacted]` for them.
 
 mod backup_place;
+mod defaults;
+pub mod dotenv;
 mod interpolate;
 mod load;
 mod masks;
 mod names;
 mod paths;
+mod spelling;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -234,14 +237,14 @@ pub struct ComposeConfig {
     /// Seconds to wait for the container's HEALTHCHECK.
     #[serde(default = "default_health_wait")]
     pub health_wait_secs: u64,
-    /// How a release's container replaces the running one (default `stop-first`).
+    /// How a release's container replaces the running one (default `stop_first`).
     #[serde(default)]
     pub strategy: ComposeStrategy,
 }
 
 /// How a Compose target replaces the service's container.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "snake_case")]
 pub enum ComposeStrategy {
     /// Compose's own way: the old container stops before the new one starts (a
     /// gap of some seconds on every deploy). Works for every service.

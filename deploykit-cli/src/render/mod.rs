@@ -1,7 +1,7 @@
 //! Turning events and reports into output: live lines on a terminal, plain lines
 //! in logs, JSON lines for machines, and a markdown summary for GitHub Actions.
 
-mod json;
+pub mod json;
 mod plain;
 mod plan;
 mod summary;

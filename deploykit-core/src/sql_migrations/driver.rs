@@ -19,7 +19,9 @@ pub(crate) struct ServerError {
 /// One connection to the database, holding the migration lock while it lives.
 #[async_trait]
 pub(crate) trait Session: Send {
-    /// Creates the history table if missing (never alters an existing one).
+    /// Creates the history table if missing. An existing table is not altered, except
+    /// that Supabase's gains its `statements` and `name` columns when it lacks them, as
+    /// the Supabase CLI's own statements do.
     async fn ensure_history(&mut self) -> Result<()>;
     /// The rows of the history table; empty if it does not exist yet.
     async fn history(&mut self) -> Result<Vec<HistoryRow>>;

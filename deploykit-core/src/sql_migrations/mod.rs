@@ -14,6 +14,7 @@ mod driver;
 pub mod history;
 mod lint;
 mod migrator;
+mod offline_lint;
 mod origin;
 mod script_run;
 pub(crate) mod source;
@@ -24,6 +25,7 @@ pub use history::HistoryDialect;
 // The markers and rule names stay public: they are words migration authors write.
 pub use lint::{ALLOW_MARKER, RULES as LINT_RULES};
 pub use migrator::{SqlMigrator, SqlMigratorOptions};
+pub use offline_lint::lint_migrations;
 pub use source::NO_TRANSACTION_MARKER;
 
 pub(crate) use driver::{Backend, ServerError, Session};

@@ -1,0 +1,158 @@
+use std::path::Path;
+
+use super::*;
+use crate::config::{self, MigrationsConfig, TargetConfig};
+
+fn write(dir: &Path, files: &[(&str, &str)]) {
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+}
+
+fn init(dir: &Path, kind: Option<InitKind>) -> Result<config::LoadedConfig> {
+    let path = dir.join("deploykit.toml");
+    run(&path, &InitArgs { kind, force: true })?;
+    Ok(config::load(&path)?)
+}
+
+#[test]
+fn a_pm2_project_gets_its_apps_build_and_migrations() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        &[
+            (
+                "ecosystem.config.js",
+                "module.exports = { apps: [\n  { name: 'muva-web', script: 'node_modules/.bin/next', \
+                 instances: 2, exec_mode: 'cluster' },\n  { name: 'muva-worker', script: 'worker.js' }\n] };\n",
+            ),
+            ("package.json", r#"{"name": "muva", "scripts": {"build": "next build", "start": "next start"}}"#),
+            ("pnpm-lock.yaml", "lockfileVersion: '9.0'\n"),
+            ("supabase/migrations/20250101000000_a.sql", "select 1;"),
+            ("supabase/migrations/20250101000000_a.down.sql", "select 1;"),
+            ("supabase/migrations/20250102000000_b.sql", "select 1;"),
+        ],
+    );
+    let loaded = init(d.path(), None).unwrap();
+    let text = std::fs::read_to_string(d.path().join("deploykit.toml")).unwrap();
+    assert!(
+        text.contains("muva-worker"),
+        "the other app is named:\n{text}"
+    );
+    for env in ["staging", "production"] {
+        let e = &loaded.config.environments[env];
+        let Some(TargetConfig::Pm2(p)) = &e.target else {
+            panic!("{env}: {:?}", e.target)
+        };
+        assert_eq!(p.app, "muva-web");
+        assert_eq!(p.instances, Some(2));
+        assert_eq!(p.ecosystem, "ecosystem.config.js");
+        assert_eq!(
+            p.install,
+            vec![vec!["pnpm", "install", "--frozen-lockfile"]]
+        );
+        assert_eq!(p.build, vec![vec!["pnpm", "run", "build"]]);
+        assert_eq!(p.deploy_to, Path::new("/srv/muva"));
+        match &e.migrations {
+            Some(MigrationsConfig::Sql { dir, dialect }) => {
+                assert_eq!(dir, Path::new("supabase/migrations"));
+                assert_eq!(format!("{dialect:?}").to_lowercase(), "supabase");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(loaded.config.environments["production"].gates.approval);
+    assert!(!loaded.config.environments["staging"].gates.approval);
+}
+
+#[test]
+fn a_compose_project_gets_its_service_database_and_strategy() {
+    let d = tempfile::tempdir().unwrap();
+    let compose = "services:\n  db:\n    image: postgres:15\n    environment:\n      POSTGRES_USER: cabanas\n      POSTGRES_DB: reservas\n\
+                   \x20 api:\n    build: api\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n    ports:\n      - \"8000\"\n";
+    write(
+        d.path(),
+        &[
+            ("compose.yaml", compose),
+            ("api/alembic.ini", "[alembic]\n"),
+        ],
+    );
+    let loaded = init(d.path(), None).unwrap();
+    let e = &loaded.config.environments["staging"];
+    let Some(TargetConfig::Compose(c)) = &e.target else {
+        panic!("{:?}", e.target)
+    };
+    assert_eq!(c.service, "api");
+    assert_eq!(c.files, vec![std::path::PathBuf::from("compose.yaml")]);
+    assert_eq!(c.strategy, config::ComposeStrategy::StartFirst);
+    let backup = toml::to_string(e.backup.as_ref().unwrap()).unwrap();
+    assert!(
+        backup.contains("compose_exec") && backup.contains("\"db\""),
+        "{backup}"
+    );
+    assert!(
+        backup.contains("cabanas") && backup.contains("reservas"),
+        "{backup}"
+    );
+    match &e.migrations {
+        Some(MigrationsConfig::ComposeRun { up, down, .. }) => {
+            assert_eq!(up, &["alembic", "upgrade", "head"]);
+            assert_eq!(down.as_ref().unwrap()[2], "{revision}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        e.probes.len(),
+        2,
+        "container probe for the HEALTHCHECK, and http"
+    );
+}
+
+#[test]
+fn a_fixed_port_or_container_name_keeps_stop_first_and_says_why() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        &[(
+            "docker-compose.yml",
+            "services:\n  backend:\n    build: .\n    container_name: crm-backend\n",
+        )],
+    );
+    let loaded = init(d.path(), None).unwrap();
+    let Some(TargetConfig::Compose(c)) = &loaded.config.environments["staging"].target else {
+        panic!()
+    };
+    assert_eq!(c.strategy, config::ComposeStrategy::StopFirst);
+    let text = std::fs::read_to_string(d.path().join("deploykit.toml")).unwrap();
+    assert!(text.contains("container_name: crm-backend"), "{text}");
+}
+
+#[test]
+fn the_kind_is_asked_for_when_the_files_do_not_tell() {
+    let d = tempfile::tempdir().unwrap();
+    let err = init(d.path(), None).unwrap_err().to_string();
+    assert!(err.contains("--kind"), "{err}");
+    write(
+        d.path(),
+        &[
+            ("ecosystem.config.json", r#"{"apps": [{"name": "a"}]}"#),
+            ("compose.yml", "services:\n  a:\n    image: x\n"),
+        ],
+    );
+    let err = init(d.path(), None).unwrap_err().to_string();
+    assert!(err.contains("both"), "{err}");
+    // --kind settles it, and a template with nothing found still loads.
+    init(d.path(), Some(InitKind::Compose)).unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    init(empty.path(), Some(InitKind::Pm2)).unwrap();
+    init(empty.path(), Some(InitKind::Compose)).unwrap();
+}
+
+#[test]
+fn names_become_valid_project_names() {
+    assert_eq!(scan::slug("@acme/Web App"), "acme-web-app");
+    assert_eq!(scan::slug(".tmpAbC"), "tmpabc");
+    assert_eq!(scan::slug("muva_2"), "muva_2");
+}
