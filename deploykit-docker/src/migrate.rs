@@ -79,7 +79,8 @@ impl ComposeRunMigrator {
         Ok(self)
     }
 
-    /// A command printing the database's current revision as its last output line.
+    /// A command printing the database's current revision as the first word of its
+    /// last output line (`alembic current` prints `d4e5f6 (head)`).
     pub fn revision_command(mut self, argv: Vec<String>) -> Self {
         self.revision = Some(argv);
         self
@@ -200,12 +201,19 @@ impl ComposeRunMigrator {
             return Ok(None);
         };
         let out = self.run(step, &image, argv).await?;
-        Ok(out
-            .lines()
-            .map(str::trim)
-            .rfind(|l| !l.is_empty())
-            .map(str::to_string))
+        Ok(revision_in_output(&out))
     }
+}
+
+/// The revision a `current` command printed: the first word of its last non-empty
+/// output line. Real `alembic current` prints `d4e5f6 (head)`, and the `(head)`
+/// marker is neither accepted by `alembic downgrade` nor printed once a revert has
+/// gone back below the head, so the marker is no part of the revision.
+fn revision_in_output(out: &str) -> Option<String> {
+    out.lines()
+        .rev()
+        .find_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
 }
 
 #[async_trait]
@@ -333,6 +341,28 @@ mod tests {
         assert_eq!(
             ComposeRunMigrator::with_revision(&argv, "abc123; rm -rf /"),
             ["alembic", "downgrade", "abc123; rm -rf /", "x{revision}"]
+        );
+    }
+
+    #[test]
+    fn the_revision_is_the_first_word_of_the_last_line_as_real_alembic_prints_it() {
+        // `alembic current` (1.8) prints the revision followed by markers such as
+        // `(head)` or `(branchpoint)`; `alembic downgrade` only takes the bare id, and
+        // the revision read after a revert has no `(head)` any more.
+        assert_eq!(
+            revision_in_output("d4e5f6 (head)\n").as_deref(),
+            Some("d4e5f6")
+        );
+        assert_eq!(
+            revision_in_output("a1b2c3\nd4e5f6 (head) (effective head)\n").as_deref(),
+            Some("d4e5f6")
+        );
+        assert_eq!(revision_in_output("  \n").as_deref(), None);
+        assert_eq!(revision_in_output("").as_deref(), None);
+        // A tool printing a bare revision (the contract's simplest form) keeps it.
+        assert_eq!(
+            revision_in_output("20260110120000_init\n").as_deref(),
+            Some("20260110120000_init")
         );
     }
 }
