@@ -93,7 +93,8 @@ impl ComposeRunMigrator {
         Ok(self)
     }
 
-    /// A command printing the database's current revision as its last output line.
+    /// A command printing the database's current revision as the first word of its
+    /// last output line (`alembic current` prints `d4e5f6 (head)`).
     pub fn revision_command(mut self, argv: Vec<String>) -> Self {
         self.revision = Some(argv);
         self

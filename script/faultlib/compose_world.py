@@ -1,8 +1,8 @@
 """The Cabañas-style world: an API container and PostgreSQL in one Compose project
 on the rig's private Docker engine, Alembic-style migrations in one-off containers
 of the new image (downgraded exactly on rollback), pg_dump inside the db container,
-and container + HTTP probes: examples/cabanas with the rig's images and ports (the
-same wiring as deploykit-cli/tests/example_compose.rs)."""
+and container + HTTP probes: the busybox stand-in of examples/cabanas kept in
+script/faultlib/cabanas_standin (see its README) with the rig's images and ports."""
 import os
 import shutil
 import tempfile
@@ -45,7 +45,7 @@ class ComposeWorld:
     def setup(self):
         self.compose_down()
         shutil.rmtree(self.repo, ignore_errors=True)
-        shutil.copytree(ROOT / "examples/cabanas", self.repo)
+        shutil.copytree(ROOT / "script/faultlib/cabanas_standin", self.repo)
         handle = (self.repo / "api/bin/handle").read_text()
         handle = handle.replace("  /api/v1/healthz)\n", HANDLE_PATCH, 1)
         (self.repo / "api/bin/handle").write_text(handle)

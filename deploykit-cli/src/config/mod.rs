@@ -406,7 +406,7 @@ pub enum MigrationsConfig {
         service: Option<String>,
         /// Applies pending migrations.
         up: Vec<String>,
-        /// Prints the current revision (last line of output).
+        /// Prints the current revision (first word of the last output line).
         current: Option<Vec<String>>,
         /// Goes back to a revision (`{revision}` is replaced).
         down: Option<Vec<String>>,
