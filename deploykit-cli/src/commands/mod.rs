@@ -139,7 +139,53 @@ pub fn say(mode: Mode, text: &str, json: serde_json::Value) {
 /// Who is deploying, for the lock and the journal: the CI's actor, else the login
 /// user. The CLI decides this; the library takes it as an input.
 pub fn actor() -> String {
-    std::env::var("GITHUB_ACTOR")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "unknown".into())
+    actor_from(|k| std::env::var(k).ok())
+}
+
+/// [`actor`] over any environment. Containers and CI runners often have no `USER`;
+/// "unknown" then told a colleague nothing about who held the lock, so the fallback
+/// is the uid and the machine (`uid 1001@runner-7`), which do say where to look.
+fn actor_from(var: impl Fn(&str) -> Option<String>) -> String {
+    ["GITHUB_ACTOR", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|k| var(k).filter(|v| !v.trim().is_empty()))
+        .unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .or_else(|| var("HOSTNAME"))
+                .unwrap_or_else(|| "this machine".into());
+            match own_uid() {
+                Some(uid) => format!("uid {uid}@{host}"),
+                None => format!("a user without a name@{host}"),
+            }
+        })
+}
+
+/// This process's real uid, from /proc (no unsafe call needed).
+fn own_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod actor_tests {
+    use super::*;
+
+    #[test]
+    fn without_a_user_name_the_actor_is_the_uid_and_host() {
+        let none = actor_from(|_| None);
+        assert!(none.starts_with("uid ") && none.contains('@'), "{none}");
+        assert_ne!(none, "unknown");
+        let empty_user = actor_from(|k| (k == "USER").then(String::new));
+        assert!(empty_user.starts_with("uid "), "{empty_user}");
+        assert_eq!(
+            actor_from(|k| (k == "LOGNAME").then(|| "ana".into())),
+            "ana"
+        );
+        let ci = actor_from(|k| Some(format!("{k}-value")));
+        assert_eq!(ci, "GITHUB_ACTOR-value");
+    }
 }
