@@ -43,6 +43,7 @@ impl std::fmt::Display for Outcome {
 /// One line of the journal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "record", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Record {
     /// The run began (always the first record).
     RunStarted {

@@ -23,7 +23,12 @@ pub enum MigrationFailurePolicy {
 }
 
 /// The rules of one environment's runs.
+///
+/// Non-exhaustive so a new rule is not a breaking change: start from
+/// `Policy::default()` (the safe choice) and change what differs with the
+/// setters, e.g. `Policy::default().keep_backups(5)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Policy {
     /// Verification rules.
     pub health: HealthPolicy,
@@ -58,5 +63,55 @@ impl Default for Policy {
             keep_releases: 5,
             keep_backups: 7,
         }
+    }
+}
+
+impl Policy {
+    /// Sets the verification rules.
+    pub fn health(mut self, health: HealthPolicy) -> Self {
+        self.health = health;
+        self
+    }
+
+    /// Sets how fresh a backup migrations need.
+    pub fn backup_max_age(mut self, backup_max_age: Duration) -> Self {
+        self.backup_max_age = backup_max_age;
+        self
+    }
+
+    /// Migrates without a fresh backup when `true` (explicit, recorded).
+    pub fn waive_backup(mut self, waive_backup: bool) -> Self {
+        self.waive_backup = waive_backup;
+        self
+    }
+
+    /// Sets what undoing a migration means.
+    pub fn migration_failure(mut self, migration_failure: MigrationFailurePolicy) -> Self {
+        self.migration_failure = migration_failure;
+        self
+    }
+
+    /// Marks the environment protected (approval, lint findings refused).
+    pub fn protected(mut self, protected: bool) -> Self {
+        self.protected = protected;
+        self
+    }
+
+    /// Sets the longest a single step may take.
+    pub fn step_timeout(mut self, step_timeout: Duration) -> Self {
+        self.step_timeout = step_timeout;
+        self
+    }
+
+    /// Sets how many releases the commit phase keeps.
+    pub fn keep_releases(mut self, keep_releases: usize) -> Self {
+        self.keep_releases = keep_releases;
+        self
+    }
+
+    /// Sets how many backups the commit phase keeps.
+    pub fn keep_backups(mut self, keep_backups: usize) -> Self {
+        self.keep_backups = keep_backups;
+        self
     }
 }

@@ -36,6 +36,7 @@ pub struct PhaseTiming {
 /// Everything a caller needs after a run: the outcome, what failed, what was undone,
 /// and what a human must do next.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RunReport {
     /// The run's id (its journal's name).
     pub run_id: String,

@@ -18,6 +18,7 @@ use crate::target::Target;
 /// How to undo one step. Each is idempotent: running it twice changes nothing more.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "undo", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Compensation {
     /// Undo `prepare`: remove the staged release.
     DiscardRelease {

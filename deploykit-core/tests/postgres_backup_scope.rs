@@ -143,16 +143,12 @@ async fn a_deploy_prunes_only_its_own_and_keeps_what_pending_undos_need() {
             PgDumpBackup::new(&staging_db.url, &backups).unwrap(),
         ))
         .probe(Arc::new(world.probe()))
-        .policy(Policy {
-            keep_backups: 1,
-            health: HealthPolicy {
-                deadline: Duration::from_secs(5),
-                attempts: 2,
-                interval: Duration::from_millis(50),
-                accept_degraded: true,
-            },
-            ..Policy::default()
-        })
+        .policy(Policy::default().keep_backups(1).health(HealthPolicy {
+            deadline: Duration::from_secs(5),
+            attempts: 2,
+            interval: Duration::from_millis(50),
+            accept_degraded: true,
+        }))
         .run_in(
             &deploykit_core::LocalStore::new(
                 journals.clone(),

@@ -128,17 +128,17 @@ async fn a_no_transaction_migration_failing_part_way_says_what_stays_applied() {
             SqlMigrator::postgres(&db.url, tmp.path(), HistoryDialect::Deploykit).unwrap(),
         ))
         .probe(Arc::new(world.probe()))
-        .policy(Policy {
-            migration_failure: MigrationFailurePolicy::Down,
-            waive_backup: true,
-            health: HealthPolicy {
-                deadline: Duration::from_secs(5),
-                attempts: 2,
-                interval: Duration::from_millis(50),
-                accept_degraded: true,
-            },
-            ..Policy::default()
-        })
+        .policy(
+            Policy::default()
+                .migration_failure(MigrationFailurePolicy::Down)
+                .waive_backup(true)
+                .health(HealthPolicy {
+                    deadline: Duration::from_secs(5),
+                    attempts: 2,
+                    interval: Duration::from_millis(50),
+                    accept_degraded: true,
+                }),
+        )
         .run(&world.spec("v2"), &MemoryJournal::default())
         .await
         .unwrap();

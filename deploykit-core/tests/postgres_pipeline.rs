@@ -14,17 +14,15 @@ use deploykit_core::{HealthPolicy, MigrationFailurePolicy, Outcome, Pipeline, Po
 use pg::TestDb;
 
 fn policy(on_failure: MigrationFailurePolicy) -> Policy {
-    Policy {
-        health: HealthPolicy {
+    Policy::default()
+        .health(HealthPolicy {
             deadline: Duration::from_secs(5),
             attempts: 2,
             interval: Duration::from_millis(50),
             accept_degraded: true,
-        },
-        migration_failure: on_failure,
-        step_timeout: Duration::from_secs(120),
-        ..Policy::default()
-    }
+        })
+        .migration_failure(on_failure)
+        .step_timeout(Duration::from_secs(120))
 }
 
 fn write(dir: &Path, name: &str, sql: &str) {

@@ -91,17 +91,17 @@ fn pipeline(db: &TestDb, tmp: &Path, world: &World, step_timeout: Duration) -> P
             db_url: db.url.expose().to_string(),
         }))
         .probe(Arc::new(world.probe()))
-        .policy(Policy {
-            health: HealthPolicy {
-                deadline: Duration::from_secs(5),
-                attempts: 2,
-                interval: Duration::from_millis(50),
-                accept_degraded: true,
-            },
-            migration_failure: MigrationFailurePolicy::Restore,
-            step_timeout,
-            ..Policy::default()
-        })
+        .policy(
+            Policy::default()
+                .health(HealthPolicy {
+                    deadline: Duration::from_secs(5),
+                    attempts: 2,
+                    interval: Duration::from_millis(50),
+                    accept_degraded: true,
+                })
+                .migration_failure(MigrationFailurePolicy::Restore)
+                .step_timeout(step_timeout),
+        )
 }
 
 #[tokio::test]

@@ -300,17 +300,15 @@ async fn deploykit_round(
     let migrator = ComposeRunMigrator::for_release(&target, &v2.id, vec!["true".into()])
         .run_service("web-migrate")?;
     let probe = ContainerHealthProbe::new(engine.clone(), &name, "web");
-    let policy = Policy {
-        health: HealthPolicy {
+    let policy = Policy::default()
+        .health(HealthPolicy {
             deadline: Duration::from_secs(60),
             attempts: 120,
             interval: Duration::from_millis(500),
             accept_degraded: false,
-        },
-        waive_backup: true,
-        migration_failure: deploykit_core::MigrationFailurePolicy::Keep,
-        ..Policy::default()
-    };
+        })
+        .waive_backup(true)
+        .migration_failure(deploykit_core::MigrationFailurePolicy::Keep);
     let report = Pipeline::new("bench")
         .target(target.clone() as Arc<dyn Target>)
         .migrator(Arc::new(migrator))

@@ -18,17 +18,15 @@ fn argv(words: &[&str]) -> Vec<String> {
 }
 
 fn policy() -> Policy {
-    Policy {
-        health: HealthPolicy {
+    Policy::default()
+        .health(HealthPolicy {
             deadline: Duration::from_secs(60),
             attempts: 60,
             interval: Duration::from_millis(500),
             accept_degraded: false,
-        },
+        })
         // The web stack has no database to dump; backups have their own test.
-        waive_backup: true,
-        ..Policy::default()
-    }
+        .waive_backup(true)
 }
 
 /// Deploys `release` the way the CLI wires it: target, migrator for this release,
@@ -214,10 +212,7 @@ async fn crm_stack_backs_up_inside_the_db_container_and_a_failed_backup_changes_
                 .migrator(Arc::new(migrator))
                 .backup(Arc::new(backup))
                 .probe(Arc::new(probe))
-                .policy(Policy {
-                    waive_backup: false,
-                    ..policy()
-                })
+                .policy(policy().waive_backup(false))
                 .run(&release, &MemoryJournal::default())
                 .await
                 .expect("the run starts")

@@ -69,16 +69,14 @@ async fn deploy(target: Arc<ComposeTarget>, release: &ReleaseSpec) -> RunReport 
         .run_service("web-migrate")
         .unwrap();
     let probe = ContainerHealthProbe::new(target.engine().clone(), &target.project().name, "web");
-    let policy = Policy {
-        health: HealthPolicy {
+    let policy = Policy::default()
+        .health(HealthPolicy {
             deadline: Duration::from_secs(60),
             attempts: 60,
             interval: Duration::from_millis(500),
             accept_degraded: false,
-        },
-        waive_backup: true,
-        ..Policy::default()
-    };
+        })
+        .waive_backup(true);
     Pipeline::new("remote")
         .target(target as Arc<dyn Target>)
         .migrator(Arc::new(migrator))

@@ -513,8 +513,8 @@ impl PolicyConfig {
     pub fn to_policy(&self, protected: bool, keep_backups: Option<usize>) -> Policy {
         let d = Policy::default();
         let h = HealthPolicy::default();
-        Policy {
-            health: HealthPolicy {
+        Policy::default()
+            .health(HealthPolicy {
                 deadline: self
                     .health_deadline_secs
                     .map(Duration::from_secs)
@@ -525,21 +525,22 @@ impl PolicyConfig {
                     .map(Duration::from_secs)
                     .unwrap_or(h.interval),
                 accept_degraded: self.accept_degraded.unwrap_or(h.accept_degraded),
-            },
-            backup_max_age: self
-                .backup_max_age_minutes
-                .map(|m| Duration::from_secs(m * 60))
-                .unwrap_or(d.backup_max_age),
-            waive_backup: self.waive_backup.unwrap_or(false),
-            migration_failure: self.migration_failure.unwrap_or_default(),
-            protected,
-            step_timeout: self
-                .step_timeout_secs
-                .map(Duration::from_secs)
-                .unwrap_or(d.step_timeout),
-            keep_releases: self.keep_releases.unwrap_or(d.keep_releases),
-            keep_backups: keep_backups.unwrap_or(d.keep_backups),
-        }
+            })
+            .backup_max_age(
+                self.backup_max_age_minutes
+                    .map(|m| Duration::from_secs(m * 60))
+                    .unwrap_or(d.backup_max_age),
+            )
+            .waive_backup(self.waive_backup.unwrap_or(false))
+            .migration_failure(self.migration_failure.unwrap_or_default())
+            .protected(protected)
+            .step_timeout(
+                self.step_timeout_secs
+                    .map(Duration::from_secs)
+                    .unwrap_or(d.step_timeout),
+            )
+            .keep_releases(self.keep_releases.unwrap_or(d.keep_releases))
+            .keep_backups(keep_backups.unwrap_or(d.keep_backups))
     }
 }
 

@@ -50,6 +50,7 @@ pub enum SshAuth {
 
 /// Where and how to connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SshConfig {
     /// Host name or address.
     pub host: String,

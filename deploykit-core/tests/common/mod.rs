@@ -19,16 +19,14 @@ pub struct Scenario {
 }
 
 pub fn policy() -> Policy {
-    Policy {
-        health: HealthPolicy {
+    Policy::default()
+        .health(HealthPolicy {
             deadline: Duration::from_secs(5),
             attempts: 3,
             interval: Duration::from_millis(100),
             accept_degraded: true,
-        },
-        step_timeout: Duration::from_secs(60),
-        ..Policy::default()
-    }
+        })
+        .step_timeout(Duration::from_secs(60))
 }
 
 pub fn scenario() -> Scenario {

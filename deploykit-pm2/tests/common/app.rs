@@ -272,15 +272,12 @@ impl HostApp {
 
 /// A deploy policy for tests: short health rounds, nothing timed in assertions.
 pub fn policy() -> Policy {
-    Policy {
-        health: HealthPolicy {
-            deadline: Duration::from_secs(90),
-            attempts: 6,
-            interval: Duration::from_secs(1),
-            accept_degraded: false,
-        },
-        ..Policy::default()
-    }
+    Policy::default().health(HealthPolicy {
+        deadline: Duration::from_secs(90),
+        attempts: 6,
+        interval: Duration::from_secs(1),
+        accept_degraded: false,
+    })
 }
 
 /// One plain HTTP/1.0 GET over a raw socket (core's HTTP probe is a separate feature).

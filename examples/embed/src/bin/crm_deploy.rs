@@ -50,11 +50,9 @@ async fn main() -> anyhow::Result<()> {
         "migrate".into(),
         "status".into(),
     ]);
-    let policy = Policy {
-        migration_failure: MigrationFailurePolicy::Keep,
-        keep_backups: 5,
-        ..Policy::default()
-    };
+    let policy = Policy::default()
+        .migration_failure(MigrationFailurePolicy::Keep)
+        .keep_backups(5);
     let pipeline = Pipeline::new("production")
         .backup(Arc::new(ExecPgDumpBackup::new(
             engine.clone(),
