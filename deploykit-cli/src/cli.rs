@@ -8,7 +8,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// done when anything fails.
 ///
 /// Exit codes: 0 succeeded, 1 failed and rolled back, 2 usage or config error,
-/// 3 rollback failed or interrupted (a human is needed), 4 environment locked.
+/// 3 rollback failed or interrupted (a human is needed), 4 environment locked,
+/// 5 refused before any change (a gate, a preflight check, a declined prompt).
 #[derive(Debug, Parser)]
 #[command(name = "deploykit", version, propagate_version = true)]
 pub struct Cli {
@@ -105,6 +106,11 @@ pub struct DeployArgs {
     /// Approver's name, required by protected environments; recorded in the journal.
     #[arg(long, value_name = "NAME")]
     pub approve: Option<String>,
+    /// Plan although SQL migrations that already ran were edited since (checksum
+    /// drift): the edited files are taken as they are now, and only pending ones run.
+    /// Without it, drift refuses the deploy (exit 5).
+    #[arg(long)]
+    pub accept_drift: bool,
 }
 
 /// `rollback`.

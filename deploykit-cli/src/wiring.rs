@@ -413,6 +413,7 @@ fn migrator_part(
             if let Some(tree) = commit_tree(&loaded.resolve(dir))? {
                 migrator = migrator.from_commit(tree).map_err(wrap)?;
             }
+            migrator = migrator.allow_drift(loaded.accept_drift);
             Ok(Some(Arc::new(migrator)))
         }
         MigrationsConfig::Command {

@@ -241,7 +241,7 @@ fn protected_environments_need_an_approver_who_is_recorded() {
     p.cmd()
         .args(["deploy", "-e", "s"])
         .assert()
-        .code(2)
+        .code(5)
         .stderr(predicate::str::contains("--approve NAME"));
     p.cmd()
         .args(["deploy", "-e", "s", "--approve", "ana", "--yes"])
@@ -362,11 +362,11 @@ fn secrets_check_applies_the_seeds_rules_without_printing_values() {
 #[test]
 fn rollback_finds_the_previous_release_in_the_journals_when_nothing_is_live() {
     let p = Project::new("");
-    // Nothing recorded yet: the rollback cannot proceed, a failed run's exit code.
+    // Nothing recorded yet: the rollback cannot proceed, refused before any change (5).
     p.cmd()
         .args(["rollback", "-e", "s"])
         .assert()
-        .code(1)
+        .code(5)
         .stderr(predicate::str::contains("no successful run recorded"));
     p.cmd()
         .args(["deploy", "-e", "s", "--release", "r1"])
@@ -498,6 +498,7 @@ fn help_lists_every_command_and_the_exit_codes() {
         assert!(text.contains(cmd), "{cmd} missing from --help");
     }
     assert!(text.contains("4 environment locked"));
+    assert!(text.contains("5 refused before any change"));
 }
 
 #[test]

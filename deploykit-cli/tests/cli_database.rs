@@ -103,7 +103,7 @@ fn an_edited_applied_migration_is_reported_as_drift_and_refuses_to_plan() {
     db.cmd()
         .args(["migrate", "plan", "-e", "d"])
         .assert()
-        .code(1)
+        .code(5)
         .stderr(predicate::str::contains("0001"));
 }
 

@@ -159,7 +159,7 @@ fn restoring_another_environments_backup_is_refused_unless_named() {
             "--yes-replace-live-data",
         ])
         .assert()
-        .code(1)
+        .code(5)
         .stderr(
             predicate::str::contains("taken in staging")
                 .and(predicate::str::contains("--from-env staging")),
@@ -181,7 +181,7 @@ fn restoring_another_environments_backup_is_refused_unless_named() {
             "qa",
         ])
         .assert()
-        .code(1);
+        .code(5);
     // Named on purpose: allowed.
     s.cmd()
         .args([

@@ -150,7 +150,7 @@ fn a_protected_environment_needs_an_approver_and_refuses_unallowed_findings() {
     db.cmd()
         .args(["migrate", "apply", "-e", "d", "--approve", "bob"])
         .assert()
-        .code(1)
+        .code(5)
         .stderr(predicate::str::contains("0002_drop").and(predicate::str::contains("allow")));
     assert_eq!(db.pending(), 2, "nothing was applied");
     assert_eq!(db.backups(), 0, "refused before the backup");

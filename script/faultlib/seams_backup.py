@@ -123,7 +123,7 @@ def checks(w):
     r = w.run("backup", "restore", "-e", "production", staging_backups[-1], "--yes-replace-live-data")
     said = r.stdout + r.stderr  # --json puts the error on stdout
     out.append(("restoring staging's backup into production is refused",
-                r.returncode == 1 and "--from-env staging" in said, said.strip()[-300:]))
+                r.returncode == 5 and "--from-env staging" in said, said.strip()[-300:]))
     out.append(("production's data unchanged", w.notes("production") == "production data", w.notes("production")))
     r = w.run("backup", "restore", "-e", "production", staging_backups[-1], "--yes-replace-live-data",
               "--from-env", "staging")

@@ -2,7 +2,7 @@
 of v2 over v1, the live app is stopped by hand (PM2: `pm2 stop`, so `pm2 jlist`
 shows it stopped; Compose: `docker stop` of the service's container). A plain
 `deploykit rollback` must find v1 in the journals and bring it back (exit 0); and a
-rollback that cannot proceed exits like a failed run (1), not as a usage error (2).
+rollback that cannot proceed exits as refused before any change (5), not as a usage error (2).
 
     script/faults --seams dead-live
 """
@@ -36,8 +36,8 @@ def one(exe, rows, label, world_cls, stop):
         w.setup()
         # Nothing recorded before v1: a rollback to before it cannot proceed.
         r = w.run("rollback", "--env", w.env_name)
-        ok = r.returncode == 1
-        rows.append(f"| {label}: rollback with no earlier release | {r.returncode} | {'yes' if ok else '**NO**'} | exit 1, not 2 |")
+        ok = r.returncode == 5
+        rows.append(f"| {label}: rollback with no earlier release | {r.returncode} | {'yes' if ok else '**NO**'} | exit 5 (refused before any change), not 2 |")
         failed += 0 if ok else 1
         w.commit("v2")
         d = w.run("deploy", "--env", w.env_name, "--ref", w.versions["v2"])

@@ -590,8 +590,8 @@ fn rollback_finds_the_previous_release_in_the_journals_when_the_live_container_w
         .replace("health_interval_secs = 5", "health_interval_secs = 1");
     std::fs::write(s.root.join("deploykit.toml"), toml).unwrap();
 
-    // Nothing deployed yet: rollback cannot proceed, which is a failed run's exit
-    // code (1), not a usage error (2).
+    // Nothing deployed yet: rollback cannot proceed, refused before any change (5):
+    // not a failed run (1), nor a usage error (2).
     let out = s
         .deploykit()
         .args(["rollback", "--env", "production"])
@@ -599,7 +599,7 @@ fn rollback_finds_the_previous_release_in_the_journals_when_the_live_container_w
         .unwrap();
     assert_eq!(
         out.status.code(),
-        Some(1),
+        Some(5),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use deploykit_core::shell::{Cmd, LocalShell, ShellExt};
-use deploykit_core::{Commit, ReleaseId, ReleaseSpec};
+use deploykit_core::{Commit, Error, ReleaseId, ReleaseSpec};
 use time::OffsetDateTime;
 
 use super::EnvContext;
@@ -28,19 +28,22 @@ pub async fn run(config: &Path, args: &DeployArgs, mode: Mode) -> Result<u8> {
         commit,
         branch: None,
     };
-    let ctx = EnvContext::open_for(config, &args.env, mode, Some(&spec)).await?;
+    let mut loaded = loaded;
+    if args.accept_drift {
+        loaded.accept_drift = true;
+        eprintln!(
+            "--accept-drift: applied migrations edited since they ran are taken as they are now"
+        );
+    }
+    let ctx = EnvContext::open_loaded(loaded, &args.env, mode, Some(&spec)).await?;
     super::compose_check::validate(&ctx).await?;
 
     if args.dry_run {
-        return print_plan(&ctx, &spec).await;
+        return print_plan(&ctx, &spec, args).await;
     }
     let protected = ctx.env().gates.approval;
-    if protected && args.approve.is_none() {
-        return Err(ConfigError(format!(
-            "environment {} is protected: pass --approve NAME (the approver is recorded in the journal)",
-            ctx.name
-        ))
-        .into());
+    if let Some(refusal) = approval_refusal(&ctx, args) {
+        return Err(refusal.into());
     }
     if protected && !args.yes && std::io::stdin().is_terminal() && mode != Mode::Json {
         eprint!(
@@ -53,7 +56,7 @@ pub async fn run(config: &Path, args: &DeployArgs, mode: Mode) -> Result<u8> {
         std::io::stdin().read_line(&mut answer)?;
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
             eprintln!("nothing was changed");
-            return Ok(exit::FAILED);
+            return Ok(exit::REFUSED);
         }
     }
     let pipeline = ctx.pipeline(args.approve.as_deref());
@@ -62,7 +65,19 @@ pub async fn run(config: &Path, args: &DeployArgs, mode: Mode) -> Result<u8> {
     let report = report?;
     mode.finish(&report);
     crate::notify::announce(ctx.env(), &report).await;
-    Ok(exit::for_outcome(report.outcome))
+    Ok(exit::for_report(&report))
+}
+
+/// A protected environment deployed without `--approve`: refused before anything
+/// runs (the approver is what the journal records).
+fn approval_refusal(ctx: &EnvContext, args: &DeployArgs) -> Option<Error> {
+    (ctx.env().gates.approval && args.approve.is_none()).then(|| Error::Refused {
+        reason: format!(
+            "environment {} is protected and no approver was named",
+            ctx.name
+        ),
+        next: "pass --approve NAME (the approver is recorded in the journal)".into(),
+    })
 }
 
 /// The repository commits are resolved in: a local target's repo, else the config's directory.
@@ -95,15 +110,40 @@ pub async fn resolve_commit(repo: &Path, git_ref: &str) -> Result<Commit> {
     Ok(Commit::parse(out.stdout_text().trim())?)
 }
 
-async fn print_plan(ctx: &EnvContext, spec: &ReleaseSpec) -> Result<u8> {
+/// Prints what a deploy would do and exits as the real run would start: 0 when it
+/// would go ahead, else the code of the refusal it would meet (a missing approval
+/// or lint in a protected environment, drift: 5; a held lock: 4), with the reason.
+/// A CI job can then gate on `deploy --dry-run`.
+async fn print_plan(ctx: &EnvContext, spec: &ReleaseSpec, args: &DeployArgs) -> Result<u8> {
     let current = match &ctx.parts.target {
         Some(t) => t.current().await?,
         None => None,
     };
+    // Drift makes the plan itself a refusal (exit 5, with what to do).
     let plan = match &ctx.parts.migrator {
         Some(m) => Some(m.plan().await?),
         None => None,
     };
+    let mut refusals: Vec<(u8, String)> = Vec::new();
+    if let Some(e) = approval_refusal(ctx, args) {
+        refusals.push((exit::REFUSED, e.to_string()));
+    }
+    if let Some(holder) = ctx.lock().holder().await? {
+        refusals.push((
+            exit::LOCKED,
+            format!(
+                "environment {} is locked by {holder}{}: a deploy now exits 4 (see `deploykit lock status`)",
+                ctx.name,
+                super::lock::liveness_note(&holder)
+            ),
+        ));
+    }
+    if let Some(p) = &plan {
+        if let Err(e) = super::migrate_guard::lint(ctx, p) {
+            refusals.push((exit::REFUSED, format!("{e:#}")));
+        }
+    }
+    let code = refusals.first().map_or(exit::OK, |(code, _)| *code);
     let env = ctx.env();
     if ctx.mode == Mode::Json {
         let v = serde_json::json!({
@@ -116,9 +156,11 @@ async fn print_plan(ctx: &EnvContext, spec: &ReleaseSpec) -> Result<u8> {
             "backup": env.backup.is_some(),
             "probes": env.probes.len(),
             "protected": env.gates.approval,
+            "refused": refusals.iter().map(|(_, why)| why).collect::<Vec<_>>(),
+            "exit_code": code,
         });
         crate::render::json::print_event(v);
-        return Ok(exit::OK);
+        return Ok(code);
     }
     println!("Plan for {} (dry run: nothing will change)", ctx.name);
     println!("  release:   {} (commit {})", spec.id, spec.commit);
@@ -155,5 +197,8 @@ async fn print_plan(ctx: &EnvContext, spec: &ReleaseSpec) -> Result<u8> {
             "no"
         }
     );
-    Ok(exit::OK)
+    for (_, why) in &refusals {
+        eprintln!("a deploy now would be refused: {why}");
+    }
+    Ok(code)
 }

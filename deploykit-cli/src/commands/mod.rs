@@ -58,7 +58,17 @@ impl EnvContext {
         mode: Mode,
         release: Option<&deploykit_core::ReleaseSpec>,
     ) -> Result<Self> {
-        let loaded = config::load(config)?;
+        Self::open_loaded(config::load(config)?, name, mode, release).await
+    }
+
+    /// Like [`open_for`](Self::open_for), over a config already loaded (and given
+    /// one-run settings such as `--accept-drift`).
+    pub async fn open_loaded(
+        loaded: LoadedConfig,
+        name: &str,
+        mode: Mode,
+        release: Option<&deploykit_core::ReleaseSpec>,
+    ) -> Result<Self> {
         let env = loaded.env(name)?.clone();
         let parts = wiring::parts(
             &loaded,

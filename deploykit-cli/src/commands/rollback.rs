@@ -90,5 +90,5 @@ pub async fn run(config: &Path, args: &RollbackArgs, mode: Mode) -> Result<u8> {
     let report = report?;
     mode.finish(&report);
     crate::notify::announce(env, &report).await;
-    Ok(exit::for_outcome(report.outcome))
+    Ok(exit::for_report(&report))
 }

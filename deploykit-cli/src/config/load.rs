@@ -30,6 +30,9 @@ pub struct LoadedConfig {
     pub config: Config,
     /// Per environment, the `${VAR}`s it uses that are not set.
     pub missing: BTreeMap<String, Vec<String>>,
+    /// `deploy --accept-drift`: plan although applied SQL migrations changed since
+    /// they ran. A choice for one run, never read from the file.
+    pub accept_drift: bool,
 }
 
 impl LoadedConfig {
@@ -187,6 +190,7 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
         base,
         config,
         missing: missing_by_env,
+        accept_drift: false,
     })
 }
 
