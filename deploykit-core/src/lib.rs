@@ -57,6 +57,7 @@ mod journal_rules;
 pub mod lease;
 pub mod lock;
 pub mod migrate;
+pub mod next_step;
 pub mod phase;
 pub mod pipeline;
 pub mod policy;
@@ -97,6 +98,7 @@ pub use migrate::{
     AppliedSet, DownScript, LintFinding, MigrationId, MigrationOrigin, MigrationPlan,
     MigrationStatus, Migrator, PlannedMigration,
 };
+pub use next_step::{NextStep, NextStepWords};
 pub use phase::Phase;
 pub use pipeline::Pipeline;
 pub use policy::{MigrationFailurePolicy, Policy};
