@@ -1,7 +1,7 @@
 //! The transactional run: preflight → (prepare ∥ backup) → migrate → activate →
 //! verify → commit, undoing what was done when any step fails.
 //!
-//! One concept per file: [`builder`] assembles a pipeline, `forward` runs the steps,
+//! One concept per file: `builder` assembles a pipeline, `forward` runs the steps,
 //! `preflight` holds the policy checks (pure functions over data), `step` journals
 //! each side effect, `finish` ends a run (commit, undo, interrupted), `recover`
 //! finishes a run another process left, and `run_lock` holds the environment's lock.
