@@ -149,8 +149,6 @@ pub enum ErrorKind {
     DiskFull,
     /// Something that should exist does not.
     NotFound,
-    /// The world is not what was recorded (a migration's checksum, a live release).
-    Drift,
     /// Another deploy holds the lock.
     Locked,
     /// The journal could not be written or read.

@@ -63,6 +63,7 @@ pub mod lease;
 pub mod local_target;
 pub mod lock;
 pub mod migrate;
+pub mod next_step;
 pub mod phase;
 pub mod pipeline;
 pub mod policy;
@@ -113,6 +114,7 @@ pub use migrate::{
     AppliedSet, DownScript, LintFinding, MigrationId, MigrationOrigin, MigrationPlan,
     MigrationStatus, Migrator, PlannedMigration,
 };
+pub use next_step::{NextStep, NextStepWords};
 pub use phase::Phase;
 pub use pipeline::Pipeline;
 pub use policy::{MigrationFailurePolicy, Policy};

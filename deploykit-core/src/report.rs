@@ -54,8 +54,13 @@ pub struct RunReport {
     pub error: Option<String>,
     /// Every undo that ran, in the order it ran.
     pub undone: Vec<UndoResult>,
-    /// What a human must do next, if anything.
+    /// What a human must do next, if anything, worded for them (see
+    /// [`NextStepWords`](crate::NextStepWords)).
     pub next: Option<String>,
+    /// The same next step as data, for programs that word it themselves. `None`
+    /// in reports rebuilt from a journal, which keeps only the words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_step: Option<crate::next_step::NextStep>,
     /// Who approved, for protected environments.
     pub approver: Option<String>,
     /// The backup this run took.
@@ -124,6 +129,7 @@ impl RunReport {
             error: None,
             undone: Vec::new(),
             next: None,
+            next_step: None,
             approver: None,
             backup: None,
             applied: None,

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use deploykit_core::testing::MemoryJournal;
-use deploykit_core::{DeployLock, Outcome, Record};
+use deploykit_core::{DeployLock, NextStep, Outcome, Record};
 
 fn records_of_a_full_run(unhealthy: bool) -> usize {
     let s = scenario();
@@ -34,11 +34,10 @@ fn crash_at_every_record(unhealthy: bool) -> usize {
         let case = format!("crash after record {k} of {total} (unhealthy: {unhealthy})");
         assert_eq!(report.outcome, Outcome::Interrupted, "{case}: {report:#?}");
         assert!(
-            report
-                .next
-                .as_deref()
-                .unwrap()
-                .contains("deploykit recover"),
+            matches!(
+                &report.next_step,
+                Some(NextStep::RecoverAfterJournalFailure { env, .. }) if env == "staging"
+            ),
             "{case}"
         );
         assert_eq!(crashing.snapshot().len(), k, "{case}");
@@ -141,5 +140,8 @@ fn recover_refuses_a_journal_of_another_environment() {
     let err = runtime()
         .block_on(other.recover(&MemoryJournal::from_records(crashing.snapshot())))
         .unwrap_err();
-    assert!(err.to_string().contains("recover --env staging"), "{err}");
+    assert!(
+        err.to_string().contains("recover environment staging"),
+        "{err}"
+    );
 }

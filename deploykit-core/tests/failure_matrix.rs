@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use deploykit_core::testing::{Fault, MemoryJournal};
-use deploykit_core::{Outcome, Phase};
+use deploykit_core::{NextStep, Outcome, Phase};
 
 /// Forward operations of a run, with the phase a failure there is reported in.
 const FORWARD: &[(&str, u32, Phase)] = &[
@@ -118,11 +118,10 @@ fn every_failing_undo_is_reported_then_recover_finishes_it() {
                 );
             }
             assert!(
-                report
-                    .next
-                    .as_deref()
-                    .unwrap()
-                    .contains("deploykit recover"),
+                matches!(
+                    &report.next_step,
+                    Some(NextStep::FinishUndo { env, .. }) if env == "staging"
+                ),
                 "{case}"
             );
             let holder = rt

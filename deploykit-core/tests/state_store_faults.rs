@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use deploykit_core::testing::{MemoryStateStore, Snapshot};
-use deploykit_core::{DeployLock, Outcome, Phase, Record, StateStore, StateStoreExt};
+use deploykit_core::{DeployLock, NextStep, Outcome, Phase, Record, StateStore, StateStoreExt};
 
 fn intents(records: &[Record], phase: Phase) -> usize {
     records
@@ -77,11 +77,10 @@ fn store_down_after_every_record(unhealthy: bool) {
             "{case}: the error names where the state lives"
         );
         assert!(
-            report
-                .next
-                .as_deref()
-                .unwrap()
-                .contains("deploykit recover"),
+            matches!(
+                &report.next_step,
+                Some(NextStep::RecoverAfterJournalFailure { env, .. }) if env == "staging"
+            ),
             "{case}"
         );
         assert_eq!(runs.len(), 1, "{case}");

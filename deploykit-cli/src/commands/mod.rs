@@ -116,6 +116,7 @@ impl EnvContext {
         });
         let mut p = Pipeline::new(&self.name)
             .who(actor())
+            .next_step_words(crate::render::next_step::words())
             .policy(env.policy.to_policy(env.gates.approval, keep_backups))
             .lock(self.lock())
             .events(Events::none().with(self.mode.sink()));

@@ -22,6 +22,7 @@ impl Pipeline {
             policy: Policy::default(),
             events: Events::none(),
             lease: LeaseTiming::default(),
+            words: crate::next_step::plain_words(),
         }
     }
 
@@ -82,6 +83,13 @@ impl Pipeline {
     /// Where events go.
     pub fn events(mut self, events: Events) -> Self {
         self.events = events;
+        self
+    }
+
+    /// How next steps are worded in reports and the journal: a program names its
+    /// own commands here (without it, they are described without naming any).
+    pub fn next_step_words(mut self, words: NextStepWords) -> Self {
+        self.words = words;
         self
     }
 

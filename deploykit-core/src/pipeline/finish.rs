@@ -107,10 +107,10 @@ impl Pipeline {
     pub(super) fn interrupted(&self, report: &mut RunReport, error: String) {
         report.outcome = Outcome::Interrupted;
         report.error = Some(error);
-        report.next = Some(format!(
-            "the journal could not be written, so the run stopped where it was; fix the cause, then run `deploykit recover --env {}` to finish the undo",
-            self.env
-        ));
+        let step = NextStep::RecoverAfterJournalFailure {
+            env: self.env.clone(),
+        };
+        self.advise(report, Some(step));
         self.events.emit(Event::RunFinished {
             outcome: Outcome::Interrupted,
             next: report.next.clone(),
@@ -150,17 +150,15 @@ impl Pipeline {
         if let Some(residue) = residue {
             // Every undo ran, yet the schema is not the old one.
             outcome = Outcome::RollbackFailed;
-            next = Some(match next {
-                Some(n) => format!("{residue}; also: {n}"),
-                None => format!(
-                    "{residue}. The lock is kept until `deploykit recover --env {}` succeeds",
-                    self.env
-                ),
+            next = Some(NextStep::RemoveResidue {
+                env: self.env.clone(),
+                residue,
+                also: next.map(Box::new),
             });
         }
         report.undone = undone;
         report.outcome = outcome;
-        report.next = next;
+        self.advise(report, next);
         let unlock = match outcome {
             Outcome::RolledBack => Unlock::Yes(state.keeper.as_ref()),
             _ => Unlock::No,
@@ -176,7 +174,7 @@ impl Pipeline {
         &self,
         journal: &dyn JournalStore,
         previous: Option<&ReleaseId>,
-    ) -> Result<(Vec<UndoResult>, Outcome, Option<String>)> {
+    ) -> Result<(Vec<UndoResult>, Outcome, Option<NextStep>)> {
         let t = self.phase_start(Phase::Compensate);
         let rollback = self.rollback_executor();
         let undone = undo_owed(
@@ -193,11 +191,10 @@ impl Pipeline {
                 .map(|u| format!("{}: {}", u.undo, u.error.as_deref().unwrap_or("")))
                 .collect::<Vec<_>>()
                 .join("; ");
-            let next = format!(
-                "the undo did not complete ({list}). The environment is neither fully old nor fully new and the \
-                 lock is kept; fix the cause, then run `deploykit recover --env {}`",
-                self.env
-            );
+            let next = NextStep::FinishUndo {
+                env: self.env.clone(),
+                failures: list.clone(),
+            };
             self.compensate_ended(t, false, list);
             return Ok((undone, Outcome::RollbackFailed, Some(next)));
         }
@@ -218,12 +215,10 @@ impl Pipeline {
                 },
             });
             if !verdict.passed {
-                let next = format!(
-                    "everything this run did was undone, but the previous release is not healthy: {}. \
-                     Investigate the app and its dependencies; the lock is kept until `deploykit recover --env {}` succeeds",
-                    verdict.failures(),
-                    self.env
-                );
+                let next = NextStep::PreviousUnhealthy {
+                    env: self.env.clone(),
+                    failures: verdict.failures(),
+                };
                 return Ok((undone, Outcome::RollbackFailed, Some(next)));
             }
         }

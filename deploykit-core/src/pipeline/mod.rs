@@ -1,7 +1,7 @@
 //! The transactional run: preflight → (prepare ∥ backup) → migrate → activate →
 //! verify → commit, undoing what was done when any step fails.
 //!
-//! One concept per file: [`builder`] assembles a pipeline, `forward` runs the steps,
+//! One concept per file: `builder` assembles a pipeline, `forward` runs the steps,
 //! `preflight` holds the policy checks (pure functions over data), `step` journals
 //! each side effect, `finish` ends a run (commit, undo, interrupted), `recover`
 //! finishes a run another process left, and `run_lock` holds the environment's lock.
@@ -21,6 +21,7 @@ use crate::journal::{JournalStore, Record};
 use crate::lease::{LeaseKeeper, LeaseTiming};
 use crate::lock::DeployLock;
 use crate::migrate::Migrator;
+use crate::next_step::{NextStep, NextStepWords};
 use crate::phase::Phase;
 use crate::policy::Policy;
 use crate::release::ReleaseSpec;
@@ -57,6 +58,8 @@ pub struct Pipeline {
     policy: Policy,
     events: Events,
     lease: LeaseTiming,
+    /// How next steps are worded for humans (the CLI names its commands).
+    words: NextStepWords,
 }
 
 /// Why the run stopped going forward.
@@ -83,6 +86,12 @@ impl Pipeline {
     /// The environment's name.
     pub fn env(&self) -> &str {
         &self.env
+    }
+
+    /// Tells the report's reader what to do next: as data, and worded.
+    fn advise(&self, report: &mut RunReport, step: Option<NextStep>) {
+        report.next = step.as_ref().map(|s| (self.words)(s));
+        report.next_step = step;
     }
 
     /// How long a single step may take (from the policy).

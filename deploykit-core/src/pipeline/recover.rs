@@ -41,7 +41,7 @@ impl Pipeline {
         if env != self.env {
             return Err(Error::Refused {
                 reason: format!("the journal is for environment {env}, not {}", self.env),
-                next: format!("run `deploykit recover --env {env}`"),
+                next: (self.words)(&NextStep::RecoverOtherEnv { env: env.clone() }),
             });
         }
         let mut report = RunReport::started(&run_id, &env, &release, previous.as_ref());
@@ -106,7 +106,7 @@ impl Pipeline {
         let (undone, outcome, next) = self.undo_and_verify(journal, previous.as_ref()).await?;
         report.undone = undone;
         report.outcome = outcome;
-        report.next = next;
+        self.advise(&mut report, next);
         self.finish(journal, &report, Unlock::No, || {}).await?;
         Ok(report)
     }

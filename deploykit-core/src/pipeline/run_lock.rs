@@ -122,11 +122,11 @@ impl Pipeline {
             .and_then(final_outcome)
         {
             report.outcome = outcome;
-            report.next = Some(format!(
-                "another process (a forced `deploykit recover`) finished this run as {outcome} \
-                 while it was still going; check `deploykit status --env {}` before deploying again",
-                self.env
-            ));
+            let step = NextStep::FinishedElsewhere {
+                env: self.env.clone(),
+                outcome,
+            };
+            self.advise(report, Some(step));
         }
     }
 
@@ -149,12 +149,10 @@ impl Pipeline {
     pub(super) fn lock_lost(&self, report: &mut RunReport, why: String) {
         report.outcome = Outcome::Interrupted;
         report.error = Some(why);
-        report.next = Some(format!(
-            "another process took this run's lock (a forced `deploykit recover` or `lock release`) \
-             before it ended, so this run neither committed nor undid anything; check `deploykit status --env {}` and \
-             run `deploykit recover --env {0}` if the run is still unfinished",
-            self.env
-        ));
+        let step = NextStep::LockTakenOver {
+            env: self.env.clone(),
+        };
+        self.advise(report, Some(step));
         self.events.emit(Event::RunFinished {
             outcome: Outcome::Interrupted,
             next: report.next.clone(),
