@@ -28,7 +28,7 @@ pub async fn run(config: &Path, args: &DeployArgs, mode: Mode) -> Result<u8> {
         commit,
         branch: None,
     };
-    let ctx = EnvContext::open_for(config, &args.env, mode, Some(&spec)).await?;
+    let ctx = EnvContext::open(config, &args.env, mode).await?;
     super::compose_check::validate(&ctx).await?;
 
     if args.dry_run {
@@ -101,7 +101,7 @@ async fn print_plan(ctx: &EnvContext, spec: &ReleaseSpec) -> Result<u8> {
         None => None,
     };
     let plan = match &ctx.parts.migrator {
-        Some(m) => Some(m.plan().await?),
+        Some(m) => Some(m.plan(Some(spec)).await?),
         None => None,
     };
     let env = ctx.env();

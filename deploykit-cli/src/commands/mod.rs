@@ -45,29 +45,12 @@ pub struct EnvContext {
 
 impl EnvContext {
     /// Loads the config and builds the environment's parts.
+    /// Its parts are bound to no release: each call that reads a release's files or
+    /// runs its image is told which release it concerns.
     pub async fn open(config: &Path, name: &str, mode: Mode) -> Result<Self> {
-        Self::open_for(config, name, mode, None).await
-    }
-
-    /// Like [`open`](Self::open), for deploying (or recovering a deploy of)
-    /// `release`: its parts read files from its commit, and migrators that run the
-    /// release's image know which.
-    pub async fn open_for(
-        config: &Path,
-        name: &str,
-        mode: Mode,
-        release: Option<&deploykit_core::ReleaseSpec>,
-    ) -> Result<Self> {
         let loaded = config::load(config)?;
         let env = loaded.env(name)?.clone();
-        let parts = wiring::parts(
-            &loaded,
-            name,
-            &env,
-            release,
-            Events::none().with(mode.sink()),
-        )
-        .await?;
+        let parts = wiring::parts(&loaded, name, &env, Events::none().with(mode.sink())).await?;
         let store = match crate::state::open(&loaded, name, &env, Some(&parts)).await {
             Ok(s) => s.store,
             Err(e) => {
