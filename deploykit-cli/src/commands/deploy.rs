@@ -29,6 +29,17 @@ pub async fn run(config: &Path, args: &DeployArgs, mode: Mode) -> Result<u8> {
         branch: None,
     };
     let ctx = EnvContext::open(config, &args.env, mode).await?;
+    // Compose builds use the deployed commit's tree as their context: compose files
+    // in no repository have no such tree.
+    if let Some(first) = ctx
+        .parts
+        .compose
+        .as_ref()
+        .and_then(|c| c.project.files.first())
+    {
+        deploykit_core::CommitTree::repository_of(first)
+            .map_err(|e| ConfigError(format!("environment {}: {e}", ctx.name)))?;
+    }
     super::compose_check::validate(&ctx).await?;
 
     if args.dry_run {

@@ -43,18 +43,20 @@ pub async fn run(config: &Path, cmd: &MigrateCommand, mode: Mode) -> Result<u8> 
         }
     };
     let ctx = EnvContext::open(config, env, mode).await?;
-    let migrator = match (&ctx.env().migrations, ctx.parts.migrator.clone()) {
-        (Some(crate::config::MigrationsConfig::ComposeRun { .. }), _) | (Some(_), None) => {
+    // A compose_run migrator runs in a container of a release's image: outside a
+    // deploy only `revert --run` has one (the run's).
+    let migrator = match (&ctx.env().migrations, &release, ctx.parts.migrator.clone()) {
+        (Some(crate::config::MigrationsConfig::ComposeRun { .. }), None, _) | (Some(_), _, None) => {
             return Err(ConfigError(format!(
                 "environment {}'s migrations run in a container of the release being deployed; use `deploykit deploy`",
                 ctx.name
             ))
             .into())
         }
-        (None, _) => {
+        (None, _, _) => {
             return Err(ConfigError(format!("environment {} has no [migrations] configured", ctx.name)).into())
         }
-        (Some(_), Some(m)) => m,
+        (Some(_), _, Some(m)) => m,
     };
     match cmd {
         MigrateCommand::Lint(_) => unreachable!("linted above, offline"),
