@@ -13,9 +13,7 @@ use deploykit_core::postgres::{DumpFormat as PgDumpFormat, PgDumpBackup, PgHealt
 use deploykit_core::sql_migrations::{HistoryDialect, SqlMigrator};
 use deploykit_core::sqlite::VacuumIntoBackup;
 use deploykit_core::tcp::TcpProbe;
-use deploykit_core::{
-    Backup, Cmd, CommitTree, HealthProbe, LocalShell, Migrator, ReleaseSpec, Secret, Target,
-};
+use deploykit_core::{Backup, Cmd, CommitTree, HealthProbe, LocalShell, Migrator, Secret, Target};
 
 use crate::config::{
     self, BackupConfig, BackupPlace, Dialect, DumpFormat, Environment, LoadedConfig,
@@ -50,8 +48,6 @@ pub struct Parts {
     pub hosts: Vec<(String, HostShell)>,
     /// The Compose stack, when that is the target.
     pub compose: Option<ComposeStack>,
-    /// Trees of the deployed commit that parts run in (removed when dropped).
-    pub exported: Vec<tempfile::TempDir>,
 }
 
 /// A Compose target and what its backup, migrator and probe share with it.
@@ -96,14 +92,14 @@ impl std::fmt::Display for WiringError {
 
 impl std::error::Error for WiringError {}
 
-/// Builds the environment's parts. With `deploying`, everything that reads the
-/// project's files (migrations, build contexts, migration tools) reads them from
-/// that release's commit, never from the working tree.
+/// Builds the environment's parts, bound to no release: everything that reads the
+/// project's files (migrations, build contexts, migration tools) reads them, per
+/// call, from the commit of the release that call concerns, never from the working
+/// tree.
 pub async fn parts(
     loaded: &LoadedConfig,
     name: &str,
     env: &Environment,
-    deploying: Option<&ReleaseSpec>,
     events: Events,
 ) -> Result<Parts, WiringError> {
     let mut parts = Parts::default();
@@ -157,7 +153,7 @@ pub async fn parts(
             });
         }
         Some(TargetConfig::Compose(compose)) => {
-            let stack = compose_stack(loaded, name, compose, deploying, events.clone()).await?;
+            let stack = compose_stack(loaded, name, compose, events.clone()).await?;
             parts.target = Some(stack.target.clone());
             if let Some(ssh) = &stack.ssh {
                 parts.hosts.push((
@@ -189,8 +185,6 @@ pub async fn parts(
             migrations,
             database.as_ref(),
             parts.compose.as_ref(),
-            deploying,
-            &mut parts.exported,
         )?;
     }
     for probe in &env.probes {
@@ -381,17 +375,11 @@ fn migrator_part(
     migrations: &MigrationsConfig,
     db: Option<&Database>,
     compose: Option<&ComposeStack>,
-    deploying: Option<&ReleaseSpec>,
-    exported: &mut Vec<tempfile::TempDir>,
 ) -> Result<Option<Arc<dyn Migrator>>, WiringError> {
     let wrap = |e: deploykit_core::Error| WiringError(format!("environment {env}: {e}"));
-    // The deployed commit, read through git from the repository holding `path`.
-    let commit_tree = |path: &std::path::Path| -> Result<Option<CommitTree>, WiringError> {
-        deploying
-            .map(|spec| CommitTree::open(path, spec.commit.clone()))
-            .transpose()
-            .map_err(wrap)
-    };
+    // In a git repository, each call reads the commit of the release it concerns;
+    // outside one there is no commit, and the directory is read as it is.
+    let in_repository = |path: &std::path::Path| CommitTree::repository_of(path).is_ok();
     match migrations {
         MigrationsConfig::Sql { dir, dialect } => {
             let dialect = match dialect {
@@ -410,8 +398,8 @@ fn migrator_part(
                     SqlMigrator::postgres(url, loaded.resolve(dir), dialect).map_err(wrap)?
                 }
             };
-            if let Some(tree) = commit_tree(&loaded.resolve(dir))? {
-                migrator = migrator.from_commit(tree).map_err(wrap)?;
+            if in_repository(&loaded.resolve(dir)) {
+                migrator = migrator.from_release_commits();
             }
             migrator = migrator.allow_drift(loaded.accept_drift);
             Ok(Some(Arc::new(migrator)))
@@ -423,26 +411,7 @@ fn migrator_part(
             base_revision,
             dir,
         } => {
-            let mut dir = loaded.resolve(dir);
-            // The tool reads its migrations from its working directory: run it in
-            // the deployed commit's tree, not in the checkout.
-            if let Some(tree) = commit_tree(&dir)? {
-                if !tree.exists() {
-                    // E.g. `recover` of a run whose commit this clone lacks: no tree to
-                    // run the tool in, and the checkout is not that commit.
-                    return Ok(None);
-                }
-                let rel = tree.relative(&dir).map_err(wrap)?;
-                let export = tempfile::Builder::new()
-                    .prefix("deploykit-commit-")
-                    .tempdir()
-                    .map_err(|e| {
-                        WiringError(format!("environment {env}: a temporary directory: {e}"))
-                    })?;
-                tree.export_to(export.path()).map_err(wrap)?;
-                dir = export.path().join(rel);
-                exported.push(export);
-            }
+            let dir = loaded.resolve(dir);
             let cmd = |what: &str, argv: &[String]| -> Result<Cmd, WiringError> {
                 let (program, args) = argv.split_first().ok_or_else(|| {
                     WiringError(format!("environment {env}: migrations.{what} is empty"))
@@ -456,10 +425,13 @@ fn migrator_part(
                 pending: None,
                 base_revision: Some(base_revision.clone()),
             };
-            Ok(Some(Arc::new(CommandMigrator::new(
-                Arc::new(LocalShell::new()),
-                commands,
-            ))))
+            // The tool reads its migrations from its working directory: each call
+            // runs it in an export of the deployed commit, not in the checkout.
+            let mut migrator = CommandMigrator::new(Arc::new(LocalShell::new()), commands);
+            if in_repository(&dir) {
+                migrator = migrator.from_release_commits();
+            }
+            Ok(Some(Arc::new(migrator)))
         }
         MigrationsConfig::ComposeRun {
             service,
@@ -472,12 +444,8 @@ fn migrator_part(
                     "environment {env}: migrations kind compose_run needs a compose target"
                 ))
             })?;
-            // The one-off container runs the release being deployed; outside a deploy
-            // there is no such image, so there is no migrator.
-            let Some(spec) = deploying else {
-                return Ok(None);
-            };
-            let mut m = ComposeRunMigrator::for_release(&stack.target, &spec.id, up.clone());
+            // The one-off container runs the image of the release each call concerns.
+            let mut m = ComposeRunMigrator::new(&stack.target, up.clone());
             if let Some(service) = service {
                 m = m.run_service(service).map_err(wrap)?;
             }
@@ -554,7 +522,6 @@ async fn compose_stack(
     loaded: &LoadedConfig,
     env: &str,
     c: &config::ComposeConfig,
-    deploying: Option<&ReleaseSpec>,
     events: Events,
 ) -> Result<ComposeStack, WiringError> {
     let wrap = |e: deploykit_core::Error| WiringError(format!("environment {env}: {e}"));
@@ -647,10 +614,8 @@ async fn compose_stack(
         })
         .events(events);
     // Builds use the deployed commit's tree as their context, not the checkout.
-    let target = match (deploying, project.files.first()) {
-        (Some(_), Some(first)) => {
-            target.build_from_repository(CommitTree::repository_of(first).map_err(wrap)?)
-        }
+    let target = match project.files.first().map(|f| CommitTree::repository_of(f)) {
+        Some(Ok(repo)) => target.build_from_repository(repo),
         _ => target,
     };
     Ok(ComposeStack {

@@ -215,6 +215,58 @@ fn revert_of_a_run_runs_the_tool_of_the_runs_commit() {
     );
 }
 
+/// A journal written before applied sets named their release, of a run killed after
+/// its migration: `recover` builds its parts for no release, and still reverts with
+/// the tool of the commit the run deployed (its `run_started`), not the checkout's.
+#[test]
+fn recover_of_an_old_journal_runs_the_tool_of_the_runs_commit() {
+    let state = p_file("r1\n");
+    let marker = p_file("");
+    let p = Project::new(&format!(
+        "[environments.s.migrations]\nkind = \"command\"\ndir = \"app/tool\"\n\
+         up = [\"sh\", \"up.sh\"]\ncurrent = [\"cat\", {state:?}]\n\
+         down = [\"sh\", \"down.sh\", \"{{revision}}\"]\n",
+        state = state.path().display().to_string()
+    ));
+    let down = |who: &str| {
+        format!(
+            "echo \"$1\" > {}\necho {who} > {}\n",
+            state.path().display(),
+            marker.path().display()
+        )
+    };
+    p.write(
+        "tool/up.sh",
+        &format!("echo r1 > {}\n", state.path().display()),
+    );
+    p.write("tool/down.sh", &down("committed"));
+    p.commit("v3");
+    let v3 = git(&p.path("app"), &["rev-parse", "v3"]);
+    p.write("tool/down.sh", &down("working-tree"));
+    let journal = p.path(".deploykit/journal/s");
+    std::fs::create_dir_all(&journal).unwrap();
+    let records = [
+        serde_json::json!({"record": "run_started", "run_id": "run-old", "env": "s",
+            "release": "r3", "commit": v3, "branch": null, "previous": null, "who": "ci",
+            "at": "2026-11-26T10:00:00Z"}),
+        serde_json::json!({"record": "intent", "seq": 1, "phase": "migrate",
+            "undo": {"undo": "revert_migrations", "applied": {
+                "migrations": [{"version": "up", "name": "sh up.sh"}],
+                "revision_before": "r0", "revision_after": null}},
+            "at": "2026-11-26T10:00:01Z"}),
+    ];
+    let text: String = records.iter().map(|r| r.to_string() + "\n").collect();
+    std::fs::write(journal.join("run-old.jsonl"), text).unwrap();
+
+    p.ok(&["recover", "-e", "s"]);
+    assert_eq!(std::fs::read_to_string(state.path()).unwrap().trim(), "r0");
+    assert_eq!(
+        std::fs::read_to_string(marker.path()).unwrap().trim(),
+        "committed",
+        "recover ran the checkout's tool, not the run's commit's"
+    );
+}
+
 fn p_file(text: &str) -> tempfile::NamedTempFile {
     let f = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(f.path(), text).unwrap();

@@ -13,10 +13,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::commit_tree::CommitTree;
 use crate::error::Result;
 use crate::migrate::{
     AppliedSet, MigrationId, MigrationPlan, MigrationStatus, Migrator, PlannedMigration,
 };
+use crate::release::ReleaseSpec;
 use crate::revisions::{self, RevisionCommands, RevisionRunner};
 use crate::shell::{Cmd, Shell, ShellExt};
 
@@ -63,6 +65,15 @@ impl MigrationCommands {
 pub struct CommandMigrator {
     shell: Arc<dyn Shell>,
     commands: MigrationCommands,
+    /// Set by [`CommandMigrator::from_release_commits`].
+    release_commits: bool,
+}
+
+/// The commands for one call, and the exported tree they run in (removed when
+/// the call ends).
+struct CallCommands {
+    commands: MigrationCommands,
+    _tree: Option<tempfile::TempDir>,
 }
 
 impl std::fmt::Debug for CommandMigrator {
@@ -70,6 +81,7 @@ impl std::fmt::Debug for CommandMigrator {
         f.debug_struct("CommandMigrator")
             .field("host", &self.shell.location())
             .field("commands", &self.commands)
+            .field("release_commits", &self.release_commits)
             .finish()
     }
 }
@@ -77,29 +89,77 @@ impl std::fmt::Debug for CommandMigrator {
 impl CommandMigrator {
     /// A migrator running `commands` through `shell`.
     pub fn new(shell: Arc<dyn Shell>, commands: MigrationCommands) -> Self {
-        Self { shell, commands }
+        Self {
+            shell,
+            commands,
+            release_commits: false,
+        }
+    }
+
+    /// Runs the tool, for a call about a release, in an exported tree of that
+    /// release's commit instead of the checkout: the tool reads its migrations from
+    /// its working directory, which must be the deployed commit's. A command's
+    /// working directory (on this machine, in the checkout) names where in the
+    /// repository to run it. Calls without a release run in the checkout.
+    pub fn from_release_commits(mut self) -> Self {
+        self.release_commits = true;
+        self
     }
 
     /// The tool's current revision.
     pub async fn current(&self) -> Result<Option<String>> {
-        revisions::current(
-            &ShellRunner(self.shell.as_ref()),
-            "migrate.current",
-            &self.commands.current,
-        )
-        .await
+        current_with(self.shell.as_ref(), &self.commands).await
     }
 
-    fn revision_commands(&self) -> RevisionCommands {
-        RevisionCommands {
-            current: self.commands.current.clone(),
-            down_to: self.commands.down_to.clone(),
-            base_revision: self.commands.base_revision.clone(),
-        }
+    /// The commands for a call about `release`: in an export of its commit when
+    /// this migrator reads release commits (see [`Self::from_release_commits`]).
+    fn commands_for(&self, release: Option<&ReleaseSpec>) -> Result<CallCommands> {
+        let (Some(spec), true) = (release, self.release_commits) else {
+            return Ok(CallCommands {
+                commands: self.commands.clone(),
+                _tree: None,
+            });
+        };
+        let Some(dir) = self.commands.up.cwd.clone() else {
+            return Ok(CallCommands {
+                commands: self.commands.clone(),
+                _tree: None,
+            });
+        };
+        let tree = CommitTree::open(&dir, spec.commit.clone())?;
+        let rel = tree.relative(&dir)?;
+        let export = tempfile::Builder::new()
+            .prefix("deploykit-commit-")
+            .tempdir()
+            .map_err(|e| {
+                crate::error::Error::io("export the deployed commit", std::env::temp_dir(), e)
+            })?;
+        tree.export_to(export.path())?;
+        let into = export.path().join(rel);
+        let rebase = |cmd: &Cmd| -> Cmd {
+            let mut cmd = cmd.clone();
+            if let Some(cwd) = &cmd.cwd {
+                if let Ok(rest) = cwd.strip_prefix(&dir) {
+                    cmd.cwd = Some(into.join(rest));
+                }
+            }
+            cmd
+        };
+        let c = &self.commands;
+        Ok(CallCommands {
+            commands: MigrationCommands {
+                up: rebase(&c.up),
+                current: rebase(&c.current),
+                down_to: rebase(&c.down_to),
+                pending: c.pending.as_ref().map(rebase),
+                base_revision: c.base_revision.clone(),
+            },
+            _tree: Some(export),
+        })
     }
 
-    async fn pending(&self) -> Result<Vec<MigrationId>> {
-        match &self.commands.pending {
+    async fn pending(&self, commands: &MigrationCommands) -> Result<Vec<MigrationId>> {
+        match &commands.pending {
             Some(cmd) => {
                 let out = self.shell.check("migrate.status", cmd).await?;
                 Ok(out
@@ -115,18 +175,31 @@ impl CommandMigrator {
             }
             None => Ok(vec![MigrationId {
                 version: "up".into(),
-                name: self.commands.up.to_string(),
+                name: commands.up.to_string(),
             }]),
         }
     }
 }
 
+async fn current_with(shell: &dyn Shell, commands: &MigrationCommands) -> Result<Option<String>> {
+    revisions::current(&ShellRunner(shell), "migrate.current", &commands.current).await
+}
+
+fn revision_commands(commands: &MigrationCommands) -> RevisionCommands {
+    RevisionCommands {
+        current: commands.current.clone(),
+        down_to: commands.down_to.clone(),
+        base_revision: commands.base_revision.clone(),
+    }
+}
+
 #[async_trait]
 impl Migrator for CommandMigrator {
-    async fn status(&self) -> Result<MigrationStatus> {
-        let current = self.current().await?;
-        let pending = if self.commands.pending.is_some() {
-            self.pending().await?
+    async fn status(&self, release: Option<&ReleaseSpec>) -> Result<MigrationStatus> {
+        let call = self.commands_for(release)?;
+        let current = current_with(self.shell.as_ref(), &call.commands).await?;
+        let pending = if call.commands.pending.is_some() {
+            self.pending(&call.commands).await?
         } else {
             Vec::new()
         };
@@ -145,10 +218,11 @@ impl Migrator for CommandMigrator {
         })
     }
 
-    async fn plan(&self) -> Result<MigrationPlan> {
-        let from_revision = self.current().await?;
+    async fn plan(&self, release: Option<&ReleaseSpec>) -> Result<MigrationPlan> {
+        let call = self.commands_for(release)?;
+        let from_revision = current_with(self.shell.as_ref(), &call.commands).await?;
         let migrations = self
-            .pending()
+            .pending(&call.commands)
             .await?
             .into_iter()
             .map(|id| PlannedMigration {
@@ -163,13 +237,15 @@ impl Migrator for CommandMigrator {
             migrations,
             from_revision,
             origin: None,
+            release: release.cloned(),
         })
     }
 
     async fn apply(&self, plan: &MigrationPlan) -> Result<AppliedSet> {
-        let before = self.current().await?;
+        let call = self.commands_for(plan.release.as_ref())?;
+        let before = current_with(self.shell.as_ref(), &call.commands).await?;
         self.shell
-            .check("migrate.apply", &self.commands.up)
+            .check("migrate.apply", &call.commands.up)
             .await
             .map_err(|e| {
                 e.with_hint(format!(
@@ -178,19 +254,21 @@ impl Migrator for CommandMigrator {
                     before.as_deref().unwrap_or("(none)")
                 ))
             })?;
-        let after = self.current().await?;
+        let after = current_with(self.shell.as_ref(), &call.commands).await?;
         Ok(AppliedSet {
             migrations: plan.migrations.iter().map(|m| m.id.clone()).collect(),
             revision_before: before,
             revision_after: after,
             origin: None,
+            release: plan.release.clone(),
         })
     }
 
     async fn revert(&self, applied: &AppliedSet) -> Result<()> {
+        let call = self.commands_for(applied.release.as_ref())?;
         revisions::revert_to(
             &ShellRunner(self.shell.as_ref()),
-            &self.revision_commands(),
+            &revision_commands(&call.commands),
             applied.revision_before.as_deref(),
         )
         .await

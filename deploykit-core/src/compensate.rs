@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::event::{Event, Events};
 use crate::journal::{JournalStore, Record};
 use crate::pipeline::guard::{guarded, Unguarded};
+use crate::release::ReleaseSpec;
 use crate::report::UndoResult;
 use crate::rollback::{Compensation, Rollback};
 
@@ -33,7 +34,42 @@ pub(crate) fn owed_undos(records: &[Record]) -> Vec<(u32, Compensation)> {
         })
         .collect();
     owed.reverse();
+    // Journals written before applied sets named their release say it only in
+    // `run_started`: that is the release whose files or tool applied them.
+    if let Some(release) = run_release(records) {
+        for (_, undo) in &mut owed {
+            if let Compensation::RevertMigrations { applied }
+            | Compensation::KeepSchema { applied } = undo
+            {
+                applied.release.get_or_insert_with(|| release.clone());
+            }
+            if let Compensation::RestoreBackup {
+                only_if_applied: Some(applied),
+                ..
+            } = undo
+            {
+                applied.release.get_or_insert_with(|| release.clone());
+            }
+        }
+    }
     owed
+}
+
+/// The release a run deployed, from its `run_started` record.
+fn run_release(records: &[Record]) -> Option<ReleaseSpec> {
+    records.iter().find_map(|r| match r {
+        Record::RunStarted {
+            release,
+            commit,
+            branch,
+            ..
+        } => Some(ReleaseSpec {
+            id: release.clone(),
+            commit: commit.clone(),
+            branch: branch.clone(),
+        }),
+        _ => None,
+    })
 }
 
 /// Runs every owed undo, newest first, journaling each; keeps going past failures
@@ -93,4 +129,60 @@ pub(crate) async fn undo_owed(
         results.push(UndoResult { undo: what, error });
     }
     Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(lines: &[serde_json::Value]) -> Vec<Record> {
+        lines
+            .iter()
+            .map(|l| serde_json::from_value(l.clone()).unwrap())
+            .collect()
+    }
+
+    fn owed_release(records: &[Record]) -> Option<ReleaseSpec> {
+        match owed_undos(records).remove(0).1 {
+            Compensation::RevertMigrations { applied } => applied.release,
+            other => panic!("unexpected undo {other:?}"),
+        }
+    }
+
+    fn started() -> serde_json::Value {
+        serde_json::json!({"record": "run_started", "run_id": "run-a", "env": "d",
+            "release": "r2", "commit": "abc1234", "branch": "main", "previous": "r1",
+            "who": "ci", "at": "2026-11-26T10:00:00Z"})
+    }
+
+    #[test]
+    fn an_old_journal_reverts_with_the_release_its_run_started() {
+        // Written before applied sets named their release.
+        let old = records(&[
+            started(),
+            serde_json::json!({"record": "intent", "seq": 1, "phase": "migrate",
+                "undo": {"undo": "revert_migrations", "applied": {
+                    "migrations": [{"version": "0002", "name": "tags"}],
+                    "revision_before": null, "revision_after": null}},
+                "at": "2026-11-26T10:00:01Z"}),
+        ]);
+        let release = owed_release(&old).expect("the run's release");
+        assert_eq!(release.id.as_str(), "r2");
+        assert_eq!(release.commit.as_str(), "abc1234");
+        assert_eq!(release.branch.as_deref(), Some("main"));
+    }
+
+    #[test]
+    fn a_journaled_release_is_kept() {
+        let new = records(&[
+            started(),
+            serde_json::json!({"record": "intent", "seq": 1, "phase": "migrate",
+                "undo": {"undo": "revert_migrations", "applied": {
+                    "migrations": [{"version": "0002", "name": "tags"}],
+                    "revision_before": null, "revision_after": null,
+                    "release": {"id": "r9", "commit": "def5678", "branch": null}}},
+                "at": "2026-11-26T10:00:01Z"}),
+        ]);
+        assert_eq!(owed_release(&new).unwrap().id.as_str(), "r9");
+    }
 }

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::release::Commit;
+use crate::release::{Commit, ReleaseSpec};
 
 /// One migration, named as its file or tool names it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -72,6 +72,11 @@ pub struct MigrationPlan {
     /// migrators that read files (see [`MigrationOrigin`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<MigrationOrigin>,
+    /// The release it was planned for: `apply` reads that release's files and runs
+    /// its tool, so plan and apply cannot disagree about which release they mean.
+    /// `None`: the migrator's own directory or live tool, outside any release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<ReleaseSpec>,
 }
 
 impl MigrationPlan {
@@ -88,6 +93,7 @@ impl MigrationPlan {
             revision_before: self.from_revision.clone(),
             revision_after: None,
             origin: self.origin.clone(),
+            release: self.release.clone(),
         }
     }
 
@@ -135,9 +141,21 @@ pub struct AppliedSet {
     /// whatever is on disk by then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<MigrationOrigin>,
+    /// The release whose files or tool applied the set, so `revert` (in `recover`,
+    /// after a crash, by another process) uses that release's down scripts, tool
+    /// or image. Journals written before this field existed lack it: recovery
+    /// fills it in from the run's `run_started` record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<ReleaseSpec>,
 }
 
 /// Plans, applies and reverts schema migrations.
+///
+/// A migrator is built once per environment and bound to no release: each call
+/// that reads migrations or runs the tool is told which release it concerns.
+/// `status` and `plan` take it (`None`: the migrator's own directory, or the tool
+/// as it runs now), the plan carries it to `apply`, and the applied set carries it
+/// to `revert`, so an undo runs the files or tool of the release that applied.
 ///
 /// `revert` must be idempotent and tolerate a set only partly applied: it reverts,
 /// newest first, exactly those migrations of the set that are applied now. That is
@@ -154,7 +172,7 @@ pub struct AppliedSet {
 /// use std::sync::atomic::{AtomicBool, Ordering};
 /// use deploykit_core::{
 ///     async_trait, AppliedSet, MigrationId, MigrationPlan, MigrationStatus, Migrator,
-///     PlannedMigration, Result,
+///     PlannedMigration, ReleaseSpec, Result,
 /// };
 ///
 /// #[derive(Default)]
@@ -166,7 +184,7 @@ pub struct AppliedSet {
 ///
 /// #[async_trait]
 /// impl Migrator for OneTable {
-///     async fn status(&self) -> Result<MigrationStatus> {
+///     async fn status(&self, _release: Option<&ReleaseSpec>) -> Result<MigrationStatus> {
 ///         let (applied, pending) = if self.0.load(Ordering::SeqCst) {
 ///             (vec![id()], vec![])
 ///         } else {
@@ -174,8 +192,8 @@ pub struct AppliedSet {
 ///         };
 ///         Ok(MigrationStatus { applied, pending, ..Default::default() })
 ///     }
-///     async fn plan(&self) -> Result<MigrationPlan> {
-///         let pending = self.status().await?.pending;
+///     async fn plan(&self, release: Option<&ReleaseSpec>) -> Result<MigrationPlan> {
+///         let pending = self.status(release).await?.pending;
 ///         let migrations = pending
 ///             .into_iter()
 ///             .map(|id| PlannedMigration {
@@ -186,7 +204,7 @@ pub struct AppliedSet {
 ///                 all_or_nothing: true,
 ///             })
 ///             .collect();
-///         Ok(MigrationPlan { migrations, ..Default::default() })
+///         Ok(MigrationPlan { migrations, release: release.cloned(), ..Default::default() })
 ///     }
 ///     async fn apply(&self, plan: &MigrationPlan) -> Result<AppliedSet> {
 ///         self.0.store(true, Ordering::SeqCst); // CREATE TABLE users …
@@ -205,13 +223,17 @@ pub struct AppliedSet {
 /// ```
 #[async_trait]
 pub trait Migrator: Send + Sync {
-    /// Applied, pending, missing and drifted migrations.
-    async fn status(&self) -> Result<MigrationStatus>;
-    /// The pending migrations with lint findings; refuses on drift.
-    async fn plan(&self) -> Result<MigrationPlan>;
-    /// Applies the plan in order, stopping at the first failure (which leaves
-    /// nothing of the failing migration behind).
+    /// Applied, pending, missing and drifted migrations, against `release`'s files.
+    async fn status(&self, release: Option<&ReleaseSpec>) -> Result<MigrationStatus>;
+    /// The pending migrations of `release` with lint findings; refuses on drift.
+    /// The plan records `release` ([`MigrationPlan::release`]).
+    async fn plan(&self, release: Option<&ReleaseSpec>) -> Result<MigrationPlan>;
+    /// Applies the plan in order, with the files or tool of the release it was
+    /// planned for, stopping at the first failure (which leaves nothing of the
+    /// failing migration behind). The set records that release.
     async fn apply(&self, plan: &MigrationPlan) -> Result<AppliedSet>;
-    /// Reverts the migrations of `applied` that are currently applied, newest first.
+    /// Reverts the migrations of `applied` that are currently applied, newest first,
+    /// with the files or tool of the release that applied them
+    /// ([`AppliedSet::release`]).
     async fn revert(&self, applied: &AppliedSet) -> Result<()>;
 }

@@ -235,7 +235,7 @@ impl Rollback for PartsRollback {
 /// True when any migration of `planned` is applied now. The plan's migrations
 /// are all-or-nothing, so none applied means the schema is as the backup left it.
 async fn schema_changed(migrator: &dyn Migrator, planned: &AppliedSet) -> Result<bool> {
-    let status = migrator.status().await?;
+    let status = migrator.status(planned.release.as_ref()).await?;
     Ok(planned
         .migrations
         .iter()

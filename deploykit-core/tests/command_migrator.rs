@@ -59,7 +59,7 @@ async fn command_migrator_keeps_the_contract() {
 async fn revisions_before_and_after_are_recorded_and_revert_goes_back_exactly() {
     let dir = state("r1\nr2\nr3\n", Some("r1"));
     let m = migrator(dir.path(), None);
-    let plan = m.plan().await.unwrap();
+    let plan = m.plan(None).await.unwrap();
     assert_eq!(plan.from_revision.as_deref(), Some("r1"));
     let ids: Vec<_> = plan
         .migrations
@@ -87,7 +87,7 @@ async fn a_partly_applied_run_is_undone_from_the_plan() {
     let dir = state("r1\nr2\nr3\nr4\n", Some("r1"));
     std::fs::write(dir.path().join("fail_at"), "r4").unwrap();
     let m = migrator(dir.path(), None);
-    let plan = m.plan().await.unwrap();
+    let plan = m.plan(None).await.unwrap();
     let err = m.apply(&plan).await.unwrap_err().to_string();
     assert!(err.contains("relation already exists"), "{err}");
     assert!(err.contains("revision r1"), "{err}");
@@ -105,7 +105,7 @@ async fn a_partly_applied_run_is_undone_from_the_plan() {
 async fn no_previous_revision_and_no_base_is_refused() {
     let dir = state("r1\n", None);
     let m = migrator(dir.path(), None);
-    let applied = m.apply(&m.plan().await.unwrap()).await.unwrap();
+    let applied = m.apply(&m.plan(None).await.unwrap()).await.unwrap();
     let err = m.revert(&applied).await.unwrap_err().to_string();
     assert!(err.contains("base revision"), "{err}");
     assert_eq!(

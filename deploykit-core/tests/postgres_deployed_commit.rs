@@ -86,7 +86,7 @@ async fn deployed_commit_decides_plan_apply_and_revert_in_supabase_and_sqlx() {
         };
 
         let m = at(&v2);
-        let plan = m.plan().await.unwrap();
+        let plan = m.plan(None).await.unwrap();
         let planned: Vec<String> = plan.migrations.iter().map(|p| p.id.to_string()).collect();
         assert_eq!(
             planned,
@@ -113,7 +113,7 @@ async fn deployed_commit_decides_plan_apply_and_revert_in_supabase_and_sqlx() {
 
         // An older commit: v2's migration is applied but not v1's, so it is not
         // pending (nor is the uncommitted file).
-        assert!(at(&v1).plan().await.unwrap().is_empty(), "{dialect:?}");
+        assert!(at(&v1).plan(None).await.unwrap().is_empty(), "{dialect:?}");
 
         // The checkout moves on and loses the files; the undo still reverts exactly
         // what was applied, with v2's down scripts.

@@ -30,18 +30,18 @@ async fn sqlx_versions_match_as_numbers_so_zero_padded_files_are_applied() {
     write(tmp.path(), "0002_more.sql", "create table b (id int);");
     write(tmp.path(), "0002_more.down.sql", "drop table b;");
     let m = SqlMigrator::postgres(&db.url, tmp.path(), HistoryDialect::Sqlx).unwrap();
-    let applied = m.apply(&m.plan().await.unwrap()).await.unwrap();
+    let applied = m.apply(&m.plan(None).await.unwrap()).await.unwrap();
     assert_eq!(applied.migrations.len(), 2);
     assert_eq!(
         db.scalar_i64("select min(version) from _sqlx_migrations")
             .await,
         1
     );
-    let status = m.status().await.unwrap();
+    let status = m.status(None).await.unwrap();
     assert!(status.pending.is_empty(), "{status:?}");
     assert!(status.missing.is_empty(), "{status:?}");
     assert_eq!(status.applied.len(), 2, "{status:?}");
-    assert!(m.plan().await.unwrap().is_empty());
+    assert!(m.plan(None).await.unwrap().is_empty());
     // Revert finds them recorded, too.
     m.revert(&applied).await.unwrap();
     assert_eq!(
@@ -73,7 +73,7 @@ async fn a_down_script_marked_no_transaction_can_drop_an_index_concurrently() {
         "-- deploykit:no-transaction\ndrop index concurrently t_c;\n",
     );
     let m = SqlMigrator::postgres(&db.url, tmp.path(), HistoryDialect::Deploykit).unwrap();
-    let applied = m.apply(&m.plan().await.unwrap()).await.unwrap();
+    let applied = m.apply(&m.plan(None).await.unwrap()).await.unwrap();
     assert_eq!(
         db.scalar_i64("select count(*) from pg_indexes where indexname = 't_c'")
             .await,
@@ -110,7 +110,7 @@ async fn a_no_transaction_migration_failing_part_way_says_what_stays_applied() {
         "-- deploykit:no-transaction\ndrop index concurrently if exists t_first;\n",
     );
     let m = SqlMigrator::postgres(&db.url, tmp.path(), HistoryDialect::Deploykit).unwrap();
-    let err = m.apply(&m.plan().await.unwrap()).await.unwrap_err();
+    let err = m.apply(&m.plan(None).await.unwrap()).await.unwrap_err();
     assert!(matches!(err, Error::PartlyApplied { .. }), "{err}");
     assert!(err.to_string().contains("t_first"), "{err}");
 

@@ -52,7 +52,7 @@ async fn postgres_migrator_keeps_the_contract_in_every_dialect() {
         let before = db.schema();
         let m = SqlMigrator::postgres(&db.url, tmp.path(), dialect).unwrap();
         migrator_contract(&m).await;
-        m.apply(&m.plan().await.unwrap()).await.unwrap();
+        m.apply(&m.plan(None).await.unwrap()).await.unwrap();
         let migrated = db.schema();
         assert!(
             migrated.contains("CREATE TABLE public.bookings"),
@@ -60,7 +60,7 @@ async fn postgres_migrator_keeps_the_contract_in_every_dialect() {
         );
         assert!(migrated.contains("FUNCTION public.touch()"), "{migrated}");
         m.revert(&deploykit_core::AppliedSet {
-            migrations: m.status().await.unwrap().applied,
+            migrations: m.status(None).await.unwrap().applied,
             ..Default::default()
         })
         .await
@@ -86,7 +86,7 @@ async fn failing_migration_mid_file_leaves_no_trace() {
         "create table tags (id int);\ninsert into tags values (1);\nalter table tags add column x nosuchtype;\n",
     );
     let m = SqlMigrator::postgres(&db.url, tmp.path(), HistoryDialect::Deploykit).unwrap();
-    let plan = m.plan().await.unwrap();
+    let plan = m.plan(None).await.unwrap();
     let err = m.apply(&plan).await.unwrap_err().to_string();
     assert!(err.contains("20250103000000_broken.sql"), "{err}");
     assert!(err.contains("statement 3 of 3 (line 3"), "{err}");
@@ -133,19 +133,25 @@ async fn drift_is_detected_and_refuses_to_plan() {
         let tmp = tempfile::tempdir().unwrap();
         bookings(tmp.path());
         let m = SqlMigrator::postgres(&db.url, tmp.path(), dialect).unwrap();
-        m.apply(&m.plan().await.unwrap()).await.unwrap();
-        assert!(m.status().await.unwrap().drifted.is_empty());
+        m.apply(&m.plan(None).await.unwrap()).await.unwrap();
+        assert!(m.status(None).await.unwrap().drifted.is_empty());
         write(
             tmp.path(),
             "20250101000000_users.sql",
             "create table users (id bigserial primary key, email text);\n",
         );
-        let status = m.status().await.unwrap();
+        let status = m.status(None).await.unwrap();
         assert_eq!(status.drifted.len(), 1, "{dialect:?}");
         assert_eq!(status.drifted[0].version, "20250101000000");
-        let err = m.plan().await.unwrap_err();
+        let err = m.plan(None).await.unwrap_err();
         assert!(matches!(err, Error::Refused { .. }), "{dialect:?}: {err}");
-        assert!(m.clone().allow_drift(true).plan().await.unwrap().is_empty());
+        assert!(m
+            .clone()
+            .allow_drift(true)
+            .plan(None)
+            .await
+            .unwrap()
+            .is_empty());
     }
 }
 
@@ -157,7 +163,7 @@ async fn supabase_history_is_written_exactly_as_the_cli_writes_it() {
     let tmp = tempfile::tempdir().unwrap();
     bookings(tmp.path());
     let m = SqlMigrator::postgres(&db.url, tmp.path(), HistoryDialect::Supabase).unwrap();
-    m.apply(&m.plan().await.unwrap()).await.unwrap();
+    m.apply(&m.plan(None).await.unwrap()).await.unwrap();
 
     let mut c = db.conn().await;
     let cols: Vec<(String, String, String)> = sqlx::query(
@@ -248,7 +254,7 @@ async fn existing_supabase_history_is_read_as_applied() {
     )
     .await;
     let m = SqlMigrator::postgres(&db.url, tmp.path(), HistoryDialect::Supabase).unwrap();
-    let s = m.status().await.unwrap();
+    let s = m.status(None).await.unwrap();
     assert_eq!(s.applied.len(), 1, "{s:?}");
     assert!(s.drifted.is_empty(), "{s:?}");
     assert_eq!(s.pending[0].name, "bookings");
@@ -267,7 +273,7 @@ async fn connection_errors_are_clear_and_never_show_the_password() {
         .replacen("deploykit:", "deploykit:Wr0ngPassw0rd-", 1);
     let m =
         SqlMigrator::postgres(&Secret::new(wrong), tmp.path(), HistoryDialect::Deploykit).unwrap();
-    let err = m.status().await.unwrap_err().to_string();
+    let err = m.status(None).await.unwrap_err().to_string();
     assert!(err.contains("authentication failed"), "{err}");
     assert!(!err.contains("Wr0ngPassw0rd"), "{err}");
 
@@ -276,7 +282,7 @@ async fn connection_errors_are_clear_and_never_show_the_password() {
     drop(listener);
     let refused = Secret::new(format!("postgres://u:Secr3tPw@127.0.0.1:{port}/x"));
     let m = SqlMigrator::postgres(&refused, tmp.path(), HistoryDialect::Deploykit).unwrap();
-    let err = m.status().await.unwrap_err().to_string();
+    let err = m.status(None).await.unwrap_err().to_string();
     assert!(err.contains("connection refused"), "{err}");
     assert!(!err.contains("Secr3tPw"), "{err}");
 }
@@ -295,7 +301,7 @@ async fn apply_waits_for_the_advisory_lock() {
         .await
         .unwrap();
     let m = SqlMigrator::postgres(&db.url, tmp.path(), HistoryDialect::Deploykit).unwrap();
-    let plan = m.plan().await.unwrap();
+    let plan = m.plan(None).await.unwrap();
     let task = tokio::spawn({
         let m = m.clone();
         async move { m.apply(&plan).await }
@@ -354,7 +360,7 @@ async fn no_transaction_marker_allows_create_index_concurrently() {
         "drop index users_email;\n",
     );
     let m = SqlMigrator::postgres(&db.url, tmp.path(), HistoryDialect::Deploykit).unwrap();
-    let plan = m.plan().await.unwrap();
+    let plan = m.plan(None).await.unwrap();
     assert!(
         plan.migrations[2].findings.is_empty(),
         "CONCURRENTLY is the safe form"
@@ -370,5 +376,5 @@ async fn no_transaction_marker_allows_create_index_concurrently() {
     assert_eq!(applied.migrations.len(), 3);
     assert!(db.schema().contains("CREATE INDEX users_email"));
     m.revert(&applied).await.unwrap();
-    assert!(m.status().await.unwrap().applied.is_empty());
+    assert!(m.status(None).await.unwrap().applied.is_empty());
 }

@@ -82,7 +82,7 @@ async fn failing_migration_mid_file_leaves_no_trace() {
     );
     let db = tmp.path().join("app.db");
     let m = SqlMigrator::sqlite(&db, tmp.path());
-    let plan = m.plan().await.unwrap();
+    let plan = m.plan(None).await.unwrap();
     assert_eq!(plan.migrations.len(), 3);
     let err = m.apply(&plan).await.unwrap_err().to_string();
     assert!(err.contains("3_broken.sql"), "{err}");
@@ -93,7 +93,7 @@ async fn failing_migration_mid_file_leaves_no_trace() {
 
     let tables = schema(&db).await.join("\n");
     assert!(!tables.contains("tags"), "{tables}");
-    let status = m.status().await.unwrap();
+    let status = m.status(None).await.unwrap();
     assert_eq!(status.applied.len(), 2);
     assert_eq!(status.pending[0].version, "3");
 
@@ -109,11 +109,11 @@ async fn single_transaction_plan_is_all_or_nothing() {
     write(tmp.path(), "3_broken.sql", "select * from nowhere;");
     let db = tmp.path().join("app.db");
     let m = SqlMigrator::sqlite(&db, tmp.path()).single_transaction(true);
-    let plan = m.plan().await.unwrap();
+    let plan = m.plan(None).await.unwrap();
     let err = m.apply(&plan).await.unwrap_err().to_string();
     assert!(err.contains("nothing of this plan was applied"), "{err}");
     assert_eq!(schema(&db).await, Vec::<String>::new());
-    assert!(m.status().await.unwrap().applied.is_empty());
+    assert!(m.status(None).await.unwrap().applied.is_empty());
 }
 
 #[tokio::test]
@@ -122,14 +122,14 @@ async fn drift_is_detected_and_refuses_to_plan_unless_allowed() {
     users_and_posts(tmp.path());
     let db = tmp.path().join("app.db");
     let m = SqlMigrator::sqlite(&db, tmp.path());
-    m.apply(&m.plan().await.unwrap()).await.unwrap();
+    m.apply(&m.plan(None).await.unwrap()).await.unwrap();
 
     // Line endings alone are not drift.
     let crlf = std::fs::read_to_string(tmp.path().join("1_users.sql"))
         .unwrap()
         .replace('\n', "\r\n");
     write(tmp.path(), "1_users.sql", &crlf);
-    assert!(m.status().await.unwrap().drifted.is_empty());
+    assert!(m.status(None).await.unwrap().drifted.is_empty());
 
     write(
         tmp.path(),
@@ -141,16 +141,19 @@ async fn drift_is_detected_and_refuses_to_plan_unless_allowed() {
         "3_more.sql",
         "create table more (id integer);\n",
     );
-    let status = m.status().await.unwrap();
+    let status = m.status(None).await.unwrap();
     assert_eq!(status.drifted[0].to_string(), "1_users");
-    let err = m.plan().await.unwrap_err();
+    let err = m.plan(None).await.unwrap_err();
     assert!(matches!(err, Error::Refused { .. }), "{err}");
     assert!(err.to_string().contains("1_users"), "{err}");
-    let plan = m.clone().allow_drift(true).plan().await.unwrap();
+    let plan = m.clone().allow_drift(true).plan(None).await.unwrap();
     assert_eq!(plan.migrations[0].id.to_string(), "3_more");
 
     std::fs::remove_file(tmp.path().join("2_posts.sql")).unwrap();
-    assert_eq!(m.status().await.unwrap().missing[0].to_string(), "2_posts");
+    assert_eq!(
+        m.status(None).await.unwrap().missing[0].to_string(),
+        "2_posts"
+    );
 }
 
 #[tokio::test]
@@ -160,13 +163,13 @@ async fn revert_runs_down_scripts_and_refuses_when_one_is_missing() {
     let db = tmp.path().join("app.db");
     let m = SqlMigrator::sqlite(&db, tmp.path());
     let before = schema(&db).await;
-    m.apply(&m.plan().await.unwrap()).await.unwrap();
+    m.apply(&m.plan(None).await.unwrap()).await.unwrap();
     write(
         tmp.path(),
         "3_irreversible.sql",
         "create table audit (id integer);",
     );
-    let plan = m.plan().await.unwrap();
+    let plan = m.plan(None).await.unwrap();
     assert!(!plan.migrations[0].reversible);
     let applied = m.apply(&plan).await.unwrap();
 
@@ -209,7 +212,7 @@ async fn plan_carries_lint_findings_and_allow_markers() {
         "-- deploykit:allow drop-column\nalter table t drop column a;",
     );
     let m = SqlMigrator::sqlite(tmp.path().join("app.db"), tmp.path());
-    let plan = m.plan().await.unwrap();
+    let plan = m.plan(None).await.unwrap();
     let p = &plan.migrations;
     assert!(p[0].findings.is_empty());
     assert_eq!(p[1].findings[0].rule, "drop-column");
@@ -224,7 +227,7 @@ async fn sqlx_dialect_writes_sqlx_layout() {
     users_and_posts(tmp.path());
     let db = tmp.path().join("app.db");
     let m = SqlMigrator::sqlite_with_dialect(&db, tmp.path(), HistoryDialect::Sqlx).unwrap();
-    m.apply(&m.plan().await.unwrap()).await.unwrap();
+    m.apply(&m.plan(None).await.unwrap()).await.unwrap();
     let rows = query_strings(
         &db,
         "SELECT version || '|' || description || '|' || success || '|' || hex(checksum) \

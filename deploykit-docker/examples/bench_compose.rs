@@ -297,8 +297,8 @@ async fn deploykit_round(
     // Upgrade v1 -> v2 through the pipeline, under load.
     stack.write_release("v2", true)?;
     let load = LoadGen::start();
-    let migrator = ComposeRunMigrator::for_release(&target, &v2.id, vec!["true".into()])
-        .run_service("web-migrate")?;
+    let migrator =
+        ComposeRunMigrator::new(&target, vec!["true".into()]).run_service("web-migrate")?;
     let probe = ContainerHealthProbe::new(engine.clone(), &name, "web");
     let policy = Policy::default()
         .health(HealthPolicy {

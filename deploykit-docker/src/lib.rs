@@ -33,11 +33,10 @@
 //! let project = ComposeProject::new("crm", vec!["/srv/crm/docker-compose.yml".into()], cli)?
 //!     .env_file("/srv/crm/.env.production");
 //! let target = Arc::new(ComposeTarget::new(shell, engine.clone(), project, "backend", "crm/backend")?);
-//! let release = ReleaseId::parse("20261126T100000Z-abc1234")?;
 //! let migrate = ["npx", "prisma", "migrate", "deploy"].map(String::from).to_vec();
 //! let pipeline = Pipeline::new("production")
 //!     .target(target.clone())
-//!     .migrator(Arc::new(ComposeRunMigrator::for_release(&target, &release, migrate)))
+//!     .migrator(Arc::new(ComposeRunMigrator::new(&target, migrate)))
 //!     .backup(Arc::new(ExecPgDumpBackup::new(engine.clone(), "crm", "postgres", "crm", "crm_user", "/var/backups/crm")))
 //!     .probe(Arc::new(ContainerHealthProbe::new(engine, "crm", "backend")));
 //! # let _ = pipeline; Ok(()) }

@@ -16,7 +16,7 @@ use deploykit_core::revisions::{self, RevisionCommands, RevisionRunner};
 use deploykit_core::shell::CommandFailed;
 use deploykit_core::{
     AppliedSet, Cmd, Error, MigrationId, MigrationPlan, MigrationStatus, Migrator,
-    PlannedMigration, ReleaseId, Result, Shell,
+    PlannedMigration, ReleaseSpec, Result, Shell,
 };
 
 use crate::compose::ComposeProject;
@@ -40,7 +40,7 @@ pub struct ComposeRunMigrator {
     project: ComposeProject,
     service: String,
     run_service: String,
-    image: String,
+    image_repo: String,
     state_dir: PathBuf,
     apply: Vec<String>,
     revision: Option<Vec<String>>,
@@ -55,7 +55,7 @@ impl std::fmt::Debug for ComposeRunMigrator {
             .field("host", &self.shell.location())
             .field("project", &self.project.name)
             .field("service", &self.run_service)
-            .field("image", &self.image)
+            .field("image_repo", &self.image_repo)
             .field("apply", &self.apply)
             .field("revision", &self.revision)
             .field("revert", &self.revert)
@@ -64,16 +64,16 @@ impl std::fmt::Debug for ComposeRunMigrator {
 }
 
 impl ComposeRunMigrator {
-    /// Runs `apply` in the image of `release` staged by `target`, with the target's
-    /// project, service, shell and engine.
-    pub fn for_release(target: &ComposeTarget, release: &ReleaseId, apply: Vec<String>) -> Self {
+    /// Runs `apply` in the image `target` staged for the release each call concerns,
+    /// with the target's project, service, shell and engine.
+    pub fn new(target: &ComposeTarget, apply: Vec<String>) -> Self {
         Self {
             shell: target.shell(),
             engine: target.engine().clone(),
             project: target.project().clone(),
             service: target.service().to_string(),
             run_service: target.service().to_string(),
-            image: target.image_of(release),
+            image_repo: target.image_repo().to_string(),
             state_dir: target.state_dir_path().to_path_buf(),
             apply,
             revision: None,
@@ -138,12 +138,20 @@ impl ComposeRunMigrator {
         )
     }
 
-    /// The image one-off containers use: the new release's if it is staged yet
-    /// (apply, revert), else the live container's (plan runs before prepare; the
-    /// tool in the live image reads the database's revision just as well).
-    async fn run_image(&self) -> Result<Option<String>> {
-        if self.engine.image_exists(&self.image).await? {
-            return Ok(Some(self.image.clone()));
+    /// The image of `release`.
+    fn image_of(&self, release: &ReleaseSpec) -> String {
+        crate::target::image_of(&self.image_repo, &release.id)
+    }
+
+    /// The image one-off containers use: `release`'s if it is staged yet (apply,
+    /// revert), else the live container's (plan runs before prepare; the tool in the
+    /// live image reads the database's revision just as well).
+    async fn run_image(&self, release: Option<&ReleaseSpec>) -> Result<Option<String>> {
+        if let Some(release) = release {
+            let image = self.image_of(release);
+            if self.engine.image_exists(&image).await? {
+                return Ok(Some(image));
+            }
         }
         Ok(self
             .engine
@@ -192,17 +200,21 @@ impl ComposeRunMigrator {
         .map(|_| ())
     }
 
-    async fn current_revision(&self, step: &str) -> Result<Option<String>> {
+    async fn current_revision(
+        &self,
+        step: &str,
+        release: Option<&ReleaseSpec>,
+    ) -> Result<Option<String>> {
         let Some(argv) = &self.revision else {
             return Ok(None);
         };
-        revisions::current(&OneOffRunner(self), step, &cmd_of(argv)).await
+        revisions::current(&OneOffRunner(self, release), step, &cmd_of(argv)).await
     }
 }
 
 /// The tool runs in a one-off container: of the release's image when it is staged,
 /// else of the live container's (see `run_image`).
-struct OneOffRunner<'a>(&'a ComposeRunMigrator);
+struct OneOffRunner<'a>(&'a ComposeRunMigrator, Option<&'a ReleaseSpec>);
 
 #[async_trait]
 impl RevisionRunner for OneOffRunner<'_> {
@@ -211,21 +223,22 @@ impl RevisionRunner for OneOffRunner<'_> {
     }
 
     async fn read(&self, step: &str, cmd: &Cmd) -> Result<Option<String>> {
-        let Some(image) = self.0.run_image().await? else {
+        let Some(image) = self.0.run_image(self.1).await? else {
             return Ok(None);
         };
         self.0.run(step, &image, &argv_of(cmd)).await.map(Some)
     }
 
     async fn run(&self, step: &str, cmd: &Cmd) -> Result<()> {
-        let Some(image) = self.0.run_image().await? else {
+        let Some(image) = self.0.run_image(self.1).await? else {
+            let wanted = match self.1 {
+                Some(release) => format!("the release image {}", self.0.image_of(release)),
+                None => "a release image".to_string(),
+            };
             return Err(Error::part(
                 step,
                 self.0.where_(),
-                format!(
-                    "neither the release image {} nor a live container exists to run the revert in",
-                    self.0.image
-                ),
+                format!("neither {wanted} nor a live container exists to run the revert in"),
             ));
         };
         self.0.run(step, &image, &argv_of(cmd)).await.map(|_| ())
@@ -256,7 +269,7 @@ fn argv_of(cmd: &Cmd) -> Vec<String> {
 
 #[async_trait]
 impl Migrator for ComposeRunMigrator {
-    async fn status(&self) -> Result<MigrationStatus> {
+    async fn status(&self, _release: Option<&ReleaseSpec>) -> Result<MigrationStatus> {
         // The tool alone knows what is pending; running it is idempotent.
         Ok(MigrationStatus {
             pending: vec![self.step_id()],
@@ -264,9 +277,9 @@ impl Migrator for ComposeRunMigrator {
         })
     }
 
-    async fn plan(&self) -> Result<MigrationPlan> {
+    async fn plan(&self, release: Option<&ReleaseSpec>) -> Result<MigrationPlan> {
         self.settle_orphans().await?;
-        let from_revision = self.current_revision("migrate.plan").await?;
+        let from_revision = self.current_revision("migrate.plan", release).await?;
         Ok(MigrationPlan {
             migrations: vec![PlannedMigration {
                 id: self.step_id(),
@@ -277,6 +290,7 @@ impl Migrator for ComposeRunMigrator {
             }],
             from_revision,
             origin: None,
+            release: release.cloned(),
         })
     }
 
@@ -284,27 +298,39 @@ impl Migrator for ComposeRunMigrator {
         if plan.is_empty() {
             return Ok(plan.as_applied());
         }
-        if !self.engine.image_exists(&self.image).await? {
+        let Some(release) = &plan.release else {
+            return Err(Error::Refused {
+                reason: format!(
+                    "`{}` runs in a container of the release being deployed, and the plan \
+                     names no release",
+                    self.apply.join(" ")
+                ),
+                next: "plan for the release being deployed (`deploykit deploy` does)".into(),
+            });
+        };
+        let image = self.image_of(release);
+        if !self.engine.image_exists(&image).await? {
             return Err(Error::part(
                 "migrate",
                 self.where_(),
-                format!("the new release image {} does not exist", self.image),
+                format!("the new release image {image} does not exist"),
             )
             .with_hint("prepare the release before migrating"));
         }
-        self.run("migrate", &self.image, &self.apply)
+        self.run("migrate", &image, &self.apply)
             .await
             .map_err(|e| {
                 e.with_hint(
                     "the live container was not touched; fix the migration and deploy again",
                 )
             })?;
-        let revision_after = self.current_revision("migrate").await?;
+        let revision_after = self.current_revision("migrate", Some(release)).await?;
         Ok(AppliedSet {
             migrations: plan.migrations.iter().map(|m| m.id.clone()).collect(),
             revision_before: plan.from_revision.clone(),
             revision_after,
             origin: None,
+            release: plan.release.clone(),
         })
     }
 
@@ -321,7 +347,7 @@ impl Migrator for ComposeRunMigrator {
         };
         self.settle_orphans().await?;
         revisions::revert_to(
-            &OneOffRunner(self),
+            &OneOffRunner(self, applied.release.as_ref()),
             &RevisionCommands {
                 current: cmd_of(revision),
                 down_to: cmd_of(revert),

@@ -204,7 +204,12 @@ impl ComposeTarget {
 
     /// The image reference of a release.
     pub fn image_of(&self, release: &ReleaseId) -> String {
-        format!("{}:{release}", self.repo)
+        image_of(&self.repo, release)
+    }
+
+    /// The repository release images are tagged into.
+    pub(crate) fn image_repo(&self) -> &str {
+        &self.repo
     }
 
     /// The compose project.
@@ -660,6 +665,11 @@ impl Target for ComposeTarget {
         releases.sort();
         Ok(releases)
     }
+}
+
+/// The image of `release` in `repo`: `<repo>:<release>`.
+pub(crate) fn image_of(repo: &str, release: &ReleaseId) -> String {
+    format!("{repo}:{release}")
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ async fn the_revert_waits_for_a_migration_a_killed_run_left_running() {
         .replace("up) echo", "up) sleep 4; echo");
     std::fs::write(&tool, slow).unwrap();
     target.prepare(&v2).await.unwrap();
-    let migrator = ComposeRunMigrator::for_release(&target, &v2.id, argv(&["/migrate", "up"]))
+    let migrator = ComposeRunMigrator::new(&target, argv(&["/migrate", "up"]))
         .revision_command(argv(&["/migrate", "revision"]))
         .revert_command(argv(&["/migrate", "down", "{revision}"]))
         .run_service("web-migrate")
@@ -81,6 +81,7 @@ async fn the_revert_waits_for_a_migration_a_killed_run_left_running() {
         revision_before: Some("base".into()),
         revision_after: None,
         origin: None,
+        release: Some(v2.clone()),
     };
     migrator.revert(&applied).await.unwrap();
 

@@ -33,7 +33,7 @@ fn policy() -> Policy {
 /// container health probe.
 async fn deploy(rig: &Rig, stack: &WebStack, release: &ReleaseSpec) -> RunReport {
     let target = Arc::new(stack.target(rig).await);
-    let migrator = ComposeRunMigrator::for_release(&target, &release.id, argv(&["/migrate", "up"]))
+    let migrator = ComposeRunMigrator::new(&target, argv(&["/migrate", "up"]))
         .revision_command(argv(&["/migrate", "revision"]))
         .revert_command(argv(&["/migrate", "down", "{revision}"]))
         .run_service("web-migrate")
@@ -198,12 +198,11 @@ async fn crm_stack_backs_up_inside_the_db_container_and_a_failed_backup_changes_
         let engine = engine.clone();
         let dir = backups.path().to_path_buf();
         async move {
-            let migrator =
-                ComposeRunMigrator::for_release(&target, &release.id, argv(&["/migrate", "up"]))
-                    .revision_command(argv(&["/migrate", "revision"]))
-                    .revert_command(argv(&["/migrate", "down", "{revision}"]))
-                    .run_service("web-migrate")
-                    .unwrap();
+            let migrator = ComposeRunMigrator::new(&target, argv(&["/migrate", "up"]))
+                .revision_command(argv(&["/migrate", "revision"]))
+                .revert_command(argv(&["/migrate", "down", "{revision}"]))
+                .run_service("web-migrate")
+                .unwrap();
             let backup =
                 ExecPgDumpBackup::new(engine.clone(), "dk-crm", "db", "crm", "crm_user", dir);
             let probe = ContainerHealthProbe::new(engine, "dk-crm", "web");

@@ -63,7 +63,7 @@ fn argv(words: &[&str]) -> Vec<String> {
 }
 
 async fn deploy(target: Arc<ComposeTarget>, release: &ReleaseSpec) -> RunReport {
-    let migrator = ComposeRunMigrator::for_release(&target, &release.id, argv(&["/migrate", "up"]))
+    let migrator = ComposeRunMigrator::new(&target, argv(&["/migrate", "up"]))
         .revision_command(argv(&["/migrate", "revision"]))
         .revert_command(argv(&["/migrate", "down", "{revision}"]))
         .run_service("web-migrate")

@@ -130,7 +130,7 @@ async fn run_in(root: &Path, mode: Mode) -> Result<u8> {
             break;
         }
         if let Some(m) = &ctx.parts.migrator {
-            let s = m.status().await?;
+            let s = m.status(None).await?;
             let applied: Vec<String> = s.applied.iter().map(|m| m.to_string()).collect();
             narrate(mode, &format!("schema now: {}", applied.join(", ")));
         }

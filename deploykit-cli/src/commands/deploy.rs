@@ -35,7 +35,18 @@ pub async fn run(config: &Path, args: &DeployArgs, mode: Mode) -> Result<u8> {
             "--accept-drift: applied migrations edited since they ran are taken as they are now"
         );
     }
-    let ctx = EnvContext::open_loaded(loaded, &args.env, mode, Some(&spec)).await?;
+    let ctx = EnvContext::open_loaded(loaded, &args.env, mode).await?;
+    // Compose builds use the deployed commit's tree as their context: compose files
+    // in no repository have no such tree.
+    if let Some(first) = ctx
+        .parts
+        .compose
+        .as_ref()
+        .and_then(|c| c.project.files.first())
+    {
+        deploykit_core::CommitTree::repository_of(first)
+            .map_err(|e| ConfigError(format!("environment {}: {e}", ctx.name)))?;
+    }
     super::compose_check::validate(&ctx).await?;
 
     if args.dry_run {
@@ -121,7 +132,7 @@ async fn print_plan(ctx: &EnvContext, spec: &ReleaseSpec, args: &DeployArgs) -> 
     };
     // Drift makes the plan itself a refusal (exit 5, with what to do).
     let plan = match &ctx.parts.migrator {
-        Some(m) => Some(m.plan().await?),
+        Some(m) => Some(m.plan(Some(spec)).await?),
         None => None,
     };
     let mut refusals: Vec<(u8, String)> = Vec::new();

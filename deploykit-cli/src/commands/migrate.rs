@@ -42,22 +42,26 @@ pub async fn run(config: &Path, cmd: &MigrateCommand, mode: Mode) -> Result<u8> 
             (&r.env, migrate_source::for_run(&loaded, &r.env, &records)?)
         }
     };
-    let ctx = EnvContext::open_for(config, env, mode, release.as_ref()).await?;
-    let migrator = ctx.parts.migrator.clone().ok_or_else(|| match (&ctx.env().migrations, &release) {
-        (Some(crate::config::MigrationsConfig::ComposeRun { .. }), _) | (Some(_), None) => ConfigError(format!(
-            "environment {}'s migrations run in a container of the release being deployed; use `deploykit deploy`",
-            ctx.name
-        )),
-        (Some(_), Some(spec)) => ConfigError(format!(
-            "environment {}: commit {} is not in the repository, so its migration tool cannot run; fetch it (`git fetch`) and run again",
-            ctx.name, spec.commit
-        )),
-        (None, _) => ConfigError(format!("environment {} has no [migrations] configured", ctx.name)),
-    })?;
+    let ctx = EnvContext::open(config, env, mode).await?;
+    // A compose_run migrator runs in a container of a release's image: outside a
+    // deploy only `revert --run` has one (the run's).
+    let migrator = match (&ctx.env().migrations, &release, ctx.parts.migrator.clone()) {
+        (Some(crate::config::MigrationsConfig::ComposeRun { .. }), None, _) | (Some(_), _, None) => {
+            return Err(ConfigError(format!(
+                "environment {}'s migrations run in a container of the release being deployed; use `deploykit deploy`",
+                ctx.name
+            ))
+            .into())
+        }
+        (None, _, _) => {
+            return Err(ConfigError(format!("environment {} has no [migrations] configured", ctx.name)).into())
+        }
+        (Some(_), _, Some(m)) => m,
+    };
     match cmd {
         MigrateCommand::Lint(_) => unreachable!("linted above, offline"),
         MigrateCommand::Status(_) => {
-            let s = migrator.status().await?;
+            let s = migrator.status(release.as_ref()).await?;
             if mode == Mode::Json {
                 crate::render::json::print_event(
                     serde_json::json!({"event": "migrations", "status": s}),
@@ -84,7 +88,7 @@ pub async fn run(config: &Path, cmd: &MigrateCommand, mode: Mode) -> Result<u8> 
             })
         }
         MigrateCommand::Plan(_) => {
-            let plan = migrator.plan().await?;
+            let plan = migrator.plan(release.as_ref()).await?;
             if mode == Mode::Json {
                 crate::render::json::print_event(
                     serde_json::json!({"event": "plan", "migrations": plan}),
@@ -113,7 +117,7 @@ pub async fn run(config: &Path, cmd: &MigrateCommand, mode: Mode) -> Result<u8> 
             guard::locked(
                 &ctx,
                 "migrate-revert",
-                revert(&ctx, migrator, &records, &r.run, approver),
+                revert(&ctx, migrator, &records, release.as_ref(), &r.run, approver),
             )
             .await
         }
@@ -129,7 +133,7 @@ async fn apply(
     approver: Option<&str>,
 ) -> Result<u8> {
     let mode = ctx.mode;
-    let plan = migrator.plan().await?;
+    let plan = migrator.plan(release).await?;
     if plan.is_empty() {
         super::say(
             mode,
@@ -173,6 +177,7 @@ async fn revert(
     ctx: &EnvContext,
     migrator: Arc<dyn Migrator>,
     records: &[Record],
+    release: Option<&ReleaseSpec>,
     run: &str,
     approver: Option<&str>,
 ) -> Result<u8> {
@@ -187,11 +192,15 @@ async fn revert(
         } => Some(applied.clone()),
         _ => None,
     });
-    let Some(set) = set else {
+    let Some(mut set) = set else {
         return Err(ConfigError(format!("run {run} applied no migrations")).into());
     };
     if let Some(name) = approver {
         eprintln!("approved by {name}");
+    }
+    // A journal written before applied sets named their release: the run's.
+    if set.release.is_none() {
+        set.release = release.cloned();
     }
     migrator.revert(&set).await?;
     let names: Vec<String> = set.migrations.iter().map(|m| m.to_string()).collect();

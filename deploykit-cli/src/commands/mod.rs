@@ -45,39 +45,17 @@ pub struct EnvContext {
 
 impl EnvContext {
     /// Loads the config and builds the environment's parts.
+    /// Its parts are bound to no release: each call that reads a release's files or
+    /// runs its image is told which release it concerns.
     pub async fn open(config: &Path, name: &str, mode: Mode) -> Result<Self> {
-        Self::open_for(config, name, mode, None).await
+        Self::open_loaded(config::load(config)?, name, mode).await
     }
 
-    /// Like [`open`](Self::open), for deploying (or recovering a deploy of)
-    /// `release`: its parts read files from its commit, and migrators that run the
-    /// release's image know which.
-    pub async fn open_for(
-        config: &Path,
-        name: &str,
-        mode: Mode,
-        release: Option<&deploykit_core::ReleaseSpec>,
-    ) -> Result<Self> {
-        Self::open_loaded(config::load(config)?, name, mode, release).await
-    }
-
-    /// Like [`open_for`](Self::open_for), over a config already loaded (and given
-    /// one-run settings such as `--accept-drift`).
-    pub async fn open_loaded(
-        loaded: LoadedConfig,
-        name: &str,
-        mode: Mode,
-        release: Option<&deploykit_core::ReleaseSpec>,
-    ) -> Result<Self> {
+    /// Like [`open`](Self::open), over a config already loaded (and given one-run
+    /// settings such as `--accept-drift`).
+    pub async fn open_loaded(loaded: LoadedConfig, name: &str, mode: Mode) -> Result<Self> {
         let env = loaded.env(name)?.clone();
-        let parts = wiring::parts(
-            &loaded,
-            name,
-            &env,
-            release,
-            Events::none().with(mode.sink()),
-        )
-        .await?;
+        let parts = wiring::parts(&loaded, name, &env, Events::none().with(mode.sink())).await?;
         let store = match crate::state::open(&loaded, name, &env, Some(&parts)).await {
             Ok(s) => s.store,
             Err(e) => {

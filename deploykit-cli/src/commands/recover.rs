@@ -12,17 +12,27 @@ use crate::render::Mode;
 
 /// Recovers each unfinished run (and each whose undo failed), oldest first.
 pub async fn run(config: &Path, args: &RecoverArgs, mode: Mode) -> Result<u8> {
-    // Only the journals are needed to know what to do (from the state store, which
-    // may be on the host: a fresh clone knows nothing): connect to hosts per run below.
-    let loaded = crate::config::load(config)?;
-    let env = loaded.env(&args.env)?.clone();
-    let opened = crate::state::open(&loaded, &args.env, &env, None).await?;
-    let todo = opened.store.unfinished().await;
+    // Parts are bound to no release: each undo names the release it concerns (the
+    // journal's applied sets; older journals, the run's `run_started`), so the parts
+    // are built before any journal is read.
+    let ctx = EnvContext::open(config, &args.env, mode).await?;
+    let todo = ctx.store.unfinished().await;
     let leftover = match &todo {
-        Ok(t) if t.is_empty() => release_leftover_lock(opened.store.as_ref(), &args.env).await,
+        Ok(t) if t.is_empty() => release_leftover_lock(ctx.store.as_ref(), &args.env).await,
         _ => Ok(None),
     };
-    opened.close().await;
+    let result = recover_each(&ctx, args, todo, leftover).await;
+    ctx.parts.close().await;
+    result
+}
+
+async fn recover_each(
+    ctx: &EnvContext,
+    args: &RecoverArgs,
+    todo: deploykit_core::Result<Vec<deploykit_core::StoredRun>>,
+    leftover: deploykit_core::Result<Option<String>>,
+) -> Result<u8> {
+    let mode = ctx.mode;
     let todo = todo?;
     if let Some(released) = leftover? {
         super::say(
@@ -41,29 +51,14 @@ pub async fn run(config: &Path, args: &RecoverArgs, mode: Mode) -> Result<u8> {
     }
     let mut code = exit::OK;
     for run in todo {
-        // Each run's parts are built for the release it was deploying: migrators that
-        // run in a one-off container of that release's image (compose_run) can only
-        // revert its migrations with that image, and migration files are read from
-        // that release's commit, not from wherever the checkout is now.
-        let release = run_release(&run.records);
-        let ctx = EnvContext::open_for(config, &args.env, mode, release.as_ref()).await?;
-        if let Some(code) = refuse_live_holder(&ctx, args).await? {
-            ctx.parts.close().await;
+        if let Some(code) = refuse_live_holder(ctx, args).await? {
             return Ok(code);
         }
-        let journal = match ctx.store.journal(&run.run_id).await {
-            Ok(j) => j,
-            Err(e) => {
-                ctx.parts.close().await;
-                return Err(e.into());
-            }
-        };
+        let journal = ctx.store.journal(&run.run_id).await?;
         let report = ctx
             .pipeline(None)
             .recover_with(journal.as_ref(), args.force)
-            .await;
-        ctx.parts.close().await;
-        let report = report?;
+            .await?;
         mode.finish(&report);
         code = code.max(match report.outcome {
             Outcome::Succeeded | Outcome::RolledBack => exit::OK,

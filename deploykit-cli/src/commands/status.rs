@@ -27,7 +27,7 @@ pub async fn run(config: &Path, args: &EnvArg, mode: Mode) -> Result<u8> {
         .map(|r| r.run_id.as_str())
         .collect();
     let migrations = match &ctx.parts.migrator {
-        Some(m) => Some(m.status().await?),
+        Some(m) => Some(m.status(None).await?),
         None => None,
     };
     if mode == Mode::Json {

@@ -119,7 +119,7 @@ impl Pipeline {
         };
         not_live_already(&spec.id, previous).map_err(fail)?;
         let plan = match &self.migrator {
-            Some(m) => m.plan().await.map_err(fail)?,
+            Some(m) => m.plan(Some(spec)).await.map_err(fail)?,
             None => MigrationPlan::default(),
         };
         plan_allowed(&self.env, &self.policy, &plan, self.backup.is_some()).map_err(fail)?;

@@ -37,6 +37,7 @@ impl SqlMigrator {
             backend: Arc::new(session::PgBackend { target, dialect }),
             dir: dir.into(),
             commit: None,
+            release_commits: false,
             options: SqlMigratorOptions {
                 dialect,
                 ..SqlMigratorOptions::default()

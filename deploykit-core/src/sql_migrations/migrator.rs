@@ -9,6 +9,7 @@ use async_trait::async_trait;
 
 use crate::error::{Error, Result};
 use crate::migrate::{AppliedSet, MigrationId, MigrationPlan, MigrationStatus, Migrator};
+use crate::release::ReleaseSpec;
 
 use super::driver::{Backend, Session};
 use super::history::HistoryDialect;
@@ -47,6 +48,8 @@ pub struct SqlMigrator {
     pub(crate) options: SqlMigratorOptions,
     /// Set by [`SqlMigrator::from_commit`]: files come from that commit, not `dir`.
     pub(crate) commit: Option<Arc<super::origin::CommitSource>>,
+    /// Set by [`SqlMigrator::from_release_commits`]: each call's release's commit.
+    pub(crate) release_commits: bool,
 }
 
 impl std::fmt::Debug for SqlMigrator {
@@ -55,6 +58,7 @@ impl std::fmt::Debug for SqlMigrator {
             .field("database", &self.backend.location())
             .field("dir", &self.dir)
             .field("commit", &self.commit.as_ref().map(|c| c.commit()))
+            .field("release_commits", &self.release_commits)
             .field("options", &self.options)
             .finish()
     }
@@ -108,17 +112,16 @@ async fn rollback(session: &mut Box<dyn Session>) {
 
 #[async_trait]
 impl Migrator for SqlMigrator {
-    async fn status(&self) -> Result<MigrationStatus> {
-        let files = self.files()?;
-        let mut session = self.backend.open(false).await?;
-        let rows = session.history().await;
-        session.close().await;
-        Ok(compare(&files, &rows?, self.options.dialect))
+    async fn status(&self, release: Option<&ReleaseSpec>) -> Result<MigrationStatus> {
+        let source = self.source(release)?;
+        let files = self.files(source.as_deref())?;
+        self.status_of(&files).await
     }
 
-    async fn plan(&self) -> Result<MigrationPlan> {
-        let files = self.files()?;
-        let status = self.status().await?;
+    async fn plan(&self, release: Option<&ReleaseSpec>) -> Result<MigrationPlan> {
+        let source = self.source(release)?;
+        let files = self.files(source.as_deref())?;
+        let status = self.status_of(&files).await?;
         if !status.drifted.is_empty() && !self.options.allow_drift {
             return Err(Error::Refused {
                 reason: format!(
@@ -136,12 +139,14 @@ impl Migrator for SqlMigrator {
         Ok(MigrationPlan {
             migrations: todo.iter().map(|f| planned(f)).collect(),
             from_revision: None,
-            origin: Some(self.origin_of(&todo)),
+            origin: Some(self.origin_of(source.as_deref(), &todo)),
+            release: release.cloned(),
         })
     }
 
     async fn apply(&self, plan: &MigrationPlan) -> Result<AppliedSet> {
-        let files = self.files()?;
+        let source = self.source(plan.release.as_ref())?;
+        let files = self.files(source.as_deref())?;
         let mut todo = Vec::new();
         for m in &plan.migrations {
             let file = files.iter().find(|f| f.id == m.id).ok_or_else(|| {
@@ -150,7 +155,7 @@ impl Migrator for SqlMigrator {
                     format!(
                         "{} is planned but its file is gone from {}",
                         m.id,
-                        self.origin_name()
+                        self.origin_name(source.as_deref())
                     ),
                 )
             })?;
@@ -159,12 +164,13 @@ impl Migrator for SqlMigrator {
         let mut session = self.backend.open(true).await?;
         let result = self.apply_locked(&mut session, &todo).await;
         session.close().await;
-        let origin = self.origin_of(&todo);
+        let origin = self.origin_of(source.as_deref(), &todo);
         result.map(|migrations| AppliedSet {
             migrations,
             revision_before: None,
             revision_after: None,
             origin: Some(origin),
+            release: plan.release.clone(),
         })
     }
 
@@ -177,12 +183,24 @@ impl Migrator for SqlMigrator {
             Some(origin) if origin.commit.is_some() && !origin.down_scripts.is_empty() => {
                 super::origin::journaled(origin)
             }
-            _ => self.files()?,
+            _ => {
+                let source = self.source(applied.release.as_ref())?;
+                self.files(source.as_deref())?
+            }
         };
         let mut session = self.backend.open(true).await?;
         let result = self.revert_locked(&mut session, &files, applied).await;
         session.close().await;
         result
+    }
+}
+
+impl SqlMigrator {
+    async fn status_of(&self, files: &[MigrationFile]) -> Result<MigrationStatus> {
+        let mut session = self.backend.open(false).await?;
+        let rows = session.history().await;
+        session.close().await;
+        Ok(compare(files, &rows?, self.options.dialect))
     }
 }
 

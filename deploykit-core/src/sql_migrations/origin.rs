@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use crate::commit_tree::CommitTree;
 use crate::error::Result;
 use crate::migrate::{DownScript, MigrationOrigin};
-use crate::release::Commit;
+use crate::release::{Commit, ReleaseSpec};
 
 use super::migrator::SqlMigrator;
 use super::source::{load_commit, load_dir, MigrationFile};
@@ -28,10 +28,9 @@ impl CommitSource {
 }
 
 impl SqlMigrator {
-    /// Reads the migrations of `tree`'s commit instead of the working tree: `dir`
-    /// names the same directory, and is where in the repository to look. What a
-    /// deploy plans, applies and reverts is then the deployed commit's, whatever is
-    /// checked out or uncommitted. Refuses a `dir` outside the repository.
+    /// Reads the migrations of `tree`'s commit instead of the working tree, for
+    /// every call: `dir` names the same directory, and is where in the repository
+    /// to look. Refuses a `dir` outside the repository.
     pub fn from_commit(mut self, tree: CommitTree) -> Result<Self> {
         let rel = tree.relative(&self.dir)?;
         self.commit = Some(Arc::new(CommitSource {
@@ -42,8 +41,40 @@ impl SqlMigrator {
         Ok(self)
     }
 
-    pub(crate) fn files(&self) -> Result<Vec<MigrationFile>> {
-        let Some(source) = &self.commit else {
+    /// Reads each call's release's migrations from that release's commit, in the
+    /// git repository holding `dir`, whatever is checked out or uncommitted: what
+    /// a deploy plans and applies is the deployed commit's. Calls without a release
+    /// read `dir` as it is.
+    pub fn from_release_commits(mut self) -> Self {
+        self.release_commits = true;
+        self
+    }
+
+    /// Where `release`'s files come from: a pinned commit, the release's commit,
+    /// or (`None`) the directory.
+    pub(crate) fn source(
+        &self,
+        release: Option<&ReleaseSpec>,
+    ) -> Result<Option<Arc<CommitSource>>> {
+        if let Some(pinned) = &self.commit {
+            return Ok(Some(pinned.clone()));
+        }
+        match release {
+            Some(spec) if self.release_commits => {
+                let tree = CommitTree::open(&self.dir, spec.commit.clone())?;
+                let rel = tree.relative(&self.dir)?;
+                Ok(Some(Arc::new(CommitSource {
+                    tree,
+                    rel,
+                    files: OnceLock::new(),
+                })))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    pub(crate) fn files(&self, source: Option<&CommitSource>) -> Result<Vec<MigrationFile>> {
+        let Some(source) = source else {
             return load_dir(&self.dir);
         };
         if let Some(files) = source.files.get() {
@@ -54,17 +85,21 @@ impl SqlMigrator {
     }
 
     /// Where the files come from, for messages.
-    pub(crate) fn origin_name(&self) -> String {
-        match &self.commit {
+    pub(crate) fn origin_name(&self, source: Option<&CommitSource>) -> String {
+        match source {
             Some(c) => c.tree.describe(&c.rel),
             None => self.dir.display().to_string(),
         }
     }
 
     /// What the journal keeps to revert `files` later (see [`MigrationOrigin`]).
-    pub(crate) fn origin_of(&self, files: &[&MigrationFile]) -> MigrationOrigin {
+    pub(crate) fn origin_of(
+        &self,
+        source: Option<&CommitSource>,
+        files: &[&MigrationFile],
+    ) -> MigrationOrigin {
         MigrationOrigin {
-            commit: self.commit.as_ref().map(|c| c.tree.commit().clone()),
+            commit: source.map(|c| c.tree.commit().clone()),
             down_scripts: files
                 .iter()
                 .map(|f| DownScript {

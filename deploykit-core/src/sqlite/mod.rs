@@ -24,6 +24,7 @@ impl SqlMigrator {
             )),
             dir: dir.into(),
             commit: None,
+            release_commits: false,
             options: SqlMigratorOptions::default(),
         }
     }
@@ -49,6 +50,7 @@ impl SqlMigrator {
             backend: Arc::new(session::SqliteBackend::new(database, dialect)),
             dir: dir.into(),
             commit: None,
+            release_commits: false,
             options: SqlMigratorOptions {
                 dialect,
                 ..SqlMigratorOptions::default()

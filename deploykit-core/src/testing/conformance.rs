@@ -64,8 +64,8 @@ pub async fn target_contract(target: &dyn Target, a: &ReleaseSpec, b: &ReleaseSp
 /// Plan, apply, revert exactly what was applied, and revert again as a no-op.
 /// The migrator must have at least one pending, reversible migration.
 pub async fn migrator_contract(migrator: &dyn Migrator) {
-    let before = migrator.status().await.expect("status");
-    let plan = migrator.plan().await.expect("plan");
+    let before = migrator.status(None).await.expect("status");
+    let plan = migrator.plan(None).await.expect("plan");
     assert!(!plan.is_empty(), "the contract needs a pending migration");
     let applied = migrator.apply(&plan).await.expect("apply");
     assert_eq!(
@@ -73,15 +73,15 @@ pub async fn migrator_contract(migrator: &dyn Migrator) {
         plan.as_applied().migrations,
         "apply applies the whole plan in order"
     );
-    let after = migrator.status().await.expect("status");
+    let after = migrator.status(None).await.expect("status");
     assert!(after.pending.is_empty(), "nothing pending after apply");
     assert!(
-        migrator.plan().await.expect("plan").is_empty(),
+        migrator.plan(None).await.expect("plan").is_empty(),
         "a second plan is empty"
     );
     migrator.revert(&applied).await.expect("revert");
     assert_eq!(
-        migrator.status().await.expect("status").applied,
+        migrator.status(None).await.expect("status").applied,
         before.applied,
         "revert restores the applied set"
     );
@@ -90,7 +90,7 @@ pub async fn migrator_contract(migrator: &dyn Migrator) {
         .await
         .expect("reverting twice is a no-op");
     assert_eq!(
-        migrator.status().await.expect("status").applied,
+        migrator.status(None).await.expect("status").applied,
         before.applied
     );
 }

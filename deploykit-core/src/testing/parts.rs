@@ -81,7 +81,7 @@ pub struct MemoryMigrator {
 
 #[async_trait]
 impl Migrator for MemoryMigrator {
-    async fn status(&self) -> Result<MigrationStatus> {
+    async fn status(&self, _release: Option<&ReleaseSpec>) -> Result<MigrationStatus> {
         let s = self.world.state();
         let on_disk: Vec<_> = s.available.iter().map(|m| m.id.clone()).collect();
         Ok(MigrationStatus {
@@ -106,7 +106,7 @@ impl Migrator for MemoryMigrator {
         })
     }
 
-    async fn plan(&self) -> Result<MigrationPlan> {
+    async fn plan(&self, release: Option<&ReleaseSpec>) -> Result<MigrationPlan> {
         self.world.faults.enter("migrator.plan").await?;
         let s = self.world.state();
         let migrations = s
@@ -126,6 +126,7 @@ impl Migrator for MemoryMigrator {
             migrations,
             from_revision: None,
             origin: None,
+            release: release.cloned(),
         })
     }
 
@@ -142,6 +143,7 @@ impl Migrator for MemoryMigrator {
             revision_before: None,
             revision_after: None,
             origin: None,
+            release: plan.release.clone(),
         })
     }
 

@@ -39,9 +39,8 @@ async fn main() -> anyhow::Result<()> {
         .health_deadline(Duration::from_secs(150));
 
     let release = ReleaseId::for_commit(time::OffsetDateTime::now_utc(), &commit);
-    let migrator = ComposeRunMigrator::for_release(
+    let migrator = ComposeRunMigrator::new(
         &target,
-        &release,
         vec!["/app/bin/prisma".into(), "migrate".into(), "deploy".into()],
     )
     .run_service("backend-migrate")?
