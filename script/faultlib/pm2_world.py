@@ -7,7 +7,8 @@ import os
 import shutil
 from pathlib import Path
 
-from .common import ROOT, env_with, free_port, git, http_json, http_text, sh
+from .common import env_with, free_port, git, http_json, http_text, sh
+from .muva_standin import copy_muva_standin
 
 RIG_VARS = ["DEPLOYKIT_RIG_SSH_HOST", "DEPLOYKIT_RIG_SSH_PORT", "DEPLOYKIT_RIG_SSH_USER",
             "DEPLOYKIT_RIG_SSH_KEY", "DEPLOYKIT_RIG_SSH_KNOWN_HOSTS", "DEPLOYKIT_RIG_PM2_ROOT",
@@ -50,8 +51,7 @@ class Pm2World:
     def setup(self):
         """Repo with v1, database, first deploy, one row written before any deploy."""
         self.teardown()
-        shutil.copytree(ROOT / "examples/node-app", self.repo)
-        shutil.copytree(ROOT / "examples/muva", self.repo, dirs_exist_ok=True)
+        copy_muva_standin(self.repo)
         server = (self.repo / "server.js").read_text()
         server = server.replace("const port =", SERVER_PATCH + "const port =", 1)
         server = server.replace(

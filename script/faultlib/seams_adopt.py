@@ -9,11 +9,11 @@ replaced by the release.
 """
 import json
 import os
-import shutil
 import signal
 import subprocess
 
-from .common import ROOT, git, http_text, journal_files, journal_records, sh, wait_until
+from .common import git, http_text, journal_files, journal_records, sh, wait_until
+from .muva_standin import copy_muva_standin
 from .pm2_world import Pm2World
 
 
@@ -26,8 +26,7 @@ class HandStartedWorld(Pm2World):
 
     def setup(self):
         self.teardown()
-        shutil.copytree(ROOT / "examples/node-app", self.repo)
-        shutil.copytree(ROOT / "examples/muva", self.repo, dirs_exist_ok=True)
+        copy_muva_standin(self.repo)
         (self.repo / ".gitignore").write_text("dist/\n.deploykit/\nbackups/\n")
         (self.deploy_to / "shared").mkdir(parents=True)
         (self.deploy_to / "shared/.env.local").write_text("SUPABASE_ANON_KEY=not-for-logs\n")

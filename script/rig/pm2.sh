@@ -5,9 +5,14 @@
 # Exports:
 #   DEPLOYKIT_RIG_PM2       path of the pm2 program
 #   DEPLOYKIT_RIG_PM2_ROOT  a directory the SSH user owns, for deploy dirs and PM2 homes
+#   DEPLOYKIT_RIG_PNPM_STORE  a pnpm store the SSH user owns, kept between rig runs, so
+#                           the hosts' `pnpm install --frozen-lockfile` (examples/muva)
+#                           downloads each package once per machine, not once per test
 
 RIG_PM2_DIR="$RIG_DIR/pm2"
 RIG_PM2_USER="${RIG_SSHD_USER:-dkdeploy}"
+# pnpm 10 still runs on Debian bookworm's Node 18 (pnpm 11+ needs a newer Node).
+RIG_PNPM_VERSION=10.34.9
 
 rig_pm2_provision() {
   command -v node >/dev/null || apt_install nodejs
@@ -17,6 +22,10 @@ rig_pm2_provision() {
   if ! command -v pm2 >/dev/null; then
     log "npm install -g pm2"
     npm install -g --no-audit --no-fund pm2 >/dev/null
+  fi
+  if [ "$(pnpm --version 2>/dev/null)" != "$RIG_PNPM_VERSION" ]; then
+    log "npm install -g pnpm@$RIG_PNPM_VERSION"
+    npm install -g --no-audit --no-fund "pnpm@$RIG_PNPM_VERSION" >/dev/null
   fi
 }
 
@@ -30,6 +39,12 @@ rig_pm2_start() {
   export DEPLOYKIT_RIG_PM2
   DEPLOYKIT_RIG_PM2="$(command -v pm2)"
   export DEPLOYKIT_RIG_PM2_ROOT="$RIG_PM2_DIR"
+  # Not under $RIG_PM2_DIR (wiped above): the store outlives the rig's runs.
+  export DEPLOYKIT_RIG_PNPM_STORE="$RIG_DIR/pnpm-store"
+  mkdir -p "$DEPLOYKIT_RIG_PNPM_STORE"
+  if id "$RIG_PM2_USER" >/dev/null 2>&1; then
+    chown -R "$RIG_PM2_USER:$RIG_PM2_USER" "$DEPLOYKIT_RIG_PNPM_STORE"
+  fi
   log "pm2 at $DEPLOYKIT_RIG_PM2; state under $RIG_PM2_DIR"
 }
 

@@ -66,10 +66,10 @@ rig_sshd_start() {
   # The accepted key lives in this rig's directory, not in the user's home, so rigs
   # of several worktrees running at once never replace each other's key.
   install -m 644 "$dir/client_key.pub" "$dir/authorized_keys"
-  # Non-interactive SSH sessions get sshd's minimal PATH; node and pm2 may live
+  # Non-interactive SSH sessions get sshd's minimal PATH; node, pm2 and pnpm may live
   # elsewhere (npm's global prefix), so the rig puts their directories first.
   local path_dirs=""
-  for bin in node npm pm2 git; do
+  for bin in node npm pm2 pnpm git; do
     if command -v "$bin" >/dev/null; then
       path_dirs="$path_dirs:$(dirname "$(command -v "$bin")")"
     fi

@@ -1,7 +1,10 @@
 //! The MUVA example end to end, through the `deploykit` binary, against the rig:
-//! a real sshd, real PM2 (cluster mode), a real PostgreSQL with the Supabase
-//! history table. Deploy v1, upgrade to v2 with a migration, then a v3 that fails
-//! health: rolled back, its migration reverted, v2 serving.
+//! the real Next.js app installed by `pnpm install --frozen-lockfile` and built by
+//! `next build` on the host, real PM2 (cluster mode) over a real sshd, a real
+//! PostgreSQL with the Supabase history table. Deploy v1, upgrade to v2 with a
+//! migration, then a v3 that fails health: rolled back, its migration reverted, v2
+//! serving; then a run killed after its migration, finished by `deploykit recover`.
+//! Each deploy costs a `next build` (30-60 s on 2 cores), so there are four.
 
 use std::path::{Path, PathBuf};
 use std::process::Command as Std;
@@ -19,6 +22,8 @@ struct Rig {
     known_hosts: String,
     pm2_root: PathBuf,
     pg_url: String,
+    /// The pnpm store the hosts install from (kept between rig runs).
+    pnpm_store: String,
     /// The S3 server's endpoint, bucket, region, access key and secret key.
     s3: [String; 5],
 }
@@ -32,6 +37,7 @@ fn rig() -> Option<Rig> {
         "DEPLOYKIT_RIG_SSH_KNOWN_HOSTS",
         "DEPLOYKIT_RIG_PM2_ROOT",
         "DEPLOYKIT_RIG_PG_URL",
+        "DEPLOYKIT_RIG_PNPM_STORE",
         "DEPLOYKIT_RIG_S3_ENDPOINT",
         "DEPLOYKIT_RIG_S3_BUCKET",
         "DEPLOYKIT_RIG_S3_REGION",
@@ -58,12 +64,13 @@ fn rig() -> Option<Rig> {
         known_hosts: v[4].clone(),
         pm2_root: v[5].clone().into(),
         pg_url: v[6].clone(),
+        pnpm_store: v[7].clone(),
         s3: [
-            v[7].clone(),
             v[8].clone(),
             v[9].clone(),
             v[10].clone(),
             v[11].clone(),
+            v[12].clone(),
         ],
     })
 }
@@ -103,7 +110,13 @@ impl Muva {
     }
 
     fn deploykit(&self) -> Command {
-        let mut c = common::deploykit();
+        Command::from_std(self.deploykit_std())
+    }
+
+    /// The `deploykit` binary with the example's environment, as a plain process
+    /// (for a run the test kills).
+    fn deploykit_std(&self) -> Std {
+        let mut c = Std::new(common::deploykit_bin());
         c.current_dir(&self.repo)
             .env("NO_COLOR", "1")
             .env_remove("GITHUB_STEP_SUMMARY")
@@ -143,6 +156,29 @@ impl Muva {
     }
 }
 
+/// The version the app serves: `/api/health`'s JSON, checked against the page,
+/// which renders it too. `None` when nothing answers.
+fn served(port: u16) -> Option<String> {
+    let (status, body) = get(port, "/api/health")?;
+    let json: serde_json::Value = serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("/api/health is not JSON ({e}): {status} {body}"));
+    let version = json["version"].as_str()?.to_string();
+    let (_, page) = get(port, "/")?;
+    assert!(
+        page.contains(&format!("<p id=\"version\">{version}</p>")),
+        "the page renders {version}: {page}"
+    );
+    Some(version)
+}
+
+/// The journal files on the host (the example keeps its state there).
+fn journals(deploy_to: &Path) -> Vec<PathBuf> {
+    let dir = deploy_to.join(".deploykit/journal/staging");
+    std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default()
+}
+
 impl Drop for Muva {
     fn drop(&mut self) {
         let home = self.rig.pm2_root.join("muva-e2e/pm2home");
@@ -163,10 +199,11 @@ fn muva_example_deploys_upgrades_and_rolls_back_a_broken_release() {
     let _ = std::fs::remove_dir_all(&base);
     let repo = base.join("repo");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    // MUVA's repository: the app, its deploykit.toml and its supabase/migrations.
-    copy_dir(&root.join("examples/node-app"), &repo);
+    // MUVA's repository: the Next.js app, its lockfile, its deploykit.toml and its
+    // supabase/migrations. (A local `pnpm install` in examples/muva is not copied.)
     copy_dir(&root.join("examples/muva"), &repo);
-    std::fs::write(repo.join(".gitignore"), "dist/\n.deploykit/\nbackups/\n").unwrap();
+    let _ = std::fs::remove_dir_all(repo.join("node_modules"));
+    let _ = std::fs::remove_dir_all(repo.join(".next"));
     // The example deploys to /srv/muva; on the test host it goes under the rig's root.
     let deploy_to = base.join("srv");
     std::fs::create_dir_all(deploy_to.join("shared")).unwrap();
@@ -190,7 +227,17 @@ fn muva_example_deploys_upgrades_and_rolls_back_a_broken_release() {
     let toml = toml.replace("/srv/muva", &deploy_to.to_string_lossy());
     let toml = toml
         .replace("settle_secs = 5", "settle_secs = 2")
-        .replace("health_interval_secs = 5", "health_interval_secs = 1");
+        .replace("health_interval_secs = 5", "health_interval_secs = 1")
+        .replace("health_attempts = 30", "health_attempts = 20");
+    // The hosts' `pnpm install` takes packages from the rig's store (downloaded once).
+    let toml = toml.replacen(
+        "NEXT_TELEMETRY_DISABLED = \"1\"",
+        &format!(
+            "NEXT_TELEMETRY_DISABLED = \"1\"\nnpm_config_store_dir = \"{}\"",
+            rig.pnpm_store
+        ),
+        1,
+    );
     std::fs::write(repo.join("deploykit.toml"), toml).unwrap();
 
     let db = format!("muva_e2e_{}", std::process::id());
@@ -225,10 +272,7 @@ fn muva_example_deploys_upgrades_and_rolls_back_a_broken_release() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert_eq!(
-        get(m.port, "/").map(|r| r.1.trim().to_string()),
-        Some("1.0.0".into())
-    );
+    assert_eq!(served(m.port), Some("1.0.0".into()));
     assert_eq!(
         m.psql("SELECT string_agg(version || ':' || name, ',' ORDER BY version) FROM supabase_migrations.schema_migrations"),
         "20251101090000:create_accommodations,20251102140530:create_bookings",
@@ -254,10 +298,7 @@ fn muva_example_deploys_upgrades_and_rolls_back_a_broken_release() {
         .args(["deploy", "--env", "staging", "--ref", &v2])
         .assert()
         .code(0);
-    assert_eq!(
-        get(m.port, "/").map(|r| r.1.trim().to_string()),
-        Some("2.0.0".into())
-    );
+    assert_eq!(served(m.port), Some("2.0.0".into()));
     assert_eq!(m.psql("SELECT to_regclass('reviews') IS NOT NULL"), "t");
 
     // v3: another migration, and an app that answers unhealthy.
@@ -289,11 +330,7 @@ fn muva_example_deploys_upgrades_and_rolls_back_a_broken_release() {
     let last = common::outcome(&out);
     assert_eq!(last["outcome"], "rolled_back");
     assert_eq!(last["failed_phase"], "verify");
-    assert_eq!(
-        get(m.port, "/").map(|r| r.1.trim().to_string()),
-        Some("2.0.0".into()),
-        "v2 serves again"
-    );
+    assert_eq!(served(m.port), Some("2.0.0".into()), "v2 serves again");
     assert_eq!(
         m.psql("SELECT to_regclass('tags') IS NULL"),
         "t",
@@ -336,7 +373,7 @@ fn muva_example_deploys_upgrades_and_rolls_back_a_broken_release() {
         .assert()
         .code(0);
     assert_eq!(
-        get(m.port, "/").map(|r| r.1.trim().to_string()),
+        served(m.port),
         Some("1.0.0".into()),
         "rolled back to v1 without a rebuild"
     );
@@ -349,7 +386,7 @@ fn muva_example_deploys_upgrades_and_rolls_back_a_broken_release() {
         "PM2_HOME={} pm2 stop muva >/dev/null",
         home.display()
     )));
-    assert_eq!(get(m.port, "/"), None, "nothing serves");
+    assert_eq!(get(m.port, "/api/health"), None, "nothing serves");
     let out = m
         .deploykit()
         .args(["rollback", "--env", "staging"])
@@ -362,8 +399,81 @@ fn muva_example_deploys_upgrades_and_rolls_back_a_broken_release() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(
-        get(m.port, "/").map(|r| r.1.trim().to_string()),
+        served(m.port),
         Some("2.0.0".into()),
         "the release before the last good run (the rollback to v1) serves"
     );
+
+    // v4: a migration, and the deploying process is killed (a cancelled CI job) right
+    // after the migration committed, before the run could finish or undo anything.
+    std::fs::write(
+        m.repo
+            .join("supabase/migrations/20251112100000_add_photos.sql"),
+        "CREATE TABLE photos (id bigserial PRIMARY KEY);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        m.repo
+            .join("supabase/migrations/20251112100000_add_photos.down.sql"),
+        "DROP TABLE photos;\n",
+    )
+    .unwrap();
+    std::fs::remove_file(m.repo.join(".unhealthy")).unwrap();
+    let v4 = m.commit("4.0.0");
+    let before = journals(&deploy_to);
+    let mut child = m
+        .deploykit_std()
+        .args(["deploy", "--env", "staging", "--ref", &v4])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let migrated = |line: &str| {
+        line.contains(r#""record":"outcome""#) && line.contains(r#""phase":"migrate""#)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    loop {
+        let done = journals(&deploy_to)
+            .iter()
+            .filter(|p| !before.contains(p))
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .any(|t| t.lines().any(migrated));
+        if done || child.try_wait().unwrap().is_some() || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the deploy was still running when its migration committed"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(m.psql("SELECT to_regclass('photos') IS NOT NULL"), "t");
+    let out = m
+        .deploykit()
+        .args(["recover", "--env", "staging"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        m.psql("SELECT to_regclass('photos') IS NULL"),
+        "t",
+        "recover ran the killed run's down script"
+    );
+    assert_eq!(
+        m.psql("SELECT count(*) FROM supabase_migrations.schema_migrations"),
+        "3"
+    );
+    assert_eq!(served(m.port), Some("2.0.0".into()), "v2 serves again");
+    m.deploykit()
+        .args(["lock", "status", "--env", "staging"])
+        .assert()
+        .code(0)
+        .stdout(predicates::str::contains("free"));
 }

@@ -1,0 +1,9 @@
+export const metadata = { title: 'MUVA' };
+
+export default function RootLayout({ children }) {
+  return (
+    <html lang="es">
+      <body>{children}</body>
+    </html>
+  );
+}
