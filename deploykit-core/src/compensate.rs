@@ -55,8 +55,9 @@ pub(crate) fn owed_undos(records: &[Record]) -> Vec<(u32, Compensation)> {
     owed
 }
 
-/// The release a run deployed, from its `run_started` record.
-fn run_release(records: &[Record]) -> Option<ReleaseSpec> {
+/// The release (and commit) a journaled run was deploying, from its `run_started`
+/// record: what `recover` and `migrate revert --run` read a run's files from.
+pub fn run_release(records: &[Record]) -> Option<ReleaseSpec> {
     records.iter().find_map(|r| match r {
         Record::RunStarted {
             release,

@@ -97,6 +97,7 @@ pub use async_trait::async_trait;
 pub use backup::{Backup, BackupArtifact, BackupExt, BackupRequest, ConfirmDestructive};
 pub use backup_scope::{BackupScope, Ownership, ScopedListing};
 pub use commit_tree::CommitTree;
+pub use compensate::run_release;
 pub use dump_compression::DumpCompression;
 pub use error::{Error, ErrorKind, Result};
 pub use event::{CollectingSink, Event, EventSink, Events};

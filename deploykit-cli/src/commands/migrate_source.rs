@@ -104,5 +104,5 @@ pub fn for_run(
     if CommitTree::repository_of(&repo).is_err() {
         return Ok(None);
     }
-    Ok(super::recover::run_release(records))
+    Ok(deploykit_core::run_release(records))
 }

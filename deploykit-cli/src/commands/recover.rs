@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use deploykit_core::{Liveness, Outcome, Record, ReleaseSpec, StateStoreExt};
+use deploykit_core::{Liveness, Outcome, StateStoreExt};
 
 use super::EnvContext;
 use crate::cli::RecoverArgs;
@@ -124,21 +124,4 @@ async fn release_leftover_lock(
             Ok(None)
         }
     }
-}
-
-/// The release (and commit) a journaled run was deploying (from its first record).
-pub(super) fn run_release(records: &[Record]) -> Option<ReleaseSpec> {
-    records.iter().find_map(|r| match r {
-        Record::RunStarted {
-            release,
-            commit,
-            branch,
-            ..
-        } => Some(ReleaseSpec {
-            id: release.clone(),
-            commit: commit.clone(),
-            branch: branch.clone(),
-        }),
-        _ => None,
-    })
 }
