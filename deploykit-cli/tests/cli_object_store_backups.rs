@@ -215,11 +215,16 @@ fn an_upload_killed_mid_way_leaves_nothing_that_lists() {
     let store = rig.store_url(&prefix);
     let a = Checkout::new(&rig);
     let db = database(&rig, "killed");
-    // Big enough that the dump spans several 8 MiB parts.
+    // Big enough that the dump spans several 8 MiB parts *after compression*: random
+    // hex, not a repeated string. A repeated md5 compressed to about two parts, so under
+    // load the whole upload could finish between the first part showing and the kill,
+    // and the test then saw a finished backup (CI, stop 19).
     psql(
         &db,
-        "create table big as select g as id, repeat(md5(g::text), 12) as body \
-         from generate_series(1, 300000) g",
+        "create table big as select g as id, \
+         array_to_string(array(select md5(g::text || i::text || random()::text) \
+                               from generate_series(1, 12) i), '') as body \
+         from generate_series(1, 200000) g",
     );
     a.configure(
         &[Env {
