@@ -156,3 +156,31 @@ fn names_become_valid_project_names() {
     assert_eq!(scan::slug(".tmpAbC"), "tmpabc");
     assert_eq!(scan::slug("muva_2"), "muva_2");
 }
+
+#[test]
+fn an_ecosystem_file_node_cannot_evaluate_becomes_a_note_not_a_wrong_app() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        &[
+            (
+                "ecosystem.config.js",
+                "module.exports = { apps: [ { name: 'x', }\n",
+            ),
+            ("package.json", r#"{"name": "shop"}"#),
+        ],
+    );
+    let loaded = init(d.path(), None).unwrap();
+    let text = std::fs::read_to_string(d.path().join("deploykit.toml")).unwrap();
+    assert!(
+        text.contains("# note: ecosystem.config.js: cannot evaluate it with node"),
+        "the file says what it could not read:\n{text}"
+    );
+    let Some(TargetConfig::Pm2(p)) = &loaded.config.environments["staging"].target else {
+        panic!()
+    };
+    assert_eq!(
+        p.app, "shop",
+        "falls back to the project's name, to be checked by hand"
+    );
+}
