@@ -269,8 +269,8 @@ async fn deploykit_round(
     strategy: Strategy,
 ) -> Result<Row, BoxError> {
     let name = match strategy {
-        Strategy::StopFirst => format!("bench-dk-{round}"),
         Strategy::StartFirst => format!("bench-dksf-{round}"),
+        _ => format!("bench-dk-{round}"),
     };
     reset(engine, &name).await;
     let stack = Stack::new(&name, cli, docker_host, base, "")?;
@@ -335,8 +335,8 @@ async fn deploykit_round(
     cleanup(&stack, engine).await;
     Ok(Row {
         way: match strategy {
-            Strategy::StopFirst => WAY_STOP_FIRST,
             Strategy::StartFirst => WAY_START_FIRST,
+            _ => WAY_STOP_FIRST,
         },
         round,
         upgrade,

@@ -89,5 +89,5 @@ pub use engine::{ContainerState, Engine, Health};
 pub use migrate::ComposeRunMigrator;
 pub use pin::PinFile;
 pub use probe::ContainerHealthProbe;
-pub use strategy::{StartFirstSettings, Strategy};
+pub use strategy::{StartFirstSettings, Strategy, StrategyChoice};
 pub use target::{ComposeTarget, ImageSource};

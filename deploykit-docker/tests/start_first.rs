@@ -3,95 +3,13 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use bollard::query_parameters::EventsOptionsBuilder;
-use common::{http_get, reset, reuseport, rig, spec, Rig};
+use common::reuseport_stack::{EventLog, ReuseportStack};
+use common::{rig, spec};
 use deploykit_core::{Error, LocalShell, ReleaseId, ShellExt, Target};
-use deploykit_docker::{ComposeCli, ComposeProject, ComposeTarget, ContainerState, Strategy};
-use futures::StreamExt;
-
-/// A compose project whose `web` service runs the reuseport app on 127.0.0.1:`port`.
-struct ReuseportStack {
-    dir: tempfile::TempDir,
-    project: ComposeProject,
-    port: u16,
-    base: String,
-    repo: String,
-}
-
-impl ReuseportStack {
-    /// `service_extra` is appended to the `web` service (YAML, four-space indent);
-    /// `{port}` in it is replaced by the stack's port.
-    async fn new(rig: &Rig, name: &str, service_extra: &str) -> Self {
-        let port = reuseport::free_port();
-        let service_extra = service_extra.replace("{port}", &port.to_string());
-        let dir = tempfile::tempdir().unwrap();
-        let app = reuseport::build_app(&PathBuf::from(env!("CARGO_TARGET_TMPDIR")))
-            .expect("compile the reuseport test app");
-        reuseport::write_root(dir.path(), &app).unwrap();
-        let compose = dir.path().join("docker-compose.yml");
-        std::fs::write(
-            &compose,
-            format!(
-                "version: \"2.4\"\nservices:\n  web:\n    build: .\n    network_mode: host\n    \
-                 stop_grace_period: 5s\n{service_extra}"
-            ),
-        )
-        .unwrap();
-        std::fs::write(dir.path().join(".env"), "").unwrap();
-        let cli = ComposeCli::detect(&LocalShell::new()).await.unwrap();
-        let project = ComposeProject::new(name, vec![compose], cli)
-            .unwrap()
-            .docker_host(&rig.docker_host);
-        let repo = format!("deploykit-test/{name}");
-        reset(rig, name, &repo).await;
-        Self {
-            dir,
-            project,
-            port,
-            base: rig.busybox.clone(),
-            repo,
-        }
-    }
-
-    fn write_release(&self, version: &str, ready: bool) {
-        std::fs::write(
-            self.dir.path().join("Dockerfile"),
-            reuseport::dockerfile(&self.base, self.port, version, ready),
-        )
-        .unwrap();
-    }
-
-    async fn target(&self, rig: &Rig) -> ComposeTarget {
-        ComposeTarget::new(
-            Arc::new(LocalShell::new()),
-            rig.engine().await,
-            self.project.clone(),
-            "web",
-            &self.repo,
-        )
-        .unwrap()
-        .health_deadline(Duration::from_secs(60))
-        .poll_interval(Duration::from_millis(200))
-        .strategy(Strategy::StartFirst)
-    }
-
-    async fn containers(&self, target: &ComposeTarget) -> Vec<ContainerState> {
-        target
-            .engine()
-            .service_containers(&self.project.name, "web")
-            .await
-            .unwrap()
-    }
-
-    async fn page(&self) -> Option<String> {
-        http_get(self.port, "/").await
-    }
-}
+use deploykit_docker::{ComposeTarget, ContainerState};
 
 /// Deploys v1 start-first (a first deploy: nothing to keep) and returns its container.
 async fn serving_v1(stack: &ReuseportStack, target: &ComposeTarget) -> (ReleaseId, ContainerState) {
@@ -121,61 +39,6 @@ async fn assert_only(
         Some(release.as_str().rsplit('-').next().unwrap())
     );
     left[0].id.clone()
-}
-
-/// Records the engine's container events of a compose project as (action, container id).
-struct EventLog {
-    seen: Arc<Mutex<Vec<(String, String)>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl EventLog {
-    fn start(docker: &bollard::Docker, project: &str) -> Self {
-        // From a second ago, so nothing is lost while the stream connects.
-        let since = (std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            - 1)
-        .to_string();
-        let filters = HashMap::from([
-            ("type", vec!["container".to_string()]),
-            (
-                "label",
-                vec![format!("com.docker.compose.project={project}")],
-            ),
-        ]);
-        let options = EventsOptionsBuilder::new()
-            .since(&since)
-            .filters(&filters)
-            .build();
-        let mut stream = docker.events(Some(options));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let into = seen.clone();
-        let task = tokio::spawn(async move {
-            while let Some(Ok(e)) = stream.next().await {
-                let id = e.actor.and_then(|a| a.id).unwrap_or_default();
-                into.lock()
-                    .unwrap()
-                    .push((e.action.unwrap_or_default(), id));
-            }
-        });
-        Self { seen, task }
-    }
-
-    /// Waits (up to a minute, a deadline and not an assertion on time) until an
-    /// event matching `want(action, id)` was seen, then returns everything seen.
-    async fn until(self, want: impl Fn(&str, &str) -> bool) -> Vec<(String, String)> {
-        for _ in 0..600 {
-            if self.seen.lock().unwrap().iter().any(|(a, i)| want(a, i)) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        self.task.abort();
-        let seen = self.seen.lock().unwrap().clone();
-        seen
-    }
 }
 
 #[tokio::test]

@@ -4,12 +4,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use deploykit_core::{Error, Event, Events, ReleaseId, Result, Shell};
+use deploykit_core::{Error, Event, Events, HealthProbe, ReleaseId, Result, Shell};
 
 use crate::compose::{validate_compose_name, ComposeProject};
 use crate::engine::{ContainerState, Engine};
 use crate::pin::PinFile;
-use crate::strategy::{StartFirstSettings, Strategy};
+use crate::strategy::{Strategy, StrategyChoice};
 
 mod releases;
 mod serving;
@@ -46,13 +46,15 @@ pub enum ImageSource {
 /// * `activate` pins the service to the release tag with an override file, runs
 ///   `up -d --no-deps --no-build <service>` and waits for the container's own
 ///   HEALTHCHECK to report `healthy`, failing with the last log lines otherwise.
-///   That is [`Strategy::StopFirst`], the default: compose stops the old container
-///   before the new one starts, so each deploy has a gap.
-/// * With [`Strategy::StartFirst`] (see [`ComposeTarget::strategy`]) `activate`
-///   instead adds one container of the release next to the running one(s)
-///   (`up --no-recreate --scale <service>=<n+1>`), waits until *that* container is
-///   healthy, then stops (with the service's `stop_grace_period`) and removes the
-///   others. If the new container fails, it is removed and the old one was never
+///   That is [`Strategy::StopFirst`]: compose stops the old container before the
+///   new one starts, so each deploy has a gap.
+/// * With [`Strategy::StartFirst`] (see [`ComposeTarget::strategy`]; the default
+///   [`Strategy::Auto`] uses it wherever the service allows) `activate` instead adds
+///   one container of the release next to the running one(s)
+///   (`up --no-recreate --scale <service>=<n+1>`), waits until *that* container
+///   serves (its HEALTHCHECK, or without one the
+///   [readiness probes](ComposeTarget::readiness_probes)), then stops (with the
+///   service's `stop_grace_period`) and removes the others. If the new container fails, it is removed and the old one was never
 ///   touched. Activation converges: whatever mix of old and new containers a
 ///   killed run left, activating a release ends with exactly one serving container
 ///   of it (keeping one that already serves).
@@ -75,9 +77,13 @@ pub struct ComposeTarget {
     strategy: Strategy,
     /// Set by [`ComposeTarget::build_from_repository`].
     build_repo: Option<PathBuf>,
-    /// `compose config`'s verdict, read once: prepare and activate (and the undo's
-    /// reactivation) of one run all need it, and each read starts compose.
-    start_first: std::sync::OnceLock<StartFirstSettings>,
+    /// The strategy decided from `compose config`, read once: prepare and activate
+    /// (and the undo's reactivation) of one run all need it, each read starts
+    /// compose, and auto's fallback is said once per deploy.
+    choice: std::sync::OnceLock<StrategyChoice>,
+    /// What must pass before start-first retires the old container when the new
+    /// one has no HEALTHCHECK.
+    readiness: Vec<Arc<dyn HealthProbe>>,
     events: Events,
 }
 
@@ -123,9 +129,10 @@ impl ComposeTarget {
             log_lines: 30,
             rollback_alias: false,
             adopt: true,
-            strategy: Strategy::StopFirst,
+            strategy: Strategy::Auto,
             build_repo: None,
-            start_first: std::sync::OnceLock::new(),
+            choice: std::sync::OnceLock::new(),
+            readiness: Vec::new(),
             events: Events::none(),
         })
     }
@@ -171,14 +178,27 @@ impl ComposeTarget {
     }
 
     /// How a release's container replaces the running one (default
-    /// [`Strategy::StopFirst`]). [`Strategy::StartFirst`] is checked against the
-    /// resolved `compose config` in `prepare` and `activate`, before anything is
-    /// touched: a service with `container_name` or a fixed host port is refused.
-    /// Under `network_mode: host` both containers bind the same port, which only
-    /// works if the app sets `SO_REUSEPORT` (not detectable, so not checked: without
-    /// it the new container never turns healthy and the old one keeps serving).
+    /// [`Strategy::Auto`]). The strategy is decided from the resolved `compose
+    /// config` in `prepare` (or `activate`), before anything is touched: an explicit
+    /// [`Strategy::StartFirst`] for a service with `container_name` or a fixed host
+    /// port is refused; `Auto` uses stop-first for it, and for `network_mode: host`,
+    /// and emits one warning saying why. Under `network_mode: host` both containers
+    /// bind the same port, which only works if the app sets `SO_REUSEPORT` (not
+    /// detectable: without it the new container never serves and the old one keeps
+    /// serving).
     pub fn strategy(mut self, strategy: Strategy) -> Self {
         self.strategy = strategy;
+        self
+    }
+
+    /// Probes that must all pass, with the new container running, before
+    /// start-first retires the old container, when the new one has no HEALTHCHECK
+    /// (with one, its `healthy` decides). Without them a container that runs counts
+    /// as serving. They see whatever their address reaches: a probe through a proxy
+    /// in front of both containers may be answered by the old one, so a HEALTHCHECK
+    /// is the surer gate.
+    pub fn readiness_probes(mut self, probes: Vec<Arc<dyn HealthProbe>>) -> Self {
+        self.readiness = probes;
         self
     }
 
@@ -191,9 +211,10 @@ impl ComposeTarget {
         self
     }
 
-    /// The strategy `activate` uses.
+    /// The strategy `activate` uses: the configured one until `prepare` or
+    /// `activate` decided what [`Strategy::Auto`] means for the service.
     pub fn strategy_in_use(&self) -> Strategy {
-        self.strategy
+        self.choice.get().map_or(self.strategy, |c| c.strategy)
     }
 
     /// Where warnings (e.g. "service stopped, no previous release") are sent.

@@ -7,7 +7,6 @@ use async_trait::async_trait;
 use deploykit_core::{Error, Event, ReleaseId, ReleaseSpec, Result, ShellExt, Target};
 
 use super::{ComposeTarget, ImageSource, ALIAS_TAGS};
-use crate::strategy::Strategy;
 
 #[async_trait]
 impl Target for ComposeTarget {
@@ -25,10 +24,8 @@ impl Target for ComposeTarget {
     }
 
     async fn prepare(&self, spec: &ReleaseSpec) -> Result<()> {
-        if self.strategy == Strategy::StartFirst {
-            // Refuse before building or tagging anything.
-            self.start_first_settings().await?;
-        }
+        // Refuse (or say why auto falls back) before building or tagging anything.
+        self.strategy_choice().await?;
         let target = self.image_of(&spec.id);
         if self.engine.image_exists(&target).await? {
             // Release tags are immutable: a re-run of prepare keeps what was staged.
@@ -107,10 +104,7 @@ impl Target for ComposeTarget {
         };
         let image = self.image_of(release);
         // Refuse start-first before touching anything.
-        let start_first = match self.strategy {
-            Strategy::StartFirst => Some(self.start_first_settings().await?),
-            Strategy::StopFirst => None,
-        };
+        let start_first = self.strategy_choice().await?.start_first;
         if !self.engine.image_exists(&image).await? {
             return Err(Error::part(
                 "activate",

@@ -69,8 +69,8 @@ impl ComposeTarget {
     }
 
     pub(super) async fn not_serving(&self, c: &ContainerState, why: &str) -> Error {
-        let hint = match self.strategy {
-            Strategy::StopFirst => {
+        let hint = match self.strategy_in_use() {
+            Strategy::StopFirst | Strategy::Auto => {
                 "fix the release and deploy again; the previous release is restored by the rollback"
             }
             Strategy::StartFirst => {

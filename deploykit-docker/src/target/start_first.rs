@@ -3,26 +3,48 @@
 
 use std::time::Duration;
 
-use deploykit_core::{Error, ReleaseId, Result, ShellExt};
+use deploykit_core::{Error, Event, HealthStatus, ReleaseId, Result, ShellExt};
 
 use super::ComposeTarget;
 use crate::engine::ContainerState;
-use crate::strategy::StartFirstSettings;
+use crate::strategy::{StartFirstSettings, Strategy, StrategyChoice};
 
 impl ComposeTarget {
-    /// The service's start-first settings from `compose config` (read once per
-    /// target), or the refusal.
+    /// The service's start-first settings from `compose config`, or the refusal,
+    /// whatever strategy is configured.
     pub async fn start_first_settings(&self) -> Result<StartFirstSettings> {
-        if let Some(settings) = self.start_first.get() {
-            return Ok(*settings);
-        }
         let out = self
             .shell
             .check("start-first.config", &self.project.config())
             .await?;
-        let settings =
-            StartFirstSettings::from_config(&out.stdout_text(), &self.service, &self.where_())?;
-        Ok(*self.start_first.get_or_init(|| settings))
+        StartFirstSettings::from_config(&out.stdout_text(), &self.service, &self.where_())
+    }
+
+    /// The strategy of this deploy (decided once per target, see
+    /// [`StrategyChoice::resolve`]). When auto falls back to stop-first, the
+    /// reason is sent as a warning event, once.
+    pub async fn strategy_choice(&self) -> Result<StrategyChoice> {
+        if let Some(choice) = self.choice.get() {
+            return Ok(choice.clone());
+        }
+        let choice = match self.strategy {
+            Strategy::StopFirst => StrategyChoice::stop_first(),
+            wanted => {
+                let out = self
+                    .shell
+                    .check("start-first.config", &self.project.config())
+                    .await?;
+                StrategyChoice::resolve(wanted, &out.stdout_text(), &self.service, &self.where_())?
+            }
+        };
+        if self.choice.set(choice.clone()).is_ok() {
+            if let Some(message) = &choice.stop_first_because {
+                self.events.emit(Event::Warning {
+                    message: message.clone(),
+                });
+            }
+        }
+        Ok(choice)
     }
 
     /// Start-first activation of `image` (see the type's docs).
@@ -40,6 +62,9 @@ impl ComposeTarget {
         // Done already (a re-run, or a killed run got this far): keep the serving
         // container of the release, retire everything else.
         if let Some(keep) = all.iter().find(|c| c.image == image && c.is_serving()) {
+            if keep.health.is_none() {
+                self.wait_ready(keep).await?;
+            }
             pin.write(self.shell.as_ref(), &self.service, image).await?;
             for c in all.iter().filter(|c| c.id != keep.id) {
                 self.retire(c, settings.stop_grace).await?;
@@ -91,7 +116,10 @@ impl ComposeTarget {
                 format!("compose started no container of {image}"),
             )
             .with_hint("check `compose up` for the service by hand")),
-            (Ok(_), Some(new)) => self.wait_until_serving(image, Some(&new.id)).await,
+            (Ok(_), Some(new)) => match self.wait_until_serving(image, Some(&new.id)).await {
+                Ok(c) if c.health.is_none() => self.wait_ready(&c).await,
+                other => other.map(|_| ()),
+            },
         };
         match waited {
             Ok(_) => {
@@ -112,6 +140,50 @@ impl ComposeTarget {
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// Runs the readiness probes until all pass in one round while `new` (which has
+    /// no HEALTHCHECK) keeps running: until then the old container serves alone.
+    async fn wait_ready(&self, new: &ContainerState) -> Result<()> {
+        if self.readiness.is_empty() {
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + self.health_deadline;
+        loop {
+            let mut failed = Vec::new();
+            for probe in &self.readiness {
+                let report = probe.check().await;
+                if report.status == HealthStatus::Unhealthy {
+                    failed.push(format!("{}: {}", probe.name(), report.detail));
+                }
+            }
+            let now = match self.engine.inspect(&new.id).await? {
+                Some(c) => c,
+                None => {
+                    return Err(Error::part(
+                        "activate.health",
+                        self.where_(),
+                        format!("the new container {} disappeared", new.id),
+                    )
+                    .with_hint("something else removed it; deploy again"))
+                }
+            };
+            if !matches!(now.status.as_str(), "running") {
+                return Err(self.not_serving(&now, "").await);
+            }
+            if failed.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() + self.poll > deadline {
+                let why = format!(
+                    "has no HEALTHCHECK and its readiness probes did not pass within {:?} ({}); ",
+                    self.health_deadline,
+                    failed.join("; ")
+                );
+                return Err(self.not_serving(&now, &why).await);
+            }
+            tokio::time::sleep(self.poll).await;
         }
     }
 

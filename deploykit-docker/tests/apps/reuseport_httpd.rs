@@ -116,6 +116,10 @@ fn main() {
         }
         std::process::exit(1);
     }
+    // A slow start (APP_DELAY_MS): the container runs before the app listens.
+    if let Some(ms) = std::env::var("APP_DELAY_MS").ok().and_then(|v| v.parse().ok()) {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
     let listener = match listen_reuseport(port) {
         Ok(l) => l,
         Err(e) => {

@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod reuseport;
+pub mod reuseport_stack;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -81,3 +81,14 @@ pub fn dockerfile(base: &str, port: u16, version: &str, ready: bool) -> String {
         ready = u8::from(ready)
     )
 }
+
+/// The Dockerfile of a release without a HEALTHCHECK whose app starts listening
+/// `delay_ms` after its container starts.
+pub fn dockerfile_unchecked(base: &str, port: u16, version: &str, delay_ms: u64) -> String {
+    format!(
+        "FROM {base}\n\
+         COPY root/ /\n\
+         ENV APP_PORT={port} APP_VERSION={version} APP_READY=1 APP_DELAY_MS={delay_ms}\n\
+         CMD [\"/reuseport_httpd\"]\n"
+    )
+}
