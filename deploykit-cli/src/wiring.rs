@@ -153,7 +153,15 @@ pub async fn parts(
             });
         }
         Some(TargetConfig::Compose(compose)) => {
-            let stack = compose_stack(loaded, name, compose, events.clone()).await?;
+            // A start-first container without a HEALTHCHECK is not retired into
+            // until the probes that ask the app itself pass.
+            let readiness = env
+                .probes
+                .iter()
+                .filter(|p| matches!(p, ProbeConfig::Http { .. } | ProbeConfig::Tcp { .. }))
+                .map(|p| probe_part(name, p, None))
+                .collect::<Result<Vec<_>, _>>()?;
+            let stack = compose_stack(loaded, name, compose, readiness, events.clone()).await?;
             parts.target = Some(stack.target.clone());
             if let Some(ssh) = &stack.ssh {
                 parts.hosts.push((
@@ -522,6 +530,7 @@ async fn compose_stack(
     loaded: &LoadedConfig,
     env: &str,
     c: &config::ComposeConfig,
+    readiness: Vec<Arc<dyn HealthProbe>>,
     events: Events,
 ) -> Result<ComposeStack, WiringError> {
     let wrap = |e: deploykit_core::Error| WiringError(format!("environment {env}: {e}"));
@@ -608,7 +617,9 @@ async fn compose_stack(
     let target = ComposeTarget::new(shell, engine.clone(), project.clone(), &c.service, &c.image)
         .map_err(wrap)?
         .health_deadline(Duration::from_secs(c.health_wait_secs))
+        .readiness_probes(readiness)
         .strategy(match c.strategy {
+            config::ComposeStrategy::Auto => Strategy::Auto,
             config::ComposeStrategy::StopFirst => Strategy::StopFirst,
             config::ComposeStrategy::StartFirst => Strategy::StartFirst,
         })

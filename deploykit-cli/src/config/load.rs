@@ -249,7 +249,7 @@ mod tests {
     }
 
     #[test]
-    fn compose_strategy_defaults_to_stop_first_and_takes_start_first() {
+    fn compose_strategy_defaults_to_auto_and_takes_either_way() {
         let target = "[environments.prod.target]\nkind = \"compose\"\nproject = \"crm\"\n\
                       files = [\"docker-compose.yml\"]\nservice = \"backend\"\nimage = \"crm/backend\"\n";
         let strategy = |extra: &str| {
@@ -260,7 +260,11 @@ mod tests {
             })
         };
         use crate::config::ComposeStrategy;
-        assert_eq!(strategy("").unwrap(), ComposeStrategy::StopFirst);
+        assert_eq!(strategy("").unwrap(), ComposeStrategy::Auto);
+        assert_eq!(
+            strategy("strategy = \"stop_first\"\n").unwrap(),
+            ComposeStrategy::StopFirst
+        );
         assert_eq!(
             strategy("strategy = \"start_first\"\n").unwrap(),
             ComposeStrategy::StartFirst

@@ -237,7 +237,7 @@ pub struct ComposeConfig {
     /// Seconds to wait for the container's HEALTHCHECK.
     #[serde(default = "default_health_wait")]
     pub health_wait_secs: u64,
-    /// How a release's container replaces the running one (default `stop_first`).
+    /// How a release's container replaces the running one (default `auto`).
     #[serde(default)]
     pub strategy: ComposeStrategy,
 }
@@ -246,9 +246,12 @@ pub struct ComposeConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ComposeStrategy {
+    /// Start-first where `compose config` shows the service allows it, stop-first
+    /// (with a warning saying why and what to change) where it does not.
+    #[default]
+    Auto,
     /// Compose's own way: the old container stops before the new one starts (a
     /// gap of some seconds on every deploy). Works for every service.
-    #[default]
     StopFirst,
     /// The new container starts next to the old one, which is stopped only once
     /// the new one is healthy. Refused for a service with `container_name` or a

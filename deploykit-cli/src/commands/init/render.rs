@@ -107,15 +107,24 @@ pub fn compose(scan: &ProjectScan) -> String {
         "image = {}   # a repository without a tag: deploykit tags each release",
         quote(&image)
     );
+    // No strategy key: auto decides at each deploy, from compose config, and says
+    // why when it cannot start first. The comment previews what it will do.
     match app.and_then(|s| s.start_first_blocker.as_deref()) {
         Some(why) => {
             let _ = writeln!(
                 t,
-                "# strategy stop_first: {service} has {why}, so two containers of it cannot run \
-                 at once; remove it (put a proxy in front) to deploy without a gap"
+                "# strategy auto (the default) deploys {service} stop_first: it has {why}, so two \
+                 containers of it cannot run at once; change that (put a proxy in front) to deploy \
+                 without a gap"
             );
         }
-        None => t.push_str("strategy = \"start_first\"   # the old container serves until the new one is healthy\n"),
+        None => {
+            let _ = writeln!(
+                t,
+                "# strategy auto (the default) deploys {service} start_first: the old container \
+                 serves until the new one is healthy"
+            );
+        }
     }
     t.push('\n');
     match db {

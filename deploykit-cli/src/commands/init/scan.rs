@@ -309,6 +309,9 @@ fn start_first_blocker(service: &Value) -> Option<String> {
     if let Some(name) = service["container_name"].as_str() {
         return Some(format!("container_name: {name}"));
     }
+    if service["network_mode"].as_str() == Some("host") {
+        return Some("network_mode: host (a second container binds its port only if the app sets SO_REUSEPORT; if it does, set strategy = \"start_first\")".into());
+    }
     let ports = service["ports"].as_array()?;
     ports.iter().find_map(|p| {
         let fixed = match p {

@@ -86,7 +86,9 @@ fn a_compose_project_gets_its_service_database_and_strategy() {
     };
     assert_eq!(c.service, "api");
     assert_eq!(c.files, vec![std::path::PathBuf::from("compose.yaml")]);
-    assert_eq!(c.strategy, config::ComposeStrategy::StartFirst);
+    assert_eq!(c.strategy, config::ComposeStrategy::Auto);
+    let text = std::fs::read_to_string(d.path().join("deploykit.toml")).unwrap();
+    assert!(text.contains("deploys api start_first"), "{text}");
     let backup = toml::to_string(e.backup.as_ref().unwrap()).unwrap();
     assert!(
         backup.contains("compose_exec") && backup.contains("\"db\""),
@@ -111,7 +113,7 @@ fn a_compose_project_gets_its_service_database_and_strategy() {
 }
 
 #[test]
-fn a_fixed_port_or_container_name_keeps_stop_first_and_says_why() {
+fn a_fixed_port_or_container_name_previews_stop_first_and_says_why() {
     let d = tempfile::tempdir().unwrap();
     write(
         d.path(),
@@ -124,9 +126,10 @@ fn a_fixed_port_or_container_name_keeps_stop_first_and_says_why() {
     let Some(TargetConfig::Compose(c)) = &loaded.config.environments["staging"].target else {
         panic!()
     };
-    assert_eq!(c.strategy, config::ComposeStrategy::StopFirst);
+    assert_eq!(c.strategy, config::ComposeStrategy::Auto);
     let text = std::fs::read_to_string(d.path().join("deploykit.toml")).unwrap();
     assert!(text.contains("container_name: crm-backend"), "{text}");
+    assert!(text.contains("deploys backend stop_first"), "{text}");
 }
 
 #[test]
