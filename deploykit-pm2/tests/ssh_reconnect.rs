@@ -58,11 +58,13 @@ async fn a_dead_master_is_replaced_and_cut_off_commands_fail_without_a_resend() 
     )
     .unwrap();
     let marker = dir.path().join("started");
-    let script = "echo run >> \"$1\"; sleep 30";
+    // A sleep only this test runs (other tests and checkouts share the host's user).
+    let sleep = format!("sleep 30.{}", std::process::id());
+    let script = format!("echo run >> \"$1\"; {sleep}");
     let socket = sh.control_socket().unwrap();
     let long = Cmd::new("sh")
         .arg("-c")
-        .arg(script)
+        .arg(&script)
         .arg("sh")
         .arg(marker.to_str().unwrap());
     let killer = async {
@@ -91,7 +93,7 @@ async fn a_dead_master_is_replaced_and_cut_off_commands_fail_without_a_resend() 
     );
     // Leave no sleeping process behind on the host.
     let _ = sh
-        .run(&Cmd::new("pkill").args(["-f", "sleep 30"]), None)
+        .run(&Cmd::new("pkill").args(["-f", &sleep]), None)
         .await;
     sh.close().await.unwrap();
 }
