@@ -111,6 +111,11 @@ pub struct DeployArgs {
     /// Without it, drift refuses the deploy (exit 5).
     #[arg(long)]
     pub accept_drift: bool,
+    /// The tag of the image CI built for this commit, for a Compose target with
+    /// `image_source = "pull"` or `"present"`: deploys `<source_image>:<TAG>`
+    /// without building on the host.
+    #[arg(long, value_name = "TAG")]
+    pub image_tag: Option<String>,
 }
 
 /// `rollback`.

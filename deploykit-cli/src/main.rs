@@ -10,6 +10,7 @@ mod exit;
 mod hosts;
 mod notify;
 mod render;
+mod source_image;
 mod state;
 mod wiring;
 

@@ -624,10 +624,16 @@ async fn compose_stack(
             config::ComposeStrategy::StartFirst => Strategy::StartFirst,
         })
         .events(events);
-    // Builds use the deployed commit's tree as their context, not the checkout.
-    let target = match project.files.first().map(|f| CommitTree::repository_of(f)) {
-        Some(Ok(repo)) => target.build_from_repository(repo),
-        _ => target,
+    let target = match crate::source_image::image_source(env, c, loaded.image_tag.as_deref())
+        .map_err(WiringError)?
+    {
+        // Built once, in CI: nothing is built on the host.
+        Some(source) => target.source(source),
+        // Builds use the deployed commit's tree as their context, not the checkout.
+        None => match project.files.first().map(|f| CommitTree::repository_of(f)) {
+            Some(Ok(repo)) => target.build_from_repository(repo),
+            _ => target,
+        },
     };
     Ok(ComposeStack {
         target: Arc::new(target),

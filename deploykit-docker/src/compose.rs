@@ -157,6 +157,16 @@ impl ComposeProject {
         self.cmd(&[]).arg("pull").arg(service)
     }
 
+    /// `docker pull <reference>` on the project's engine: an image CI built and
+    /// pushed, whatever the compose file names.
+    pub fn pull_image(&self, reference: &str) -> Cmd {
+        let mut cmd = Cmd::new("docker").arg("pull").arg(reference);
+        if let Some(host) = &self.docker_host {
+            cmd = cmd.public_env("DOCKER_HOST", host);
+        }
+        cmd
+    }
+
     /// `up -d --no-deps --no-build <service>` with the `pin` override naming the image.
     pub fn up(&self, service: &str, pin: &Path) -> Cmd {
         self.cmd(&[pin])

@@ -29,6 +29,7 @@ pub async fn run(config: &Path, args: &DeployArgs, mode: Mode) -> Result<u8> {
         branch: None,
     };
     let mut loaded = loaded;
+    loaded.image_tag = args.image_tag.clone();
     if args.accept_drift {
         loaded.accept_drift = true;
         eprintln!(

@@ -33,6 +33,9 @@ pub struct LoadedConfig {
     /// `deploy --accept-drift`: plan although applied SQL migrations changed since
     /// they ran. A choice for one run, never read from the file.
     pub accept_drift: bool,
+    /// `deploy --image-tag`: the tag of a Compose target's `source_image` for this
+    /// run. A choice for one run, never read from the file.
+    pub image_tag: Option<String>,
 }
 
 impl LoadedConfig {
@@ -191,6 +194,7 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
         config,
         missing: missing_by_env,
         accept_drift: false,
+        image_tag: None,
     })
 }
 

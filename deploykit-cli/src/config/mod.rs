@@ -224,6 +224,13 @@ pub struct ComposeConfig {
     pub service: String,
     /// The image repository release tags are made in (e.g. `crm-backend`).
     pub image: String,
+    /// Where each release's image comes from (default `build`, on the host).
+    #[serde(default)]
+    pub image_source: ComposeImageSource,
+    /// For `pull` and `present`: the image CI built, e.g.
+    /// `ghcr.io/acme/crm-backend` (`deploy --image-tag` names the tag) or a
+    /// reference with its tag or digest.
+    pub source_image: Option<String>,
     /// The engine: `unix:///path/docker.sock`, or `ssh://user@host[:port]` for a
     /// remote one reached over SSH; `$DOCKER_HOST` or the default socket when absent.
     pub host: Option<String>,
@@ -240,6 +247,19 @@ pub struct ComposeConfig {
     /// How a release's container replaces the running one (default `auto`).
     #[serde(default)]
     pub strategy: ComposeStrategy,
+}
+
+/// Where a Compose release's image comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComposeImageSource {
+    /// `compose build` on the host, from the deployed commit's tree.
+    #[default]
+    Build,
+    /// `docker pull` of `source_image` on the host: built once, in CI.
+    Pull,
+    /// `source_image` is already on the engine (`docker load`ed by CI).
+    Present,
 }
 
 /// How a Compose target replaces the service's container.

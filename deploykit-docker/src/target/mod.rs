@@ -27,7 +27,8 @@ pub enum ImageSource {
         /// `project-service`, or the service's own `image:`).
         image: String,
     },
-    /// `compose pull <service>` of the service's `image:`, named `image`.
+    /// `docker pull image` on the engine: built once, in CI, and pushed to a
+    /// registry the host can reach.
     Pull {
         /// The pulled reference.
         image: String,

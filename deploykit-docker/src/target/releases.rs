@@ -55,19 +55,26 @@ impl Target for ComposeTarget {
             }
             ImageSource::Pull { image } => {
                 self.shell
-                    .check("prepare", &self.project.pull(&self.service))
+                    .check("prepare.pull", &self.project.pull_image(image))
                     .await?;
                 image
             }
             ImageSource::Present { image } => image,
         };
         if !self.engine.image_exists(image).await? {
+            let hint = match &self.source {
+                ImageSource::Present { .. } => {
+                    "load the image CI built onto this engine first (docker load), or check \
+                     source_image and --image-tag; nothing was changed"
+                }
+                _ => "set the target's image source to the name compose gives the built image",
+            };
             return Err(Error::part(
                 "prepare",
                 self.where_(),
                 format!("the image {image} to tag as {target} does not exist"),
             )
-            .with_hint("set the target's image source to the name compose gives the built image"));
+            .with_hint(hint));
         }
         self.engine.tag(image, &self.repo, spec.id.as_str()).await
     }
