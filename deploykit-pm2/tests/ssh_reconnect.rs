@@ -92,8 +92,6 @@ async fn a_dead_master_is_replaced_and_cut_off_commands_fail_without_a_resend() 
         "the cut-off command was not sent again"
     );
     // Leave no sleeping process behind on the host.
-    let _ = sh
-        .run(&Cmd::new("pkill").args(["-f", &sleep]), None)
-        .await;
+    let _ = sh.run(&Cmd::new("pkill").args(["-f", &sleep]), None).await;
     sh.close().await.unwrap();
 }

@@ -257,11 +257,7 @@ fn crm_example_migrates_before_the_switch_and_rolls_back_to_the_previous_tag() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(get(port, "/").unwrap().1.contains("crm 1.0.0"));
     // network_mode: host keeps strategy auto on stop_first, said once per deploy.
-    assert_eq!(
-        stderr.matches("stop_first is used").count(),
-        1,
-        "{stderr}"
-    );
+    assert_eq!(stderr.matches("stop_first is used").count(), 1, "{stderr}");
     assert!(stderr.contains("SO_REUSEPORT"), "{stderr}");
     assert_eq!(
         s.psql("crm", "SELECT count(*) FROM _prisma_migrations"),
