@@ -111,6 +111,20 @@ pub struct DeployArgs {
     /// Without it, drift refuses the deploy (exit 5).
     #[arg(long)]
     pub accept_drift: bool,
+    /// Waiting for a held lock.
+    #[command(flatten)]
+    pub wait: LockWaitArg,
+}
+
+/// `--lock-wait`, on every command that takes the environment's lock.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct LockWaitArg {
+    /// When another deploy (or a freeze) holds the environment's lock, wait for it
+    /// up to SECS (600 if no value is given), saying who holds it every few
+    /// seconds, instead of exiting 4 at once; exit 4 if it is still held then. A
+    /// stale lock (its holder gone) is refused at once: waiting never frees it.
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "600")]
+    pub lock_wait: Option<u64>,
 }
 
 /// `rollback`.
@@ -125,6 +139,9 @@ pub struct RollbackArgs {
     /// Approver's name for protected environments.
     #[arg(long, value_name = "NAME")]
     pub approve: Option<String>,
+    /// Waiting for a held lock.
+    #[command(flatten)]
+    pub wait: LockWaitArg,
 }
 
 /// `history`.
@@ -254,6 +271,9 @@ pub struct ApplyArgs {
     /// Approver's name, required for protected environments.
     #[arg(long)]
     pub approve: Option<String>,
+    /// Waiting for a held lock.
+    #[command(flatten)]
+    pub wait: LockWaitArg,
 }
 
 /// `migrate revert`.
@@ -268,6 +288,9 @@ pub struct RevertArgs {
     /// Approver's name, required for protected environments.
     #[arg(long)]
     pub approve: Option<String>,
+    /// Waiting for a held lock.
+    #[command(flatten)]
+    pub wait: LockWaitArg,
 }
 
 /// `lock …`.
@@ -275,8 +298,27 @@ pub struct RevertArgs {
 pub enum LockCommand {
     /// Who holds the lock, since when, and whether it looks stale.
     Status(EnvArg),
-    /// Release a stale lock (or any lock with --force).
+    /// Freeze deploys: hold the lock as a person, with a message, until `lock
+    /// release`. Every deploy, rollback and migration is refused (exit 4) meanwhile,
+    /// showing the message. The freeze lives where the lock lives (on the state
+    /// host for PM2 and SSH Compose), so it outlives this machine.
+    Acquire(LockAcquireArgs),
+    /// Release a freeze, a stale lock, or (with --force) any lock.
     Release(LockReleaseArgs),
+}
+
+/// `lock acquire`.
+#[derive(Debug, Args)]
+pub struct LockAcquireArgs {
+    /// The environment.
+    #[arg(long, short = 'e')]
+    pub env: String,
+    /// Why deploys are frozen, shown to everyone refused meanwhile.
+    #[arg(long, short = 'm')]
+    pub message: String,
+    /// Waiting for a held lock (a running deploy) before freezing.
+    #[command(flatten)]
+    pub wait: LockWaitArg,
 }
 
 /// `deploykit state …`.
@@ -293,7 +335,8 @@ pub struct LockReleaseArgs {
     /// The environment.
     #[arg(long, short = 'e')]
     pub env: String,
-    /// Release even if the holder looks alive.
+    /// Release even if the holder looks alive (a running deploy's lock). A freeze
+    /// needs no --force.
     #[arg(long)]
     pub force: bool,
 }
@@ -308,6 +351,9 @@ pub struct RecoverArgs {
     /// died a moment ago). Prints whom it overrides.
     #[arg(long)]
     pub force: bool,
+    /// Waiting for a held lock.
+    #[command(flatten)]
+    pub wait: LockWaitArg,
 }
 
 /// `secrets …`.

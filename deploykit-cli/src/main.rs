@@ -82,6 +82,7 @@ async fn dispatch(cli: &Cli, mode: Mode) -> anyhow::Result<u8> {
         Command::Health(a) => commands::health::run(config, a, mode).await,
         Command::Recover(a) => commands::recover::run(config, a, mode).await,
         Command::Lock(LockCommand::Status(a)) => commands::lock::status(config, a, mode).await,
+        Command::Lock(LockCommand::Acquire(a)) => commands::lock::acquire(config, a, mode).await,
         Command::Lock(LockCommand::Release(a)) => commands::lock::release(config, a, mode).await,
         Command::State(StateCommand::Import(a)) => commands::state::import(config, a, mode).await,
         Command::Secrets(SecretsCommand::Check(a)) => commands::secrets::run(config, a, mode),
