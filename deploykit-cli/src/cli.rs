@@ -52,6 +52,9 @@ pub enum Command {
     Migrate(MigrateCommand),
     /// Run the health probes once.
     Health(EnvArg),
+    /// The last lines a release's processes (PM2) or containers (Compose) printed,
+    /// read from the hosts.
+    Logs(LogsArgs),
     /// Finish the undo (or the commit) of runs whose process stopped or whose undo failed.
     Recover(RecoverArgs),
     /// Show or release the deploy lock.
@@ -125,6 +128,22 @@ pub struct LockWaitArg {
     /// stale lock (its holder gone) is refused at once: waiting never frees it.
     #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "600")]
     pub lock_wait: Option<u64>,
+}
+
+/// `logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The environment.
+    #[arg(long, short = 'e')]
+    pub env: String,
+    /// The release whose processes to read (default: the live one). PM2 keeps one
+    /// log file per instance across releases, so a release rolled back since is
+    /// found in its instances' files.
+    #[arg(long)]
+    pub release: Option<String>,
+    /// How many lines per process (or container) and stream.
+    #[arg(long, short = 'n', default_value_t = 30)]
+    pub lines: usize,
 }
 
 /// `rollback`.

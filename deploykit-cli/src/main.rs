@@ -80,6 +80,7 @@ async fn dispatch(cli: &Cli, mode: Mode) -> anyhow::Result<u8> {
         Command::Backup(c) => commands::backup::run(config, c, mode).await,
         Command::Migrate(c) => commands::migrate::run(config, c, mode).await,
         Command::Health(a) => commands::health::run(config, a, mode).await,
+        Command::Logs(a) => commands::logs::run(config, a, mode).await,
         Command::Recover(a) => commands::recover::run(config, a, mode).await,
         Command::Lock(LockCommand::Status(a)) => commands::lock::status(config, a, mode).await,
         Command::Lock(LockCommand::Acquire(a)) => commands::lock::acquire(config, a, mode).await,

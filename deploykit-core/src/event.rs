@@ -87,6 +87,14 @@ pub enum Event {
         /// How long it waits at most.
         limit_secs: u64,
     },
+    /// Verify failed: the last lines the new release printed, read before the
+    /// undo (redacted like every event).
+    ReleaseLogs {
+        /// The release that failed verify.
+        release: String,
+        /// Its logs, per source.
+        logs: Vec<crate::logs::LogLines>,
+    },
     /// Something a human should know that did not stop the run.
     Warning {
         /// What.

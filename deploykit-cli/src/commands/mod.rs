@@ -9,6 +9,7 @@ pub mod health;
 pub mod history;
 pub mod init;
 pub mod lock;
+pub mod logs;
 pub mod migrate;
 mod migrate_guard;
 pub mod migrate_lint;

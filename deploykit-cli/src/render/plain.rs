@@ -61,6 +61,10 @@ pub fn describe(event: &Event) -> Option<String> {
         } => format!(
             "waiting for the lock of {env} ({waited_secs}s of at most {limit_secs}s): held by {holder}"
         ),
+        Event::ReleaseLogs { release, logs } => format!(
+            "[verify] the last lines {release} printed, read before the undo:\n{}",
+            super::logs::log_block(logs).trim_end()
+        ),
         Event::Warning { message } => format!("warning: {message}"),
         Event::RunFinished { outcome, next } => match next {
             Some(n) => format!("run {outcome}; next: {n}"),
