@@ -140,7 +140,8 @@ fn a_freeze_refuses_every_deploy_with_its_message_until_released_from_anywhere()
     p.cmd(&b)
         .args(["recover", "-e", "staging"])
         .assert()
-        .code(0);
+        .code(0)
+        .stderr(predicate::str::contains("recover leaves a freeze alone"));
     p.cmd(&b)
         .args(["lock", "acquire", "-e", "staging", "-m", "another"])
         .assert()

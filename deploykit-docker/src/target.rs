@@ -504,6 +504,9 @@ fn validate_repo(repo: &str) -> Result<()> {
     }
 }
 
+#[path = "target_logs.rs"]
+mod logs;
+
 #[async_trait]
 impl Target for ComposeTarget {
     async fn current(&self) -> Result<Option<ReleaseId>> {
@@ -664,6 +667,14 @@ impl Target for ComposeTarget {
             .collect();
         releases.sort();
         Ok(releases)
+    }
+
+    async fn recent_logs(
+        &self,
+        release: &ReleaseId,
+        lines: usize,
+    ) -> Result<Vec<deploykit_core::LogLines>> {
+        self.logs_of(release, lines).await
     }
 }
 

@@ -133,6 +133,13 @@ async fn release_leftover_lock(
                  recover, and {why}"
             )))
         }
+        Liveness::Alive(_) if holder.freeze => {
+            eprintln!(
+                "{env}: deploys are frozen ({holder}); recover leaves a freeze alone: \
+                 `deploykit lock release --env {env}` lifts it"
+            );
+            Ok(None)
+        }
         Liveness::Alive(why) => {
             eprintln!(
                 "{env}: the lock is held by {holder}, which is alive ({why}); it has nothing \
