@@ -52,6 +52,9 @@ pub enum Command {
     Migrate(MigrateCommand),
     /// Run the health probes once.
     Health(EnvArg),
+    /// The last lines a release's processes (PM2) or containers (Compose) printed,
+    /// read from the hosts.
+    Logs(LogsArgs),
     /// Finish the undo (or the commit) of runs whose process stopped or whose undo failed.
     Recover(RecoverArgs),
     /// Show or release the deploy lock.
@@ -116,6 +119,36 @@ pub struct DeployArgs {
     /// without building on the host.
     #[arg(long, value_name = "TAG")]
     pub image_tag: Option<String>,
+    /// Waiting for a held lock.
+    #[command(flatten)]
+    pub wait: LockWaitArg,
+}
+
+/// `--lock-wait`, on every command that takes the environment's lock.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct LockWaitArg {
+    /// When another deploy (or a freeze) holds the environment's lock, wait for it
+    /// up to SECS (600 if no value is given), saying who holds it every few
+    /// seconds, instead of exiting 4 at once; exit 4 if it is still held then. A
+    /// stale lock (its holder gone) is refused at once: waiting never frees it.
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "600")]
+    pub lock_wait: Option<u64>,
+}
+
+/// `logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The environment.
+    #[arg(long, short = 'e')]
+    pub env: String,
+    /// The release whose processes to read (default: the live one). PM2 keeps one
+    /// log file per instance across releases, so a release rolled back since is
+    /// found in its instances' files.
+    #[arg(long)]
+    pub release: Option<String>,
+    /// How many lines per process (or container) and stream.
+    #[arg(long, short = 'n', default_value_t = 30)]
+    pub lines: usize,
 }
 
 /// `rollback`.
@@ -130,6 +163,9 @@ pub struct RollbackArgs {
     /// Approver's name for protected environments.
     #[arg(long, value_name = "NAME")]
     pub approve: Option<String>,
+    /// Waiting for a held lock.
+    #[command(flatten)]
+    pub wait: LockWaitArg,
 }
 
 /// `history`.
@@ -259,6 +295,9 @@ pub struct ApplyArgs {
     /// Approver's name, required for protected environments.
     #[arg(long)]
     pub approve: Option<String>,
+    /// Waiting for a held lock.
+    #[command(flatten)]
+    pub wait: LockWaitArg,
 }
 
 /// `migrate revert`.
@@ -273,6 +312,9 @@ pub struct RevertArgs {
     /// Approver's name, required for protected environments.
     #[arg(long)]
     pub approve: Option<String>,
+    /// Waiting for a held lock.
+    #[command(flatten)]
+    pub wait: LockWaitArg,
 }
 
 /// `lock …`.
@@ -280,8 +322,27 @@ pub struct RevertArgs {
 pub enum LockCommand {
     /// Who holds the lock, since when, and whether it looks stale.
     Status(EnvArg),
-    /// Release a stale lock (or any lock with --force).
+    /// Freeze deploys: hold the lock as a person, with a message, until `lock
+    /// release`. Every deploy, rollback and migration is refused (exit 4) meanwhile,
+    /// showing the message. The freeze lives where the lock lives (on the state
+    /// host for PM2 and SSH Compose), so it outlives this machine.
+    Acquire(LockAcquireArgs),
+    /// Release a freeze, a stale lock, or (with --force) any lock.
     Release(LockReleaseArgs),
+}
+
+/// `lock acquire`.
+#[derive(Debug, Args)]
+pub struct LockAcquireArgs {
+    /// The environment.
+    #[arg(long, short = 'e')]
+    pub env: String,
+    /// Why deploys are frozen, shown to everyone refused meanwhile.
+    #[arg(long, short = 'm')]
+    pub message: String,
+    /// Waiting for a held lock (a running deploy) before freezing.
+    #[command(flatten)]
+    pub wait: LockWaitArg,
 }
 
 /// `deploykit state …`.
@@ -298,7 +359,8 @@ pub struct LockReleaseArgs {
     /// The environment.
     #[arg(long, short = 'e')]
     pub env: String,
-    /// Release even if the holder looks alive.
+    /// Release even if the holder looks alive (a running deploy's lock). A freeze
+    /// needs no --force.
     #[arg(long)]
     pub force: bool,
 }
@@ -313,6 +375,9 @@ pub struct RecoverArgs {
     /// died a moment ago). Prints whom it overrides.
     #[arg(long)]
     pub force: bool,
+    /// Waiting for a held lock.
+    #[command(flatten)]
+    pub wait: LockWaitArg,
 }
 
 /// `secrets …`.

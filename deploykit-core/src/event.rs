@@ -75,6 +75,26 @@ pub enum Event {
         /// The error, if it did not.
         error: Option<String>,
     },
+    /// The environment's lock is held by a live holder and this command waits for
+    /// it (`--lock-wait`); said every few seconds and whenever the holder changes.
+    LockWaiting {
+        /// The environment.
+        env: String,
+        /// Who holds it, with their message.
+        holder: Box<crate::lock::LockHolder>,
+        /// How long this command has waited so far.
+        waited_secs: u64,
+        /// How long it waits at most.
+        limit_secs: u64,
+    },
+    /// Verify failed: the last lines the new release printed, read before the
+    /// undo (redacted like every event).
+    ReleaseLogs {
+        /// The release that failed verify.
+        release: String,
+        /// Its logs, per source.
+        logs: Vec<crate::logs::LogLines>,
+    },
     /// Something a human should know that did not stop the run.
     Warning {
         /// What.

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::logs::LogLines;
 use crate::release::{ReleaseId, ReleaseSpec};
 use crate::target::Target;
 use async_trait::async_trait;
@@ -266,6 +267,24 @@ impl Target for Fleet {
             .collect();
         all.sort();
         all.dedup();
+        Ok(all)
+    }
+
+    /// Every host's logs; a host whose logs cannot be read is named, not fatal.
+    async fn recent_logs(&self, release: &ReleaseId, lines: usize) -> Result<Vec<LogLines>> {
+        let results = self
+            .each(&self.all(), |t| t.recent_logs(release, lines))
+            .await;
+        let mut all = Vec::new();
+        for (i, r) in results {
+            match r {
+                Ok(logs) => all.extend(logs),
+                Err(e) => all.push(LogLines {
+                    source: self.names[i].clone(),
+                    lines: vec![format!("(its logs could not be read: {e})")],
+                }),
+            }
+        }
         Ok(all)
     }
 }

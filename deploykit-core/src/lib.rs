@@ -62,6 +62,8 @@ mod journal_rules;
 pub mod lease;
 pub mod local_target;
 pub mod lock;
+pub mod lock_wait;
+pub mod logs;
 pub mod migrate;
 pub mod next_step;
 pub mod phase;
@@ -111,6 +113,8 @@ pub use journal::{FileJournal, JournalDir, JournalStore, Outcome, Record};
 pub use lease::LeaseTiming;
 pub use local_target::LocalTarget;
 pub use lock::{DeployLock, FileLock, Lease, Liveness, LockHolder};
+pub use lock_wait::{wait_while_held, LockWait, WaitingLock};
+pub use logs::LogLines;
 pub use migrate::{
     AppliedSet, DownScript, LintFinding, MigrationId, MigrationOrigin, MigrationPlan,
     MigrationStatus, Migrator, PlannedMigration,

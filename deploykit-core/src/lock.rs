@@ -40,6 +40,17 @@ pub struct LockHolder {
     /// works when the holder runs on another machine. `None` in older locks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<Lease>,
+    /// What the holder says it is doing, shown with every refusal so the person
+    /// refused knows why without asking: a freeze's reason ("release freeze until
+    /// Monday"). `None` in locks without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// A freeze: held by a person, not by a running process, until a human
+    /// releases it. No process renews it and none needs to, so it has no lease and
+    /// is never stale; it lives where the lock lives, so it survives the machine
+    /// that set it. Old locks lack the field: not a freeze.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub freeze: bool,
     /// Set when the lock file exists but cannot be read (empty or cut short by a
     /// crash while it was written): no run holds it, so it is stale.
     #[serde(skip)]
@@ -95,8 +106,33 @@ impl LockHolder {
             since: now,
             token: new_token(pid, now),
             lease: None,
+            message: None,
+            freeze: false,
             unreadable: None,
         }
+    }
+
+    /// A freeze of `env` set by `who`, saying why: deploys are refused until a
+    /// human releases it. Its run id names it as a freeze, so no run's own release
+    /// (which removes only its run id's lock) can lift it.
+    pub fn freeze(
+        env: impl Into<String>,
+        who: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        let mut h = Self::this_process(env, "", who);
+        h.run_id = format!("freeze-{}", crate::release::utc_stamp(h.since));
+        h.message = Some(one_line(&message.into()));
+        h.freeze = true;
+        h
+    }
+
+    /// This holder saying what it is doing (`None` leaves it silent).
+    pub fn with_message(mut self, message: Option<String>) -> Self {
+        self.message = message
+            .map(|m| one_line(&m))
+            .filter(|m| !m.trim().is_empty());
+        self
     }
 
     /// The placeholder for a lock file that exists but cannot be read.
@@ -110,6 +146,8 @@ impl LockHolder {
             since: OffsetDateTime::UNIX_EPOCH,
             token: String::new(),
             lease: None,
+            message: None,
+            freeze: false,
             unreadable: Some(why.into()),
         }
     }
@@ -164,6 +202,12 @@ impl LockHolder {
                 "the lock file is {why}, left by a crash while it was written; no run holds it"
             ));
         }
+        if self.freeze {
+            return Liveness::Alive(format!(
+                "a freeze set by {}: it holds until a human releases it",
+                self.who
+            ));
+        }
         let here = self.host == this_host();
         if here && !Path::new(&format!("/proc/{}", self.pid)).exists() {
             return Liveness::Stale(format!("its process {} on {} is gone", self.pid, self.host));
@@ -202,16 +246,33 @@ impl fmt::Display for LockHolder {
                 "nobody (the lock file is {why}, left by a crash while it was written)"
             );
         }
-        write!(
-            f,
-            "{} on {} (pid {}, run {}) since {}",
-            self.who, self.host, self.pid, self.run_id, self.since
-        )?;
+        if self.freeze {
+            write!(f, "a freeze by {} since {}", self.who, self.since)?;
+        } else {
+            write!(
+                f,
+                "{} on {} (pid {}, run {}) since {}",
+                self.who, self.host, self.pid, self.run_id, self.since
+            )?;
+        }
         if let Some(l) = &self.lease {
             write!(f, ", lease until {}", l.expires_at)?;
         }
+        if let Some(m) = &self.message {
+            write!(f, ": \"{m}\"")?;
+        }
         Ok(())
     }
+}
+
+/// `text` on one line without control characters: a message is printed in other
+/// people's terminals and CI logs.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_string()
 }
 
 /// The name of this machine, as the kernel reports it.

@@ -69,6 +69,10 @@ pub struct RunReport {
     pub applied: Option<AppliedSet>,
     /// Phase timings in the order phases ended.
     pub phases: Vec<PhaseTiming>,
+    /// When verify failed: the last lines the new release printed, per source,
+    /// read before the undo (redacted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<crate::logs::LogLines>,
     /// The error that stopped the run, typed: its [`kind`](Error::kind) and its
     /// source chain, for code that decides on it. `error` holds its text. `None`
     /// when nothing failed, and in reports rebuilt from a journal (`recover` of an
@@ -134,6 +138,7 @@ impl RunReport {
             backup: None,
             applied: None,
             phases: Vec::new(),
+            logs: Vec::new(),
             failure: None,
         }
     }

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use crate::error::Result;
+use crate::logs::LogLines;
 use crate::release::{ReleaseId, ReleaseSpec};
 
 /// Stages releases next to the live one and switches traffic between them.
@@ -74,6 +75,16 @@ pub trait Target: Send + Sync {
     async fn discard(&self, release: &ReleaseId) -> Result<()>;
     /// Staged releases, oldest first.
     async fn list(&self) -> Result<Vec<ReleaseId>>;
+    /// The last `lines` lines `release`'s processes (or containers) printed, per
+    /// source. The pipeline reads them when verify fails, before the undo replaces
+    /// those processes, so the person deploying sees why without logging in.
+    ///
+    /// Optional, unlike the methods above: a target without logs returns none
+    /// (the default). A target that wraps others must forward it.
+    async fn recent_logs(&self, release: &ReleaseId, lines: usize) -> Result<Vec<LogLines>> {
+        let _ = (release, lines);
+        Ok(Vec::new())
+    }
 }
 
 /// Conveniences built only from [`Target`]'s required methods. Not meant to be

@@ -68,6 +68,7 @@ mod config;
 mod host_lock;
 pub mod jlist;
 mod layout;
+mod logs;
 mod ownership;
 mod probe;
 mod settle;

@@ -347,6 +347,14 @@ impl Target for Pm2Target {
         ids.sort();
         Ok(ids)
     }
+
+    async fn recent_logs(
+        &self,
+        release: &ReleaseId,
+        lines: usize,
+    ) -> Result<Vec<deploykit_core::LogLines>> {
+        crate::logs::recent(self.shell.as_ref(), &self.config, release, lines).await
+    }
 }
 
 #[cfg(test)]

@@ -36,7 +36,9 @@ pub async fn run(config: &Path, args: &DeployArgs, mode: Mode) -> Result<u8> {
             "--accept-drift: applied migrations edited since they ran are taken as they are now"
         );
     }
-    let ctx = EnvContext::open_loaded(loaded, &args.env, mode).await?;
+    let ctx = EnvContext::open_loaded(loaded, &args.env, mode)
+        .await?
+        .wait_for_lock(&args.wait);
     // Compose builds use the deployed commit's tree as their context: compose files
     // in no repository have no such tree.
     if let Some(first) = ctx

@@ -1,12 +1,12 @@
-//! `deploykit lock status|release`.
+//! `deploykit lock status|acquire|release`.
 
 use std::path::Path;
 
 use anyhow::Result;
-use deploykit_core::{Liveness, StateStoreExt};
+use deploykit_core::{Liveness, LockHolder, StateStoreExt};
 
 use super::EnvContext;
-use crate::cli::{EnvArg, LockReleaseArgs};
+use crate::cli::{EnvArg, LockAcquireArgs, LockReleaseArgs};
 use crate::exit;
 use crate::render::Mode;
 
@@ -26,7 +26,37 @@ pub async fn status(config: &Path, args: &EnvArg, mode: Mode) -> Result<u8> {
     Ok(exit::OK)
 }
 
-/// Releases a stale lock, or any lock with `--force`. Never silently.
+/// Freezes deploys: takes the lock as a person, with a message and no lease, so it
+/// is never stale and holds until `lock release`. A held lock refuses it (exit 4)
+/// as it refuses a deploy, after `--lock-wait` if given.
+pub async fn acquire(config: &Path, args: &LockAcquireArgs, mode: Mode) -> Result<u8> {
+    let ctx = EnvContext::open(config, &args.env, mode)
+        .await?
+        .wait_for_lock(&args.wait);
+    let message = args.message.trim();
+    if message.is_empty() {
+        ctx.parts.close().await;
+        return Err(crate::config::ConfigError(
+            "lock acquire: --message must say why deploys are frozen".into(),
+        )
+        .into());
+    }
+    let freeze = LockHolder::freeze(&ctx.name, super::actor(), message);
+    let taken = ctx.lock().acquire(&freeze).await;
+    ctx.parts.close().await;
+    taken?;
+    super::say(
+        mode,
+        &format!(
+            "{}: frozen: {freeze}. Deploys exit 4 until `deploykit lock release --env {}`",
+            ctx.name, ctx.name
+        ),
+        serde_json::json!({"event": "lock", "frozen": true, "holder": freeze}),
+    );
+    Ok(exit::OK)
+}
+
+/// Releases a freeze or a stale lock, or any lock with `--force`. Never silently.
 pub async fn release(config: &Path, args: &LockReleaseArgs, mode: Mode) -> Result<u8> {
     let ctx = EnvContext::open(config, &args.env, mode).await?;
     let lock = ctx.lock();
@@ -40,6 +70,8 @@ pub async fn release(config: &Path, args: &LockReleaseArgs, mode: Mode) -> Resul
     };
     let liveness = holder.liveness();
     match &liveness {
+        // A freeze is a person's hold: lifting it is the point, no --force needed.
+        Liveness::Alive(_) if holder.freeze => {}
         Liveness::Alive(why) if !args.force => {
             eprintln!(
                 "{}: locked by {holder}, which is alive ({why}); not released. Wait for it to end; \
@@ -72,8 +104,14 @@ pub async fn release(config: &Path, args: &LockReleaseArgs, mode: Mode) -> Resul
     Ok(exit::OK)
 }
 
-/// " (stale: why)" or " (alive: why)", for status lines.
+/// " (stale: why)" or " (alive: why)", or how to lift a freeze, for status lines.
 pub fn liveness_note(holder: &deploykit_core::LockHolder) -> String {
+    if holder.freeze {
+        return format!(
+            " (deploys are frozen; `deploykit lock release --env {}` lifts it)",
+            holder.env
+        );
+    }
     match holder.liveness() {
         Liveness::Stale(why) => format!(" (stale: {why})"),
         Liveness::Alive(why) => format!(" (alive: {why})"),

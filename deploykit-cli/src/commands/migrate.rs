@@ -42,7 +42,14 @@ pub async fn run(config: &Path, cmd: &MigrateCommand, mode: Mode) -> Result<u8> 
             (&r.env, migrate_source::for_run(&loaded, &r.env, &records)?)
         }
     };
-    let ctx = EnvContext::open(config, env, mode).await?;
+    let wait = match cmd {
+        MigrateCommand::Apply(a) => a.wait,
+        MigrateCommand::Revert(r) => r.wait,
+        _ => crate::cli::LockWaitArg { lock_wait: None },
+    };
+    let ctx = EnvContext::open(config, env, mode)
+        .await?
+        .wait_for_lock(&wait);
     // A compose_run migrator runs in a container of a release's image: outside a
     // deploy only `revert --run` has one (the run's).
     let migrator = match (&ctx.env().migrations, &release, ctx.parts.migrator.clone()) {

@@ -9,6 +9,7 @@ pub mod health;
 pub mod history;
 pub mod init;
 pub mod lock;
+pub mod logs;
 pub mod migrate;
 mod migrate_guard;
 pub mod migrate_lint;
@@ -23,7 +24,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Result;
-use deploykit_core::{DeployLock, Events, Pipeline, PreApproved, StateStore};
+use deploykit_core::{
+    DeployLock, Events, LockWait, Pipeline, PreApproved, StateStore, WaitingLock,
+};
 
 use crate::config::{self, Environment, LoadedConfig};
 use crate::render::Mode;
@@ -41,6 +44,9 @@ pub struct EnvContext {
     pub mode: Mode,
     /// Where its journals, history and lock live.
     pub store: Arc<dyn StateStore>,
+    /// How long taking the lock waits for a live holder (`--lock-wait`); `None`:
+    /// refused at once.
+    pub lock_wait: Option<LockWait>,
 }
 
 impl EnvContext {
@@ -69,6 +75,7 @@ impl EnvContext {
             parts,
             mode,
             store,
+            lock_wait: None,
         })
     }
 
@@ -80,8 +87,25 @@ impl EnvContext {
     /// This environment's deploy lock, kept with its journals in its state store:
     /// on the state host for PM2 and SSH Compose environments, so deployers on
     /// different machines (laptops, CI runners) see each other.
+    /// With `--lock-wait`, taking it waits for a live holder.
     pub fn lock(&self) -> Arc<dyn DeployLock> {
-        self.store.lock()
+        match self.lock_wait {
+            Some(wait) => Arc::new(WaitingLock::new(self.store.lock(), wait, self.events())),
+            None => self.store.lock(),
+        }
+    }
+
+    /// This command waits for a held lock as `--lock-wait` says.
+    pub fn wait_for_lock(mut self, arg: &crate::cli::LockWaitArg) -> Self {
+        self.lock_wait = arg
+            .lock_wait
+            .map(|secs| LockWait::up_to(std::time::Duration::from_secs(secs)));
+        self
+    }
+
+    /// Events to this command's output.
+    pub fn events(&self) -> Events {
+        Events::none().with(self.mode.sink())
     }
 
     /// The environment's full pipeline, reporting to this command's output.

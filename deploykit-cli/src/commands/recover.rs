@@ -15,7 +15,24 @@ pub async fn run(config: &Path, args: &RecoverArgs, mode: Mode) -> Result<u8> {
     // Parts are bound to no release: each undo names the release it concerns (the
     // journal's applied sets; older journals, the run's `run_started`), so the parts
     // are built before any journal is read.
-    let ctx = EnvContext::open(config, &args.env, mode).await?;
+    let ctx = EnvContext::open(config, &args.env, mode)
+        .await?
+        .wait_for_lock(&args.wait);
+    if let (Some(wait), false) = (ctx.lock_wait, args.force) {
+        // Wait for a live holder (a deploy still running) before reading what is
+        // left to recover: it may finish its own run meanwhile.
+        let waited = deploykit_core::wait_while_held(
+            ctx.store.lock().as_ref(),
+            &args.env,
+            wait,
+            &ctx.events(),
+        )
+        .await;
+        if let Err(e) = waited {
+            ctx.parts.close().await;
+            return Err(e.into());
+        }
+    }
     let todo = ctx.store.unfinished().await;
     let leftover = match &todo {
         Ok(t) if t.is_empty() => release_leftover_lock(ctx.store.as_ref(), &args.env).await,
@@ -115,6 +132,13 @@ async fn release_leftover_lock(
                 "{env}: released the lock left by {holder}: that run has nothing left to \
                  recover, and {why}"
             )))
+        }
+        Liveness::Alive(_) if holder.freeze => {
+            eprintln!(
+                "{env}: deploys are frozen ({holder}); recover leaves a freeze alone: \
+                 `deploykit lock release --env {env}` lifts it"
+            );
+            Ok(None)
         }
         Liveness::Alive(why) => {
             eprintln!(

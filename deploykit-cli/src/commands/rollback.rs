@@ -17,7 +17,9 @@ use crate::render::Mode;
 
 /// Re-activates `--to` (or the release live before the last successful deploy).
 pub async fn run(config: &Path, args: &RollbackArgs, mode: Mode) -> Result<u8> {
-    let ctx = EnvContext::open(config, &args.env, mode).await?;
+    let ctx = EnvContext::open(config, &args.env, mode)
+        .await?
+        .wait_for_lock(&args.wait);
     let Some(target) = ctx.parts.target.clone() else {
         return Err(ConfigError(format!(
             "environment {} has no target to roll back",

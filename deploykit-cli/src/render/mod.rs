@@ -2,6 +2,7 @@
 //! in logs, JSON lines for machines, and a markdown summary for GitHub Actions.
 
 pub mod json;
+pub mod logs;
 pub mod next_step;
 mod plain;
 mod plan;

@@ -53,6 +53,18 @@ pub fn describe(event: &Event) -> Option<String> {
             (true, _) => format!("[undo] done: {undo}"),
             (false, e) => format!("[undo] FAILED: {undo}: {}", e.as_deref().unwrap_or("")),
         },
+        Event::LockWaiting {
+            env,
+            holder,
+            waited_secs,
+            limit_secs,
+        } => format!(
+            "waiting for the lock of {env} ({waited_secs}s of at most {limit_secs}s): held by {holder}"
+        ),
+        Event::ReleaseLogs { release, logs } => format!(
+            "[verify] the last lines {release} printed, read before the undo:\n{}",
+            super::logs::log_block(logs).trim_end()
+        ),
         Event::Warning { message } => format!("warning: {message}"),
         Event::RunFinished { outcome, next } => match next {
             Some(n) => format!("run {outcome}; next: {n}"),

@@ -44,6 +44,12 @@ pub fn summary_table(report: &RunReport) -> String {
             e
         ));
     }
+    if !report.logs.is_empty() {
+        out.push_str(&format!(
+            "  logs: the last lines {} printed are shown above (again: `deploykit logs --env {} --release {}`)\n",
+            report.release, report.env, report.release
+        ));
+    }
     for u in &report.undone {
         out.push_str(&format!(
             "  undo: {} — {}\n",
@@ -88,6 +94,13 @@ pub fn github_summary(report: &RunReport) -> String {
             "\n- undo: {} — {}",
             u.undo,
             u.error.as_deref().unwrap_or("done")
+        ));
+    }
+    if !report.logs.is_empty() {
+        md.push_str(&format!(
+            "\n\n<details><summary>The last lines {} printed</summary>\n{}\n</details>\n",
+            report.release,
+            super::logs::log_markdown(&report.logs)
         ));
     }
     if let Some(n) = &report.next {

@@ -137,10 +137,15 @@ impl Pipeline {
                     ))
                 }
             };
-            self.step(state, Phase::Verify, None, healthy, |rounds| {
-                format!("all probes passed after {rounds} round(s)")
-            })
-            .await?;
+            let verified = self
+                .step(state, Phase::Verify, None, healthy, |rounds| {
+                    format!("all probes passed after {rounds} round(s)")
+                })
+                .await;
+            if verified.is_err() {
+                self.logs_on_failure(&spec.id, report).await;
+            }
+            verified?;
         }
         Ok(())
     }

@@ -32,6 +32,7 @@ use crate::target::Target;
 
 mod builder;
 mod debug;
+mod failure_logs;
 mod finish;
 mod forward;
 pub(crate) mod guard;

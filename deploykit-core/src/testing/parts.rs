@@ -69,6 +69,29 @@ impl Target for MemoryTarget {
     async fn list(&self) -> Result<Vec<ReleaseId>> {
         Ok(self.world.state().releases.iter().cloned().collect())
     }
+
+    /// What the live release "printed": its start, and why it is unhealthy if it
+    /// is marked so. A release that is not live runs nothing and has no logs, so a
+    /// pipeline that read them after its undo would find none.
+    async fn recent_logs(
+        &self,
+        release: &ReleaseId,
+        lines: usize,
+    ) -> Result<Vec<crate::logs::LogLines>> {
+        let s = self.world.state();
+        if s.live.as_ref() != Some(release) {
+            return Ok(Vec::new());
+        }
+        let mut printed = vec![format!("release {release} started")];
+        if s.unhealthy.contains(release) {
+            printed.push(format!("release {release}: cannot reach the database"));
+        }
+        let skip = printed.len().saturating_sub(lines);
+        Ok(vec![crate::logs::LogLines {
+            source: format!("memory: {release}"),
+            lines: printed.split_off(skip),
+        }])
+    }
 }
 
 /// A [`Migrator`] twin: migrations "on disk" and an applied list. Apply and revert

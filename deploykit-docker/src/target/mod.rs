@@ -11,6 +11,7 @@ use crate::engine::{ContainerState, Engine};
 use crate::pin::PinFile;
 use crate::strategy::{Strategy, StrategyChoice};
 
+mod logs;
 mod releases;
 mod serving;
 mod start_first;

@@ -171,4 +171,12 @@ impl Target for ComposeTarget {
         releases.sort();
         Ok(releases)
     }
+
+    async fn recent_logs(
+        &self,
+        release: &ReleaseId,
+        lines: usize,
+    ) -> Result<Vec<deploykit_core::LogLines>> {
+        self.logs_of(release, lines).await
+    }
 }
