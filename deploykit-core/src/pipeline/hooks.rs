@@ -181,10 +181,11 @@ impl Pipeline {
                                then deploy again"
                             .into(),
                     },
-                    _ => Error::part(format!("{point} hook"), self.env.clone(), message)
-                        .with_hint(format!(
+                    _ => Error::part(format!("{point} hook"), self.env.clone(), message).with_hint(
+                        format!(
                         "the run was undone; fix what the {point} hook reports, then deploy again"
-                    )),
+                    ),
+                    ),
                 };
                 self.events.emit(Event::PhaseFinished {
                     phase,
