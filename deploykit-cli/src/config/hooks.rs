@@ -81,13 +81,15 @@ fn check_env(at: &str, env: &Environment) -> Result<(), String> {
         }
         let has_hosts = match &env.target {
             Some(TargetConfig::Pm2(_)) | Some(TargetConfig::Local { .. }) => true,
-            Some(TargetConfig::Compose(c)) => c.host.is_some(),
+            Some(TargetConfig::Compose(c)) => {
+                c.host.as_deref().is_some_and(|h| h.starts_with("ssh://"))
+            }
             None => false,
         };
         if on == HookPlace::Hosts && !has_hosts {
             return Err(format!(
                 "{key}.on: `hosts` needs a target with hosts (pm2, local, or compose with \
-                 `host`); use on = \"local\""
+                 an ssh:// `host`); use on = \"local\""
             ));
         }
     }
