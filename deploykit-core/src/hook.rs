@@ -126,13 +126,11 @@ impl Hook {
         self
     }
 
-    /// The command for humans (argv words joined; quoted by [`crate::shell::quote`]).
+    /// The command for humans: argv words quoted by [`crate::shell::quote`], with
+    /// masked secrets redacted (it goes into errors, events and the journal).
     pub fn command(&self) -> String {
-        self.argv
-            .iter()
-            .map(|w| crate::shell::quote(w))
-            .collect::<Vec<_>>()
-            .join(" ")
+        let words: Vec<String> = self.argv.iter().map(|w| crate::shell::quote(w)).collect();
+        crate::secret::redact(&words.join(" "), &[])
     }
 }
 

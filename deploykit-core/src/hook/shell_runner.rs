@@ -78,6 +78,27 @@ impl ShellHookRunner {
     ) -> HookRun {
         let cmd = Self::command(hook, vars, remote, cwd);
         let location = shell.location().to_string();
+        // A host's command lines are public (`ps`): a hook's argv that holds a
+        // masked secret (a `${TOKEN}` from the config) is not sent at all.
+        if remote
+            && hook
+                .argv
+                .iter()
+                .any(|w| crate::secret::redact(w, &[]) != *w)
+        {
+            return HookRun {
+                location: location.clone(),
+                status: None,
+                output: Vec::new(),
+                error: Some(format!(
+                    "hook {} (`{}`) was not run on {location}: its arguments hold a secret, \
+                     which a host's command line would show to every user; read it on the \
+                     host instead (e.g. from shared/.env)",
+                    hook.point,
+                    hook.command()
+                )),
+            };
+        }
         let timed_out = || HookRun {
             location: location.clone(),
             status: None,
@@ -228,6 +249,23 @@ mod tests {
             "{error}"
         );
         assert!(error.contains("local"), "names the place: {error}");
+    }
+
+    #[tokio::test]
+    async fn a_host_hook_whose_argv_holds_a_secret_is_not_sent() {
+        crate::secret::mask(&crate::secret::Secret::new("hook-token-4711"));
+        let runner = ShellHookRunner::new(Arc::new(LocalShell::new()))
+            .hosts(vec![Arc::new(LocalShell::new())], None);
+        let hook = Hook::new(
+            HookPoint::PostDeploy,
+            HookPlace::Hosts,
+            vec!["touch".into(), "--token=hook-token-4711".into()],
+        );
+        let runs = runner.run(&hook, &vars()).await;
+        let error = runs[0].error.as_deref().unwrap();
+        assert!(error.contains("hold a secret"), "{error}");
+        assert!(!error.contains("hook-token-4711"), "{error}");
+        assert_eq!(runs[0].status, None, "never ran");
     }
 
     #[test]
