@@ -7,6 +7,7 @@ mod commands;
 mod config;
 mod demo_app;
 mod exit;
+mod hook_runner;
 mod hosts;
 mod notify;
 mod render;

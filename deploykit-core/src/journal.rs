@@ -117,6 +117,23 @@ pub enum Record {
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,
     },
+    /// A hook ran in one place: what it was and how it ended. Hooks owe no undo,
+    /// so this is a record of what happened, not an intent.
+    Hook {
+        /// Its point (`pre_deploy`, `post_activate`, …).
+        point: crate::hook::HookPoint,
+        /// Its command, quoted for humans.
+        command: String,
+        /// Where it ran.
+        location: String,
+        /// Its exit status, if it exited.
+        status: Option<i32>,
+        /// Why it failed (non-zero exit, timeout), redacted.
+        error: Option<String>,
+        /// When it ended.
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
     /// The run ended (always the last record of a finished run).
     RunFinished {
         /// How.
@@ -222,6 +239,10 @@ pub(crate) fn redacted(record: &Record) -> Record {
             *detail = r(detail);
         }
         Record::UndoOutcome { error, .. } => *error = r(error),
+        Record::Hook { error, command, .. } => {
+            *error = r(error);
+            *command = crate::secret::redact(command, &[]);
+        }
         Record::RunFinished { error, next, .. } => {
             *error = r(error);
             *next = r(next);

@@ -53,6 +53,7 @@ pub mod gate;
 pub mod health;
 pub mod health_driver;
 pub mod history;
+pub mod hook;
 pub mod host_lock;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
@@ -108,6 +109,7 @@ pub use gate::{ApprovalGate, ApprovalRequest, PreApproved};
 pub use health::{HealthProbe, HealthReport, HealthStatus};
 pub use health_driver::{HealthDriver, HealthPolicy, HealthVerdict};
 pub use history::{History, RunSummary};
+pub use hook::{Hook, HookPlace, HookPoint, HookRun, HookRunner, Hooks, ShellHookRunner};
 pub use host_lock::HostLock;
 pub use journal::{FileJournal, JournalDir, JournalStore, Outcome, Record};
 pub use lease::LeaseTiming;

@@ -137,6 +137,9 @@ impl EnvContext {
         if let Some(name) = approver {
             p = p.gate(Arc::new(PreApproved(name.to_string())));
         }
+        if let Some(hooks) = crate::hook_runner::hooks(&self.loaded, env, &self.parts) {
+            p = p.hooks(hooks);
+        }
         p
     }
 }

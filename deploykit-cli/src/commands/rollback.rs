@@ -83,6 +83,9 @@ pub async fn run(config: &Path, args: &RollbackArgs, mode: Mode) -> Result<u8> {
     if let Some(a) = &args.approve {
         pipeline = pipeline.gate(Arc::new(PreApproved(a.clone())));
     }
+    if let Some(hooks) = crate::hook_runner::hooks(&ctx.loaded, env, &ctx.parts) {
+        pipeline = pipeline.hooks(hooks);
+    }
     let spec = ReleaseSpec {
         id: to,
         commit,

@@ -178,6 +178,7 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
         ))
     })?;
     names::check(&config).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+    super::hooks::check(&config).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
     for (env, e) in &config.environments {
         if let Some(Err(why)) = e.backup.as_ref().map(|b| b.place()) {
             return Err(ConfigError(format!(

@@ -8,6 +8,7 @@
 mod backup_place;
 mod defaults;
 pub mod dotenv;
+mod hooks;
 mod interpolate;
 mod load;
 mod masks;
@@ -23,6 +24,7 @@ use deploykit_core::{DumpCompression, HealthPolicy, MigrationFailurePolicy, Poli
 use serde::{Deserialize, Serialize};
 
 pub use backup_place::BackupPlace;
+pub use hooks::HookConfig;
 pub use interpolate::interpolate;
 pub use load::{load, ConfigError, LoadedConfig};
 pub use paths::resolve_path;
@@ -95,6 +97,9 @@ pub struct Environment {
     /// Where the run journals, history and deploy lock live.
     #[serde(default)]
     pub state: StateConfig,
+    /// Commands at points of a deploy (`hooks.rs`).
+    #[serde(default)]
+    pub hooks: Vec<HookConfig>,
 }
 
 /// Where an environment's state (run journals, history, deploy lock) lives; see

@@ -23,6 +23,7 @@ impl Pipeline {
             events: Events::none(),
             lease: LeaseTiming::default(),
             words: crate::next_step::plain_words(),
+            hooks: None,
         }
     }
 
@@ -90,6 +91,12 @@ impl Pipeline {
     /// own commands here (without it, they are described without naming any).
     pub fn next_step_words(mut self, words: NextStepWords) -> Self {
         self.words = words;
+        self
+    }
+
+    /// The operator's hooks and their runner (see [`crate::hook`]).
+    pub fn hooks(mut self, hooks: crate::hook::Hooks) -> Self {
+        self.hooks = Some(hooks);
         self
     }
 

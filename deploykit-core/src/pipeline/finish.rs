@@ -88,6 +88,8 @@ impl Pipeline {
         self.prune(&protect_release, protect_backup.as_deref())
             .await;
         report.outcome = Outcome::Succeeded;
+        self.after_commit_hooks(state.journal, spec, previous, report)
+            .await;
         let closing = || {
             self.phase_end(
                 state,
@@ -159,6 +161,7 @@ impl Pipeline {
         report.undone = undone;
         report.outcome = outcome;
         self.advise(report, next);
+        self.after_undo_hooks(state.journal, report).await;
         let unlock = match outcome {
             Outcome::RolledBack => Unlock::Yes(state.keeper.as_ref()),
             _ => Unlock::No,

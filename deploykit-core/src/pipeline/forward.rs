@@ -5,6 +5,7 @@
 use super::*;
 use crate::backup::BackupRequest;
 use crate::health_driver::HealthDriver;
+use crate::hook::HookPoint;
 use crate::migrate::MigrationPlan;
 use crate::policy::MigrationFailurePolicy;
 use crate::release::ReleaseId;
@@ -20,6 +21,15 @@ impl Pipeline {
         report: &mut RunReport,
     ) -> std::result::Result<(), Stop> {
         let plan = self.checked(state, spec, previous, report).await?;
+        let run_id = report.run_id.clone();
+        let vars = super::hooks::HookVars {
+            run_id: &run_id,
+            release: &spec.id,
+            previous,
+            outcome: None,
+        };
+        self.forward_hooks(state, HookPoint::PreDeploy, &vars)
+            .await?;
 
         // Prepare and backup touch no live traffic, so they run side by side.
         let prepare = async {
@@ -102,6 +112,10 @@ impl Pipeline {
                 .await?;
             report.applied = Some(applied);
         }
+        if self.migrator.is_some() {
+            self.forward_hooks(state, HookPoint::PostMigrate, &vars)
+                .await?;
+        }
 
         if let Some(target) = &self.target {
             let undo = Compensation::Reactivate {
@@ -116,6 +130,8 @@ impl Pipeline {
                 |_| format!("{} is live", spec.id),
             )
             .await?;
+            self.forward_hooks(state, HookPoint::PostActivate, &vars)
+                .await?;
         }
 
         if !self.probes.is_empty() {

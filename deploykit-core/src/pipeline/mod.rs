@@ -36,6 +36,7 @@ mod failure_logs;
 mod finish;
 mod forward;
 pub(crate) mod guard;
+mod hooks;
 mod preflight;
 mod recover;
 mod run_lock;
@@ -61,6 +62,8 @@ pub struct Pipeline {
     lease: LeaseTiming,
     /// How next steps are worded for humans (the CLI names its commands).
     words: NextStepWords,
+    /// The operator's commands at points of the run (`hooks.rs`).
+    hooks: Option<crate::hook::Hooks>,
 }
 
 /// Why the run stopped going forward.

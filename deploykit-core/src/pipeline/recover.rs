@@ -107,6 +107,7 @@ impl Pipeline {
         report.undone = undone;
         report.outcome = outcome;
         self.advise(&mut report, next);
+        self.after_undo_hooks(journal, &report).await;
         self.finish(journal, &report, Unlock::No, || {}).await?;
         Ok(report)
     }

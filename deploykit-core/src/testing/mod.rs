@@ -7,6 +7,7 @@
 
 pub mod conformance;
 mod faults;
+mod hooks;
 mod journal;
 mod lock;
 mod parts;
@@ -15,6 +16,7 @@ mod state_store;
 mod world;
 
 pub use faults::{Fault, Faults};
+pub use hooks::{HookCall, HookScript, MemoryHooks};
 pub use journal::MemoryJournal;
 pub use lock::MemoryLock;
 pub use parts::{MemoryBackup, MemoryMigrator, MemoryProbe, MemoryTarget};

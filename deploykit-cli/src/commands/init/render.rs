@@ -71,6 +71,7 @@ pub fn pm2(scan: &ProjectScan) -> String {
     migrations(&mut t, scan, false);
     t.push_str("[[defaults.probes]]\nkind = \"http\"\nurl = \"${APP_URL}/api/health\"\n\n");
     t.push_str("[[defaults.probes]]\nkind = \"pm2\"\n\n");
+    t.push_str(&hook_example("hosts", "./current/scripts/warm-cache.sh"));
     t.push_str("[environments.staging.target]\nhosts = [\"${STAGING_SSH}\"]          # deploy@host[:port]\n\n");
     t.push_str("[environments.production.target]\nhosts = [\"${PRODUCTION_SSH}\"]\n\n");
     t.push_str("[environments.production.gates]\napproval = true\n");
@@ -142,10 +143,26 @@ pub fn compose(scan: &ProjectScan) -> String {
         t.push_str("[[defaults.probes]]\nkind = \"container\"   # the service's HEALTHCHECK\n\n");
     }
     t.push_str("[[defaults.probes]]\nkind = \"http\"\nurl = \"${APP_URL}/api/health\"\n\n");
+    t.push_str(&hook_example("local", "./scripts/warm-cache.sh"));
     t.push_str("[environments.staging.target]\nhost = \"${STAGING_DOCKER_HOST}\"   # ssh://deploy@host or unix:///…\n\n");
     t.push_str("[environments.production.target]\nhost = \"${PRODUCTION_DOCKER_HOST}\"\n\n");
     t.push_str("[environments.production.gates]\napproval = true\n");
     t
+}
+
+/// A commented hook, so the option is seen where the config is written; `on` and
+/// the script's path fit the target kind (a PM2 host runs it in `deploy_to`).
+pub(super) fn hook_example(on: &str, script: &str) -> String {
+    format!(
+        "# Hooks: argv commands at pre_deploy, post_migrate, post_activate, post_deploy or\n\
+         # on_rollback, on this machine (local) or the target's hosts; they get DEPLOYKIT_ENV,\n\
+         # DEPLOYKIT_RELEASE, DEPLOYKIT_PREVIOUS, DEPLOYKIT_OUTCOME, DEPLOYKIT_HOOK (docs/CONFIG.md).\n\
+         # [[defaults.hooks]]\n\
+         # at = \"post_activate\"          # a failure here rolls the release back\n\
+         # on = \"{on}\"\n\
+         # run = [\"{script}\", \"--quick\"]\n\
+         # timeout_secs = 120             # (300)\n\n"
+    )
 }
 
 fn header(scan: &ProjectScan, what: &str) -> String {

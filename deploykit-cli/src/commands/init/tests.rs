@@ -187,3 +187,42 @@ fn an_ecosystem_file_node_cannot_evaluate_becomes_a_note_not_a_wrong_app() {
         "falls back to the project's name, to be checked by hand"
     );
 }
+
+#[test]
+fn the_templates_carry_a_commented_hook_that_loads_when_uncommented() {
+    for (files, on) in [
+        (
+            vec![(
+                "ecosystem.config.js",
+                "module.exports = { apps: [{ name: 'web', script: 'server.js' }] };\n",
+            )],
+            "hosts",
+        ),
+        (
+            vec![("docker-compose.yml", "services:\n  web:\n    build: .\n")],
+            "local",
+        ),
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), &files);
+        init(d.path(), None).unwrap();
+        let path = d.path().join("deploykit.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let start = text.find("# [[defaults.hooks]]").expect("a hook example");
+        let uncommented: String = text[start..]
+            .lines()
+            .take_while(|l| l.starts_with("# "))
+            .map(|l| format!("{}\n", &l[2..]))
+            .collect();
+        std::fs::write(
+            &path,
+            format!("{}{uncommented}\n{}", &text[..start], &text[start..]),
+        )
+        .unwrap();
+        let loaded = config::load(&path).unwrap();
+        let hooks = &loaded.config.environments["staging"].hooks;
+        assert_eq!(hooks.len(), 1, "{text}");
+        assert_eq!(hooks[0].at, "post_activate");
+        assert_eq!(hooks[0].on, on);
+    }
+}
