@@ -19,6 +19,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::error_chain::error_chain;
+use crate::next_step::NextStep;
 
 use super::{Cmd, Output, Shell};
 
@@ -266,10 +267,13 @@ impl SshShell {
                 Err(e) => match waits.next() {
                     Some(wait) if is_transient(&e) => tokio::time::sleep(*wait).await,
                     _ => {
-                        return Err(e.with_hint(format!(
-                            "the SSH connection to {} dropped and could not be opened again; once the host answers, run `deploykit recover`",
-                            self.location
-                        )))
+                        return Err(e.with_next_step(NextStep::Recover {
+                            env: None,
+                            first: Some(format!(
+                                "the SSH connection to {} dropped and could not be opened again; wait until the host answers",
+                                self.location
+                            )),
+                        }))
                     }
                 },
             }
@@ -399,7 +403,13 @@ impl SshShell {
             &self.location,
             format!("running `{cmd}`: {}", error_chain(e)),
         )
-        .with_hint("the SSH connection dropped while the command ran, so it may or may not have run; check the host and network, then run the deploy again (or `deploykit recover`)")
+        .with_hint(
+            "the SSH connection dropped while the command ran, so it may or may not have run",
+        )
+        .with_next_step(NextStep::DeployAgainOrRecover {
+            env: None,
+            first: "check the host and network".into(),
+        })
     }
 
     fn not_started(&self, cmd: &Cmd, e: &openssh::Error) -> Error {
