@@ -44,11 +44,12 @@ pub enum Error {
         location: String,
         /// What happened, already redacted; may hold a command's output tail.
         message: String,
-        /// What a human should do next, when the part knows.
-        hint: Option<String>,
+        /// What a human should do next, when the part knows. (`Box<str>`, like the
+        /// boxed step, so every `Result` stays small.)
+        hint: Option<Box<str>>,
         /// The next action as data, when it is one a program words with its own
         /// commands (recover, deploy again…); said after `hint`.
-        next_step: Option<NextStep>,
+        next_step: Option<Box<NextStep>>,
         /// What kind of failure it is, for code that decides (retry, hints).
         kind: ErrorKind,
         /// The underlying error, when there is one (an adapter's own error, an
@@ -183,7 +184,7 @@ pub enum ErrorKind {
     Failed,
 }
 
-fn hint_suffix(hint: &Option<String>, step: &Option<NextStep>) -> String {
+fn hint_suffix(hint: &Option<Box<str>>, step: &Option<Box<NextStep>>) -> String {
     match (hint, step) {
         (Some(h), Some(s)) => format!("; next: {h}; {s}"),
         (Some(h), None) => format!("; next: {h}"),
@@ -271,7 +272,7 @@ impl Error {
     /// Adds (or replaces) the "what next" of a part failure; other variants are unchanged.
     pub fn with_hint(mut self, next: impl Into<String>) -> Self {
         if let Error::Part { hint, .. } = &mut self {
-            *hint = Some(next.into());
+            *hint = Some(next.into().into_boxed_str());
         }
         self
     }
@@ -280,7 +281,7 @@ impl Error {
     /// variants are unchanged.
     pub fn with_next_step(mut self, step: NextStep) -> Self {
         if let Error::Part { next_step, .. } = &mut self {
-            *next_step = Some(step);
+            *next_step = Some(Box::new(step));
         }
         self
     }
@@ -289,7 +290,7 @@ impl Error {
     /// words with its own commands; `Display` says it without naming a program.
     pub fn next_step(&self) -> Option<NextStep> {
         match self {
-            Error::Part { next_step, .. } => next_step.clone(),
+            Error::Part { next_step, .. } => next_step.as_deref().cloned(),
             Error::RefusedUntil { next, .. } => Some(next.clone()),
             Error::Locked { env, stale, .. } => stale.then(|| stale_lock_step(env)),
             Error::PartlyApplied { .. } => Some(partly_applied_step()),

@@ -143,10 +143,10 @@ impl NextStep {
             NextStep::Recover { env: e, .. }
             | NextStep::DeployAgainOrRecover { env: e, .. }
             | NextStep::PickListedBackup { env: e }
-            | NextStep::CheckBackupStore { env: e, .. } => {
-                if e.is_none() {
-                    *e = Some(env.to_string());
-                }
+            | NextStep::CheckBackupStore { env: e, .. }
+                if e.is_none() =>
+            {
+                *e = Some(env.to_string());
             }
             _ => {}
         }
