@@ -19,7 +19,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, ConfigCommand, LockCommand, SecretsCommand, StateCommand};
+use cli::{
+    BackupCommand, Cli, Command, ConfigCommand, LockCommand, MigrateCommand, SecretsCommand,
+    StateCommand,
+};
 use render::Mode;
 
 fn main() -> ExitCode {
@@ -58,18 +61,48 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             let code = exit::for_error(&err);
+            // The library's next steps, worded as this program's commands.
+            let worded = render::next_step::word_error(&err, env_of(&cli.command));
             // Errors quote commands and tool output: no secret leaves through them.
-            let text = deploykit_core::redact(&format!("{err:#}"), &[]);
+            let text = deploykit_core::redact(&worded, &[]);
             if mode == Mode::Json {
-                crate::render::json::print_event(
-                    serde_json::json!({"event": "error", "error": text, "exit_code": code}),
-                );
+                let step = err
+                    .chain()
+                    .filter_map(|c| c.downcast_ref::<deploykit_core::Error>())
+                    .find_map(deploykit_core::Error::next_step);
+                crate::render::json::print_event(serde_json::json!({
+                    "event": "error", "error": text, "next_step": step, "exit_code": code,
+                }));
             } else {
                 eprintln!("error: {text}");
             }
             ExitCode::from(code)
         }
     }
+}
+
+/// The environment a command runs for, to name in the next steps of its errors.
+fn env_of(command: &Command) -> Option<&str> {
+    let env = match command {
+        Command::Deploy(a) => &a.env,
+        Command::Rollback(a) => &a.env,
+        Command::Status(a) | Command::Health(a) => &a.env,
+        Command::History(a) => &a.env,
+        Command::Recover(a) => &a.env,
+        Command::Lock(LockCommand::Status(a)) => &a.env,
+        Command::Lock(LockCommand::Release(a)) => &a.env,
+        Command::State(StateCommand::Import(a)) => &a.env,
+        Command::Backup(BackupCommand::Create(a) | BackupCommand::List(a)) => &a.env,
+        Command::Backup(BackupCommand::Verify(a)) => &a.env,
+        Command::Backup(BackupCommand::Restore(a)) => &a.env,
+        Command::Backup(BackupCommand::Push(a)) => &a.env,
+        Command::Migrate(MigrateCommand::Status(a) | MigrateCommand::Plan(a)) => &a.env,
+        Command::Migrate(MigrateCommand::Apply(a)) => &a.env,
+        Command::Migrate(MigrateCommand::Revert(a)) => &a.env,
+        Command::Migrate(MigrateCommand::Lint(a)) => return a.env.as_deref(),
+        _ => return None,
+    };
+    Some(env)
 }
 
 async fn dispatch(cli: &Cli, mode: Mode) -> anyhow::Result<u8> {

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use crate::backup::BackupArtifact;
 use crate::compensate::owed_undos;
 use crate::error::{Error, Result};
+use crate::next_step::NextStep;
 use crate::rollback::Compensation;
 use crate::state_store::{StateStore, StateStoreExt};
 
@@ -87,23 +88,17 @@ impl BackupScope {
         if artifact.env.is_some() && from_env == artifact.env.as_deref() {
             return Ok(());
         }
-        let flag = artifact
-            .env
-            .as_deref()
-            .map(|e| format!("--from-env {e}"))
-            .unwrap_or_else(|| "--from-env NAME".into());
-        Err(Error::Refused {
+        Err(Error::RefusedUntil {
             reason: format!(
                 "{} was taken in {taken_in} from {taken_from}, not in {} from {}; nothing was restored",
                 artifact.path.display(),
                 self.env,
                 self.database_id
             ),
-            next: format!(
-                "pick one of {}'s own backups (`deploykit backup list --env {}`), or, to load \
-                 that environment's data into {} on purpose, pass {flag}",
-                self.env, self.env, self.env
-            ),
+            next: NextStep::PickOwnBackup {
+                env: self.env.clone(),
+                from: artifact.env.clone(),
+            },
         })
     }
 }
@@ -162,9 +157,20 @@ mod tests {
     fn restoring_foreign_data_needs_the_source_env_named() {
         let scope = BackupScope::new("production", "postgres://db:5432/shop");
         let staging = artifact(Some("staging"), Some("postgres://db:5432/shop_staging"));
-        let err = scope.admit_restore(&staging, None).unwrap_err().to_string();
+        let refused = scope.admit_restore(&staging, None).unwrap_err();
+        assert_eq!(
+            refused.next_step(),
+            Some(NextStep::PickOwnBackup {
+                env: "production".into(),
+                from: Some("staging".into()),
+            })
+        );
+        let err = refused.to_string();
         assert!(err.contains("taken in staging"), "{err}");
-        assert!(err.contains("--from-env staging"), "{err}");
+        assert!(
+            err.contains("say it comes from environment staging"),
+            "{err}"
+        );
         assert!(scope.admit_restore(&staging, Some("qa")).is_err());
         scope.admit_restore(&staging, Some("staging")).unwrap();
         scope

@@ -89,7 +89,7 @@ pub(crate) async fn undo_owed(
         // Discarding a release is cleanup, and a failed undo before it may still
         // need that release (its image runs a revert): leave it owed for `recover`.
         if failed && matches!(undo, Compensation::DiscardRelease { .. }) {
-            let error = "deferred: an earlier undo failed; `deploykit recover` discards it once the rest is undone";
+            let error = "deferred: an earlier undo failed; recovering the environment discards it once the rest is undone";
             events.emit(Event::Compensated {
                 undo: what.clone(),
                 ok: false,

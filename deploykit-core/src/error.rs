@@ -5,11 +5,17 @@
 //! private error enums and convert into [`Error::Part`], keeping theirs as its
 //! `source`. Code that decides (retry, which hint) asks [`Error::kind`], never the
 //! message's words.
+//!
+//! Where the next action is one of the embedder's commands (recover, release the
+//! lock, list backups…) the error carries it as a [`NextStep`]
+//! ([`Error::next_step`]): `Display` says it without naming a program, and a program
+//! words it with its own commands ([`Error::worded`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::lock::LockHolder;
+use crate::next_step::NextStep;
 
 /// Convenient alias used throughout deploykit.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -30,7 +36,7 @@ pub enum Error {
     },
 
     /// A part (target, migrator, backup, probe) failed doing its work.
-    #[error("{step} failed on {location}: {message}{}", hint_suffix(.hint))]
+    #[error("{step} failed on {location}: {message}{}", hint_suffix(.hint, .next_step))]
     Part {
         /// The step that failed, e.g. `activate` or `backup.verify`.
         step: String,
@@ -38,8 +44,12 @@ pub enum Error {
         location: String,
         /// What happened, already redacted; may hold a command's output tail.
         message: String,
-        /// What a human should do next, when the part knows.
-        hint: Option<String>,
+        /// What a human should do next, when the part knows. (`Box<str>`, like the
+        /// boxed step, so every `Result` stays small.)
+        hint: Option<Box<str>>,
+        /// The next action as data, when it is one a program words with its own
+        /// commands (recover, deploy again…); said after `hint`.
+        next_step: Option<Box<NextStep>>,
         /// What kind of failure it is, for code that decides (retry, hints).
         kind: ErrorKind,
         /// The underlying error, when there is one (an adapter's own error, an
@@ -68,6 +78,17 @@ pub enum Error {
         next: String,
     },
 
+    /// Like [`Error::Refused`], when the way on is one of the embedder's commands
+    /// (recover, check the status…): the step is data, so the program that talks
+    /// to the human words it ([`Error::worded`]); `Display` says it plainly.
+    #[error("refused: {reason}; next: {next}")]
+    RefusedUntil {
+        /// Why it stopped.
+        reason: String,
+        /// What the user must do before going on.
+        next: NextStep,
+    },
+
     /// A rule of this environment (its policy, or the state it found) stopped the
     /// run before the step it guards changed anything; the reason says what to do.
     #[error("{reason}")]
@@ -85,8 +106,9 @@ pub enum Error {
         message: String,
     },
 
-    /// Another deploy holds the environment's lock.
-    #[error("environment {env} is locked by {holder}{}", if *.stale { " (the lock looks stale: its holder is gone or its lease expired; check the journal, run `deploykit recover`, then `deploykit lock release`)" } else { "" })]
+    /// Another deploy holds the environment's lock. When it looks stale, its next
+    /// step is [`NextStep::ReleaseStaleLock`].
+    #[error("environment {env} is locked by {holder}{}", stale_suffix(env, *.stale))]
     Locked {
         /// The environment asked for.
         env: String,
@@ -108,8 +130,9 @@ pub enum Error {
 
     /// A migration that runs outside a transaction failed part-way: the statements
     /// before the failing one stay applied, it is not recorded, and no down
-    /// script or undo can know exactly what to remove.
-    #[error("{message}; {migration} runs outside a transaction, so these of its statements stay applied: {}; next: remove them by hand (or finish the migration by hand), then run `deploykit recover`", .remains.join("; "))]
+    /// script or undo can know exactly what to remove. Its next step is
+    /// [`NextStep::Recover`] after removing them.
+    #[error("{message}; {migration} runs outside a transaction, so these of its statements stay applied: {}; next: {}", .remains.join("; "), partly_applied_step())]
     PartlyApplied {
         /// The migration (file name).
         migration: String,
@@ -161,10 +184,36 @@ pub enum ErrorKind {
     Failed,
 }
 
-fn hint_suffix(hint: &Option<String>) -> String {
-    match hint {
-        Some(h) => format!("; next: {h}"),
-        None => String::new(),
+fn hint_suffix(hint: &Option<Box<str>>, step: &Option<Box<NextStep>>) -> String {
+    match (hint, step) {
+        (Some(h), Some(s)) => format!("; next: {h}; {s}"),
+        (Some(h), None) => format!("; next: {h}"),
+        (None, Some(s)) => format!("; next: {s}"),
+        (None, None) => String::new(),
+    }
+}
+
+fn stale_suffix(env: &str, stale: bool) -> String {
+    if stale {
+        format!(
+            " (the lock looks stale: its holder is gone or its lease expired; {})",
+            stale_lock_step(env)
+        )
+    } else {
+        String::new()
+    }
+}
+
+fn stale_lock_step(env: &str) -> NextStep {
+    NextStep::ReleaseStaleLock {
+        env: env.to_string(),
+    }
+}
+
+fn partly_applied_step() -> NextStep {
+    NextStep::Recover {
+        env: None,
+        first: Some("remove them by hand (or finish the migration by hand)".into()),
     }
 }
 
@@ -180,6 +229,7 @@ impl Error {
             location: location.into(),
             message: message.into(),
             hint: None,
+            next_step: None,
             kind: ErrorKind::Failed,
             source: None,
         }
@@ -191,7 +241,9 @@ impl Error {
             Error::Invalid { .. } => ErrorKind::Invalid,
             Error::Part { kind, .. } => *kind,
             Error::Timeout { .. } => ErrorKind::Timeout,
-            Error::Policy { .. } | Error::Refused { .. } => ErrorKind::Refused,
+            Error::Policy { .. } | Error::Refused { .. } | Error::RefusedUntil { .. } => {
+                ErrorKind::Refused
+            }
             Error::Panicked { .. } => ErrorKind::Panicked,
             Error::Locked { .. } => ErrorKind::Locked,
             Error::Journal { .. } => ErrorKind::Journal,
@@ -220,9 +272,40 @@ impl Error {
     /// Adds (or replaces) the "what next" of a part failure; other variants are unchanged.
     pub fn with_hint(mut self, next: impl Into<String>) -> Self {
         if let Error::Part { hint, .. } = &mut self {
-            *hint = Some(next.into());
+            *hint = Some(next.into().into_boxed_str());
         }
         self
+    }
+
+    /// Sets the next step of a part failure (said after its hint, if any); other
+    /// variants are unchanged.
+    pub fn with_next_step(mut self, step: NextStep) -> Self {
+        if let Error::Part { next_step, .. } = &mut self {
+            *next_step = Some(Box::new(step));
+        }
+        self
+    }
+
+    /// The next action a human must take, as data, when it is one a program
+    /// words with its own commands; `Display` says it without naming a program.
+    pub fn next_step(&self) -> Option<NextStep> {
+        match self {
+            Error::Part { next_step, .. } => next_step.as_deref().cloned(),
+            Error::RefusedUntil { next, .. } => Some(next.clone()),
+            Error::Locked { env, stale, .. } => stale.then(|| stale_lock_step(env)),
+            Error::PartlyApplied { .. } => Some(partly_applied_step()),
+            _ => None,
+        }
+    }
+
+    /// This error's text with its next step worded by `words` (a program's own
+    /// commands) instead of plainly; the same as `to_string()` without a step.
+    pub fn worded(&self, words: &dyn Fn(&NextStep) -> String) -> String {
+        let text = self.to_string();
+        match self.next_step() {
+            Some(step) => text.replacen(&step.to_string(), &words(&step), 1),
+            None => text,
+        }
     }
 
     /// Wraps an I/O error with the action and path it happened on.
@@ -252,41 +335,5 @@ pub(crate) fn io_kind(e: &std::io::Error) -> ErrorKind {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kinds_come_from_the_variant_the_part_or_the_os_never_the_words() {
-        let worded = Error::part("ssh connect", "h", "connection refused; disk full");
-        assert_eq!(worded.kind(), ErrorKind::Failed);
-        assert_eq!(
-            worded.with_kind(ErrorKind::Transient).kind(),
-            ErrorKind::Transient
-        );
-        let full = std::io::Error::from_raw_os_error(28);
-        assert_eq!(Error::io("write", "/b", full).kind(), ErrorKind::DiskFull);
-        let gone = std::io::Error::from(std::io::ErrorKind::NotFound);
-        assert_eq!(Error::io("read", "/b", gone).kind(), ErrorKind::NotFound);
-        let policy = Error::Policy {
-            reason: "no".into(),
-        };
-        assert_eq!(policy.kind(), ErrorKind::Refused);
-    }
-
-    #[test]
-    fn a_part_failure_keeps_its_cause_as_source_and_its_text() {
-        use std::error::Error as _;
-        let cause = std::io::Error::other("socket closed");
-        let e = Error::part("activate", "web1", "reload failed: socket closed")
-            .with_source(cause)
-            .with_hint("check pm2");
-        assert_eq!(
-            e.source().map(|s| s.to_string()).as_deref(),
-            Some("socket closed")
-        );
-        assert_eq!(
-            e.to_string(),
-            "activate failed on web1: reload failed: socket closed; next: check pm2"
-        );
-    }
-}
+#[path = "error_tests.rs"]
+mod tests;

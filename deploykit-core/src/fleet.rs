@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::logs::LogLines;
+use crate::next_step::NextStep;
 use crate::release::{ReleaseId, ReleaseSpec};
 use crate::target::Target;
 use async_trait::async_trait;
@@ -140,7 +141,10 @@ impl Target for Fleet {
             "fleet",
             format!("the hosts disagree on the live release ({seen})"),
         )
-        .with_hint("finish the interrupted run with `deploykit recover`, or activate one release on every host, then deploy again"))
+        .with_next_step(NextStep::DeployAgainOrRecover {
+            env: None,
+            first: "activate one release on every host".into(),
+        }))
     }
 
     async fn prepare(&self, spec: &ReleaseSpec) -> Result<()> {

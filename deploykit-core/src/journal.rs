@@ -1,10 +1,7 @@
 //! The run journal: an append-only record of intents and outcomes, written before
 //! and after every side effect, so a later process knows exactly what was done.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -14,6 +11,12 @@ use crate::error::{Error, Result};
 use crate::phase::Phase;
 use crate::release::{Commit, ReleaseId};
 use crate::rollback::Compensation;
+
+mod file_journal;
+mod journal_dir;
+
+pub use file_journal::FileJournal;
+pub use journal_dir::JournalDir;
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -162,72 +165,6 @@ pub trait JournalStore: Send + Sync {
     async fn records(&self) -> Result<Vec<Record>>;
 }
 
-/// A JSON-lines journal file, fsynced after every record.
-pub struct FileJournal {
-    path: PathBuf,
-    file: Mutex<Option<File>>,
-}
-
-impl std::fmt::Debug for FileJournal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileJournal")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
-    }
-}
-
-impl FileJournal {
-    /// Opens (creating if needed) the journal at `path` for appending.
-    pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
-        let path = path.into();
-        if let Some(dir) = path.parent() {
-            crate::private_fs::create_dir_all(dir)
-                .map_err(|e| Error::io("create journal directory", dir, e))?;
-        }
-        Ok(Self {
-            path,
-            file: Mutex::new(None),
-        })
-    }
-
-    /// The journal's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn journal_error(&self, message: impl Into<String>) -> Error {
-        Error::Journal {
-            path: self.path.clone(),
-            message: message.into(),
-        }
-    }
-}
-
-#[async_trait]
-impl JournalStore for FileJournal {
-    async fn append(&self, record: &Record) -> Result<()> {
-        let mut guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.is_none() {
-            *guard = Some(self.open_for_append()?);
-        }
-        // Another process (a recover) may have written since: re-read before adding.
-        let existing = read_records(&self.path)?;
-        crate::journal_rules::check_append(&existing, record)
-            .map_err(|message| self.journal_error(message))?;
-        let file = guard.as_mut().expect("opened above");
-        let record = redacted(record);
-        let mut line = serde_json::to_vec(&record).expect("journal records serialise");
-        line.push(b'\n');
-        file.write_all(&line)
-            .and_then(|_| file.sync_data())
-            .map_err(|e| self.journal_error(format!("cannot write: {e}")))
-    }
-
-    async fn records(&self) -> Result<Vec<Record>> {
-        read_records(&self.path)
-    }
-}
-
 /// `record` with its free text (errors, details, next steps) redacted: they hold
 /// command lines and tool output. The data an undo needs is kept as it is.
 pub(crate) fn redacted(record: &Record) -> Record {
@@ -250,33 +187,6 @@ pub(crate) fn redacted(record: &Record) -> Record {
         _ => {}
     }
     record
-}
-
-impl FileJournal {
-    /// Opens the file for appending, creating it durably (owner-only, its directory
-    /// fsynced) if needed. A torn last line from a crash is cut off: its record was
-    /// never acknowledged, and keeping it would leave a torn line in the middle of
-    /// the journal once this append follows it.
-    fn open_for_append(&self) -> Result<File> {
-        let created = !self.path.exists();
-        let file = crate::private_fs::open_append(&self.path)
-            .map_err(|e| self.journal_error(format!("cannot open for append: {e}")))?;
-        if created {
-            if let Some(dir) = self.path.parent() {
-                crate::durable::sync_dir(dir)
-                    .map_err(|e| self.journal_error(format!("cannot sync its directory: {e}")))?;
-            }
-        }
-        let bytes = std::fs::read(&self.path)
-            .map_err(|e| self.journal_error(format!("cannot read: {e}")))?;
-        if !bytes.is_empty() && !bytes.ends_with(b"\n") {
-            let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-            file.set_len(keep as u64)
-                .and_then(|_| file.sync_data())
-                .map_err(|e| self.journal_error(format!("cannot cut its torn last line: {e}")))?;
-        }
-        Ok(file)
-    }
 }
 
 /// Reads a journal file. A torn line (a crash mid-write) is skipped: the record it
@@ -314,64 +224,10 @@ pub fn parse_records(text: &str, path: impl Fn() -> PathBuf) -> Result<Vec<Recor
     Ok(records)
 }
 
-/// A directory of run journals, one `<run_id>.jsonl` per run.
-#[derive(Debug, Clone)]
-pub struct JournalDir {
-    dir: PathBuf,
-}
-
-impl JournalDir {
-    /// Journals under `dir` (e.g. `<state>/journal/<env>`).
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
-    }
-
-    /// The directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The journal file of `run_id`.
-    pub fn path_of(&self, run_id: &str) -> PathBuf {
-        self.dir.join(format!("{run_id}.jsonl"))
-    }
-
-    /// Opens a new run's journal for writing.
-    pub fn create(&self, run_id: &str) -> Result<FileJournal> {
-        FileJournal::open(self.path_of(run_id))
-    }
-
-    /// Every run's journal path, oldest first (run ids sort by time).
-    pub fn runs(&self) -> Result<Vec<PathBuf>> {
-        let entries = match std::fs::read_dir(&self.dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io("list journals", &self.dir, e)),
-        };
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-            .collect();
-        paths.sort();
-        Ok(paths)
-    }
-
-    /// Journals `recover` still has work in: the run recorded no end, or its last
-    /// end is `rollback_failed` (a human fixed the cause and recovers again).
-    pub fn unfinished(&self) -> Result<Vec<PathBuf>> {
-        let mut out = Vec::new();
-        for path in self.runs()? {
-            if crate::state_store::is_unfinished(&read_records(&path)?) {
-                out.push(path);
-            }
-        }
-        Ok(out)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     /// A run's first record (shared with `crash_tests`).
     pub(super) fn started() -> Record {

@@ -23,7 +23,7 @@ pub(crate) fn check_append(existing: &[Record], next: &Record) -> Result<(), Str
     if let Some(outcome) = final_outcome(existing) {
         return Err(format!(
             "the run already finished as {outcome} (possibly recorded by another process, \
-             such as `deploykit recover --force`); a journal gets one end"
+             such as a forced recover); a journal gets one end"
         ));
     }
     let undoing = existing

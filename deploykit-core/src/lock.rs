@@ -303,9 +303,11 @@ pub fn lock_changed(env: &str, now: Option<LockHolder>) -> Error {
             stale: holder.is_stale(),
             holder: Box::new(holder),
         },
-        None => Error::Refused {
+        None => Error::RefusedUntil {
             reason: format!("the deploy lock of {env} was released by someone else"),
-            next: format!("check `deploykit status --env {env}` before going on"),
+            next: crate::next_step::NextStep::CheckStatus {
+                env: env.to_string(),
+            },
         },
     }
 }

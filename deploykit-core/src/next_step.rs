@@ -71,6 +71,95 @@ pub enum NextStep {
         /// The journal's own environment.
         env: String,
     },
+    /// Only a human can move the run on: do `first` (when given), then recover
+    /// the environment to finish what is owed. `env` is `None` where the part
+    /// that failed does not know it (an SSH connection, a migration file); a
+    /// program that does fills it in with [`NextStep::in_env`].
+    Recover {
+        /// The environment to recover, when known.
+        env: Option<String>,
+        /// What to fix by hand before recovering.
+        first: Option<String>,
+    },
+    /// A command may or may not have run, or the hosts disagree: do `first`, then
+    /// deploy again, or recover the environment if a run is unfinished.
+    DeployAgainOrRecover {
+        /// The environment, when known.
+        env: Option<String>,
+        /// What to check or fix first.
+        first: String,
+    },
+    /// The environment's lock looks stale (its holder is gone or its lease ran
+    /// out): check the journal, recover `env`, then release its lock.
+    ReleaseStaleLock {
+        /// The locked environment.
+        env: String,
+    },
+    /// Someone else released the lock while this process held it: check the
+    /// status of `env` before going on.
+    CheckStatus {
+        /// The environment.
+        env: String,
+    },
+    /// The backup named is not one of the store's: pick one the store lists.
+    PickListedBackup {
+        /// The environment whose backups to list, when known.
+        env: Option<String>,
+    },
+    /// A backup store could not be reached or refused the request: check its
+    /// settings; listing the environment's backups tests the store.
+    CheckBackupStore {
+        /// The store.
+        url: String,
+        /// The environment, when known.
+        env: Option<String>,
+        /// Nothing was recorded (a backup being taken): run again afterwards.
+        run_again: bool,
+    },
+    /// A backup's file does not match its recorded size or checksum: verify it,
+    /// and take a new backup instead.
+    VerifyBackup {
+        /// The environment the backup belongs to.
+        env: String,
+        /// The backup's path.
+        path: String,
+    },
+    /// A restore was given a backup of another environment (or database): pick
+    /// one of `env`'s own, or say on purpose which environment it comes from.
+    PickOwnBackup {
+        /// The environment being restored.
+        env: String,
+        /// The environment the backup was taken in, when recorded.
+        from: Option<String>,
+    },
+}
+
+impl NextStep {
+    /// The same step, naming `env` where it did not know its environment: the
+    /// pipeline (and a program running for one environment) fills it in, so the
+    /// human is told which environment to act on.
+    pub fn in_env(mut self, env: &str) -> Self {
+        match &mut self {
+            NextStep::Recover { env: e, .. }
+            | NextStep::DeployAgainOrRecover { env: e, .. }
+            | NextStep::PickListedBackup { env: e }
+            | NextStep::CheckBackupStore { env: e, .. }
+                if e.is_none() =>
+            {
+                *e = Some(env.to_string());
+            }
+            _ => {}
+        }
+        self
+    }
+}
+
+/// "environment X", or "the environment" when it is not known.
+fn which(env: &Option<String>) -> String {
+    match env {
+        Some(env) => format!("environment {env}"),
+        None => "the environment".into(),
+    }
 }
 
 /// How a program words a [`NextStep`] for its humans (the CLI names its commands).
@@ -117,6 +206,55 @@ impl fmt::Display for NextStep {
                  recover it if the run is still unfinished"
             ),
             NextStep::RecoverOtherEnv { env } => write!(f, "recover environment {env}"),
+            NextStep::Recover { env, first } => match first {
+                Some(first) => write!(f, "{first}, then recover {}", which(env)),
+                None => write!(f, "recover {}", which(env)),
+            },
+            NextStep::DeployAgainOrRecover { env, first } => write!(
+                f,
+                "{first}, then deploy again, or recover {} to finish an interrupted run",
+                which(env)
+            ),
+            NextStep::ReleaseStaleLock { env } => write!(
+                f,
+                "check the journal, recover environment {env}, then release its lock"
+            ),
+            NextStep::CheckStatus { env } => {
+                write!(f, "check the status of environment {env} before going on")
+            }
+            NextStep::PickListedBackup { env } => {
+                write!(f, "pick a backup the store lists for {}", which(env))
+            }
+            NextStep::CheckBackupStore {
+                url,
+                env,
+                run_again,
+            } => {
+                write!(
+                    f,
+                    "check that the store is reachable and the bucket exists, and the backup's endpoint, \
+                     region and credentials for {url} (listing the backups of {} tests the store)",
+                    which(env)
+                )?;
+                if *run_again {
+                    write!(f, "; then run again (no backup was recorded)")?;
+                }
+                Ok(())
+            }
+            NextStep::VerifyBackup { env, path } => write!(
+                f,
+                "verify the backup {path} of environment {env}; take a new backup instead"
+            ),
+            NextStep::PickOwnBackup { env, from } => {
+                write!(
+                    f,
+                    "pick one of {env}'s own backups, or, to load that environment's data into {env} on purpose, "
+                )?;
+                match from {
+                    Some(from) => write!(f, "say it comes from environment {from}"),
+                    None => write!(f, "say which environment it comes from"),
+                }
+            }
         }
     }
 }

@@ -11,6 +11,7 @@
 use async_trait::async_trait;
 
 use crate::error::{Error, Result};
+use crate::next_step::NextStep;
 use crate::shell::Cmd;
 
 /// The argument of a "go back to" command replaced by the target revision (as a
@@ -32,9 +33,13 @@ pub trait RevisionRunner: Send + Sync {
     async fn run(&self, step: &str, cmd: &Cmd) -> Result<()>;
 
     /// What a human should do when the tool exited 0 but did not go back to the
-    /// revision asked for. `started_at` is where the database was before.
-    fn revert_mismatch_hint(&self, _started_at: &str) -> String {
-        "check the tool's history and downgrade scripts by hand".into()
+    /// revision asked for (fix it by hand, then recover what the undo left).
+    /// `started_at` is where the database was before.
+    fn revert_mismatch_step(&self, _started_at: &str) -> NextStep {
+        NextStep::Recover {
+            env: None,
+            first: Some("check the tool's history and downgrade scripts by hand".into()),
+        }
     }
 }
 
@@ -99,7 +104,7 @@ pub async fn revert_to(
                 after.as_deref().unwrap_or("(none)")
             ),
         )
-        .with_hint(runner.revert_mismatch_hint(now.as_deref().unwrap_or("(none)"))));
+        .with_next_step(runner.revert_mismatch_step(now.as_deref().unwrap_or("(none)"))));
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::backup::{Backup, BackupArtifact, ConfirmDestructive};
 use crate::error::{Error, Result};
 use crate::migrate::{AppliedSet, Migrator};
+use crate::next_step::NextStep;
 use crate::release::ReleaseId;
 use crate::target::Target;
 
@@ -180,23 +181,27 @@ impl std::fmt::Debug for PartsRollback {
 #[async_trait]
 impl Rollback for PartsRollback {
     async fn compensate(&self, record: &Compensation) -> Result<()> {
-        let missing = |part: &str| Error::Refused {
+        let missing = |part: &str| Error::RefusedUntil {
             reason: format!(
                 "the journal asks to {} but no {part} is configured",
                 record.describe()
             ),
-            next: format!(
-                "configure the {part} of this environment and run `deploykit recover` again"
-            ),
+            next: NextStep::Recover {
+                env: None,
+                first: Some(format!("configure the {part} of this environment")),
+            },
         };
         match record {
             Compensation::DiscardRelease { release } => {
                 let target = self.target.as_ref().ok_or_else(|| missing("target"))?;
                 if target.current().await?.as_ref() == Some(release) {
                     // Still live (activate's undo failed): never delete what serves traffic.
-                    return Err(Error::Refused {
+                    return Err(Error::RefusedUntil {
                         reason: format!("release {release} is still live, so it was not discarded"),
-                        next: "make the previous release live, then run `deploykit recover`".into(),
+                        next: NextStep::Recover {
+                            env: None,
+                            first: Some("make the previous release live".into()),
+                        },
                     });
                 }
                 target.discard(release).await

@@ -8,17 +8,21 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bollard::container::LogOutput;
-use bollard::exec::{StartExecOptions, StartExecResults};
-use bollard::models::{ContainerInspectResponse, ExecConfig, HealthStatusEnum};
 use bollard::query_parameters::{
-    ListContainersOptionsBuilder, ListImagesOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, StopContainerOptionsBuilder,
-    TagImageOptionsBuilder,
+    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 use bollard::{Docker, API_DEFAULT_VERSION};
 use deploykit_core::{Error, Result};
 use futures::StreamExt;
+
+mod container_state;
+mod exec;
+mod images;
+
+use container_state::state_of;
+pub use container_state::{ContainerState, Health};
+pub use exec::{ByteStream, ExecOutput};
 
 /// Compose's label naming a container's project.
 pub const PROJECT_LABEL: &str = "com.docker.compose.project";
@@ -40,74 +44,6 @@ impl std::fmt::Debug for Engine {
             .field("location", &self.location)
             .finish()
     }
-}
-
-/// What the engine says about a service's container.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContainerState {
-    /// The container's id.
-    pub id: String,
-    /// Its name, without the leading `/`.
-    pub name: String,
-    /// The image reference it was created from (e.g. `crm/backend:20261126T100000Z-abc1234`).
-    pub image: String,
-    /// The image id it runs.
-    pub image_id: String,
-    /// `running`, `exited`, `restarting`…
-    pub status: String,
-    /// The HEALTHCHECK's verdict, `None` when the image defines none.
-    pub health: Option<Health>,
-    /// Exit code, meaningful when not running.
-    pub exit_code: i64,
-}
-
-/// A container HEALTHCHECK's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Health {
-    /// Still within its start period, not yet decided.
-    Starting,
-    /// Its last checks passed.
-    Healthy,
-    /// It failed its checks `retries` times in a row.
-    Unhealthy,
-}
-
-impl ContainerState {
-    /// Running, and healthy if it has a HEALTHCHECK.
-    pub fn is_serving(&self) -> bool {
-        self.status == "running" && matches!(self.health, None | Some(Health::Healthy))
-    }
-
-    /// One line for humans.
-    pub fn describe(&self) -> String {
-        let health = match self.health {
-            None => "no HEALTHCHECK",
-            Some(Health::Starting) => "health: starting",
-            Some(Health::Healthy) => "health: healthy",
-            Some(Health::Unhealthy) => "health: unhealthy",
-        };
-        if self.status == "running" {
-            format!("{} ({}) running, {health}", self.name, self.image)
-        } else {
-            format!(
-                "{} ({}) {} with exit code {}",
-                self.name, self.image, self.status, self.exit_code
-            )
-        }
-    }
-}
-
-/// A stream of byte chunks fed to a command's standard input.
-pub type ByteStream =
-    std::pin::Pin<Box<dyn futures::Stream<Item = std::io::Result<Vec<u8>>> + Send>>;
-
-/// The output and exit code of a command run inside a container.
-#[derive(Debug, Clone, Default)]
-pub struct ExecOutput {
-    /// Exit code (`-1` if the engine did not report one).
-    pub exit_code: i64,
-    /// Standard error (standard output went to the caller's sink).
-    pub stderr: Vec<u8>,
 }
 
 impl Engine {
@@ -277,204 +213,5 @@ impl Engine {
             }) => Ok(()),
             Err(e) => Err(self.fail("engine.remove", format!("container {id}"), e)),
         }
-    }
-
-    /// True if an image with this reference exists.
-    pub async fn image_exists(&self, reference: &str) -> Result<bool> {
-        match self.docker.inspect_image(reference).await {
-            Ok(_) => Ok(true),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(false),
-            Err(e) => Err(self.fail("engine.image", format!("image {reference}"), e)),
-        }
-    }
-
-    /// Tags `source` as `repo:tag`.
-    pub async fn tag(&self, source: &str, repo: &str, tag: &str) -> Result<()> {
-        let options = TagImageOptionsBuilder::new().repo(repo).tag(tag).build();
-        self.docker
-            .tag_image(source, Some(options))
-            .await
-            .map_err(|e| self.fail("engine.tag", format!("tag {source} as {repo}:{tag}"), e))
-    }
-
-    /// Removes the tag `reference`; an image still tagged otherwise stays. A missing
-    /// tag is not an error (discard is idempotent).
-    pub async fn untag(&self, reference: &str) -> Result<()> {
-        let options = RemoveImageOptionsBuilder::new().noprune(false).build();
-        match self
-            .docker
-            .remove_image(reference, Some(options), None)
-            .await
-        {
-            Ok(_)
-            | Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(()),
-            Err(e) => Err(self.fail("engine.untag", format!("image {reference}"), e)),
-        }
-    }
-
-    /// Every tag of repository `repo` (the part after `repo:`).
-    pub async fn tags_of(&self, repo: &str) -> Result<Vec<String>> {
-        let filters = HashMap::from([("reference", vec![repo.to_string()])]);
-        let options = ListImagesOptionsBuilder::new().filters(&filters).build();
-        let images = self
-            .docker
-            .list_images(Some(options))
-            .await
-            .map_err(|e| self.fail("engine.images", format!("images of {repo}"), e))?;
-        let prefix = format!("{repo}:");
-        Ok(images
-            .into_iter()
-            .flat_map(|i| i.repo_tags)
-            .filter_map(|t| t.strip_prefix(&prefix).map(str::to_string))
-            .collect())
-    }
-
-    /// Runs `argv` inside running container `id` without a TTY (binary output stays
-    /// intact), feeding `stdin` if given and sending each stdout chunk to `stdout` as
-    /// it arrives. If the receiver goes away (its writer failed), the exec's output
-    /// stops being read and an error is returned.
-    pub async fn exec_streaming(
-        &self,
-        id: &str,
-        argv: &[String],
-        env: &[String],
-        stdin: Option<ByteStream>,
-        stdout: tokio::sync::mpsc::Sender<Vec<u8>>,
-    ) -> Result<ExecOutput> {
-        let config = ExecConfig {
-            attach_stdin: Some(stdin.is_some()),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            tty: Some(false),
-            env: Some(env.to_vec()),
-            cmd: Some(argv.to_vec()),
-            ..Default::default()
-        };
-        let step = "engine.exec";
-        let what = || format!("`{}` in container {id}", argv.join(" "));
-        let created = self
-            .docker
-            .create_exec(id, config)
-            .await
-            .map_err(|e| self.fail(step, what(), e))?;
-        let started = self
-            .docker
-            .start_exec(
-                &created.id,
-                Some(StartExecOptions {
-                    detach: false,
-                    tty: false,
-                    output_capacity: Some(64 * 1024),
-                }),
-            )
-            .await
-            .map_err(|e| self.fail(step, what(), e))?;
-        let StartExecResults::Attached {
-            mut output,
-            mut input,
-        } = started
-        else {
-            return Err(Error::part(
-                step,
-                &self.location,
-                format!("{}: exec did not attach", what()),
-            ));
-        };
-        let feed = async {
-            use tokio::io::AsyncWriteExt;
-            if let Some(mut stdin) = stdin {
-                while let Some(chunk) = stdin.next().await {
-                    let chunk = chunk.map_err(|e| {
-                        Error::part(
-                            step,
-                            &self.location,
-                            format!("{}: reading input: {e}", what()),
-                        )
-                    })?;
-                    input.write_all(&chunk).await.map_err(|e| {
-                        Error::part(
-                            step,
-                            &self.location,
-                            format!("{}: writing stdin: {e}", what()),
-                        )
-                    })?;
-                }
-                input.shutdown().await.map_err(|e| {
-                    Error::part(
-                        step,
-                        &self.location,
-                        format!("{}: closing stdin: {e}", what()),
-                    )
-                })?;
-            }
-            Ok::<(), Error>(())
-        };
-        let mut stderr = Vec::new();
-        let read = async {
-            while let Some(frame) = output.next().await {
-                match frame.map_err(|e| self.fail(step, what(), e))? {
-                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                        if stdout.send(message.to_vec()).await.is_err() {
-                            return Err(Error::part(
-                                step,
-                                &self.location,
-                                format!("{}: its output could not be stored", what()),
-                            ));
-                        }
-                    }
-                    LogOutput::StdErr { message } => {
-                        // Keep the tail only: pg_dump -v can be chatty.
-                        stderr.extend_from_slice(&message);
-                        if stderr.len() > 64 * 1024 {
-                            stderr.drain(..stderr.len() - 32 * 1024);
-                        }
-                    }
-                    LogOutput::StdIn { .. } => {}
-                }
-            }
-            Ok::<(), Error>(())
-        };
-        let (fed, read) = futures::join!(feed, read);
-        read?;
-        fed?;
-        let inspected = self
-            .docker
-            .inspect_exec(&created.id)
-            .await
-            .map_err(|e| self.fail(step, what(), e))?;
-        Ok(ExecOutput {
-            exit_code: inspected.exit_code.unwrap_or(-1),
-            stderr,
-        })
-    }
-}
-
-fn state_of(id: &str, c: ContainerInspectResponse) -> ContainerState {
-    let state = c.state.unwrap_or_default();
-    let health = state.health.and_then(|h| h.status).and_then(|s| match s {
-        HealthStatusEnum::STARTING => Some(Health::Starting),
-        HealthStatusEnum::HEALTHY => Some(Health::Healthy),
-        HealthStatusEnum::UNHEALTHY => Some(Health::Unhealthy),
-        _ => None,
-    });
-    ContainerState {
-        id: c.id.unwrap_or_else(|| id.to_string()),
-        name: c
-            .name
-            .unwrap_or_default()
-            .trim_start_matches('/')
-            .to_string(),
-        image: c.config.and_then(|cfg| cfg.image).unwrap_or_default(),
-        image_id: c.image.unwrap_or_default(),
-        status: state
-            .status
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| "unknown".into()),
-        health,
-        exit_code: state.exit_code.unwrap_or(0),
     }
 }

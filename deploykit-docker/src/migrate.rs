@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use deploykit_core::revisions::{self, RevisionCommands, RevisionRunner};
 use deploykit_core::shell::CommandFailed;
 use deploykit_core::{
-    AppliedSet, Cmd, Error, MigrationId, MigrationPlan, MigrationStatus, Migrator,
+    AppliedSet, Cmd, Error, MigrationId, MigrationPlan, MigrationStatus, Migrator, NextStep,
     PlannedMigration, ReleaseSpec, Result, Shell,
 };
 
@@ -244,10 +244,13 @@ impl RevisionRunner for OneOffRunner<'_> {
         self.0.run(step, &image, &argv_of(cmd)).await.map(|_| ())
     }
 
-    fn revert_mismatch_hint(&self, started_at: &str) -> String {
-        format!(
-            "run the revert with the image of the release that applied {started_at}, then `deploykit recover`"
-        )
+    fn revert_mismatch_step(&self, started_at: &str) -> NextStep {
+        NextStep::Recover {
+            env: None,
+            first: Some(format!(
+                "run the revert with the image of the release that applied {started_at}"
+            )),
+        }
     }
 }
 
@@ -305,7 +308,7 @@ impl Migrator for ComposeRunMigrator {
                      names no release",
                     self.apply.join(" ")
                 ),
-                next: "plan for the release being deployed (`deploykit deploy` does)".into(),
+                next: "plan for the release being deployed (a deploy does)".into(),
             });
         };
         let image = self.image_of(release);

@@ -366,7 +366,7 @@ version: '2.4'
         StartFirstSettings::from_config(text, service, "crm on test engine").map_err(|e| {
             let hint = match &e {
                 Error::Part { hint, .. } => hint.clone().unwrap_or_default(),
-                _ => String::new(),
+                _ => Default::default(),
             };
             format!("{e} | hint: {hint}")
         })

@@ -12,7 +12,7 @@
 //! deploykit's processes and `current`, and starts the app from that file.
 
 use deploykit_core::shell::CommandFailed;
-use deploykit_core::{Error, ReleaseId, Result, Shell, ShellExt};
+use deploykit_core::{Error, NextStep, ReleaseId, Result, Shell, ShellExt};
 use serde_json::{json, Map, Value};
 
 use crate::commands;
@@ -253,15 +253,17 @@ pub(crate) async fn refuse_if_not_ours(
     if theirs.is_empty() {
         return Ok(());
     }
-    Err(Error::Refused {
+    Err(Error::RefusedUntil {
         reason: format!(
             "PM2 on {} runs {} from {}, which deploykit did not start, so it was not deleted",
             shell.location(),
             config.app,
             where_from(&theirs)
         ),
-        next: "check what serves; stop that app by hand if it should not run, then run `deploykit recover`"
-            .into(),
+        next: NextStep::Recover {
+            env: None,
+            first: Some("check what serves; stop that app by hand if it should not run".into()),
+        },
     })
 }
 

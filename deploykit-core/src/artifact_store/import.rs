@@ -7,6 +7,7 @@ use tokio::io::AsyncReadExt;
 use super::ArtifactStore;
 use crate::backup::BackupArtifact;
 use crate::error::{Error, Result};
+use crate::next_step::NextStep;
 
 impl ArtifactStore {
     /// Copies `artifact` of `from` into this store under the same name, with the
@@ -56,7 +57,10 @@ impl ArtifactStore {
                     meta.size, meta.sha256
                 ),
             )
-            .with_hint("check it with `deploykit backup verify`; take a new backup instead"));
+            .with_next_step(NextStep::VerifyBackup {
+                env: meta.env.clone(),
+                path: artifact.path.display().to_string(),
+            }));
         }
         if let Err(e) = sink.commit(&meta).await {
             sink.abort().await;

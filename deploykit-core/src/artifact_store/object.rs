@@ -26,6 +26,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
 use super::{ArtifactBackend, ArtifactMetadata, ArtifactReader, ArtifactSink, METADATA_SUFFIX};
 use crate::error::{Error, Result};
+use crate::next_step::NextStep;
 use crate::secret::{redact, Secret};
 
 #[cfg(test)]
@@ -183,7 +184,7 @@ impl ObjectDir {
                     self.url.clone(),
                     format!("{s} is not an artifact of this store"),
                 )
-                .with_hint("pick a backup listed by `deploykit backup list`")
+                .with_next_step(NextStep::PickListedBackup { env: None })
             })
     }
 
@@ -214,14 +215,12 @@ fn store_error(
     e: object_store::Error,
 ) -> Error {
     let message = redact(&format!("{what} failed: {e}"), &refs(secrets));
-    let mut next = format!(
-        "check that the store is reachable and the bucket exists, and the backup's endpoint, \
-         region and credentials for {url} (`deploykit backup list --env ENV` tests the store)"
-    );
-    if step == "backup.create" {
-        next.push_str("; then run again (no backup was recorded)");
-    }
-    Error::part(step, format!("backup store {url}"), message).with_hint(next)
+    let next = NextStep::CheckBackupStore {
+        url: url.to_string(),
+        env: None,
+        run_again: step == "backup.create",
+    };
+    Error::part(step, format!("backup store {url}"), message).with_next_step(next)
 }
 
 #[async_trait]

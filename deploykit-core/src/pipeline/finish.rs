@@ -134,9 +134,9 @@ impl Pipeline {
         // whole schema back, so it leaves none.
         let residue = (matches!(error, Error::PartlyApplied { .. })
             && self.policy.migration_failure != MigrationFailurePolicy::Restore)
-            .then(|| error.to_string());
+            .then(|| self.word(&error));
         report.failed_phase = Some(phase);
-        report.error = Some(error.to_string());
+        report.error = Some(self.word(&error));
         report.failure = Some(crate::report::RunFailure::new(error));
         // Whoever took the lock over (a forced recover) does the undo, not this run.
         if let Some(keeper) = &state.keeper {

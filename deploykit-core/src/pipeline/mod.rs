@@ -98,6 +98,12 @@ impl Pipeline {
         report.next_step = step;
     }
 
+    /// An error's text for the report and the journal: its next step (if any)
+    /// worded like the run's own, naming this environment.
+    fn word(&self, error: &Error) -> String {
+        error.worded(&|step: &NextStep| (self.words)(&step.clone().in_env(&self.env)))
+    }
+
     /// How long a single step may take (from the policy).
     pub fn step_timeout(&self) -> Duration {
         self.policy.step_timeout

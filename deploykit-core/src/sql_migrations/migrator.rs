@@ -9,6 +9,7 @@ use async_trait::async_trait;
 
 use crate::error::{Error, Result};
 use crate::migrate::{AppliedSet, MigrationId, MigrationPlan, MigrationStatus, Migrator};
+use crate::next_step::NextStep;
 use crate::release::ReleaseSpec;
 
 use super::driver::{Backend, Session};
@@ -370,11 +371,16 @@ impl SqlMigrator {
                     return Err(failure.outside_transaction_down(file));
                 }
                 rollback(session).await;
-                return Err(failure.error.with_hint(format!(
-                    "the down script of {} failed and was rolled back; fix it and run \
-                     `deploykit recover` again",
-                    file.id
-                )));
+                return Err(failure
+                    .error
+                    .with_hint(format!(
+                        "the down script of {} failed and was rolled back",
+                        file.id
+                    ))
+                    .with_next_step(NextStep::Recover {
+                        env: None,
+                        first: Some("fix it".into()),
+                    }));
             }
             if outside {
                 session.execute("BEGIN").await.map_err(|e| {

@@ -2,6 +2,7 @@
 //! it stops part-way.
 
 use crate::error::Error;
+use crate::next_step::NextStep;
 
 use super::driver::Session;
 use super::source::{MigrationFile, NO_TRANSACTION_MARKER};
@@ -89,12 +90,16 @@ impl ScriptFailure {
         } else {
             format!("these of its statements did run: {}", self.ran.join("; "))
         };
-        self.error.with_hint(format!(
-            "the down script of {} runs outside a transaction and failed part-way ({done}); \
-             {} is still recorded as applied. Finish or repair the revert by hand, then run \
-             `deploykit recover` again",
-            file.id, file.id
-        ))
+        self.error
+            .with_hint(format!(
+                "the down script of {} runs outside a transaction and failed part-way ({done}); \
+                 {} is still recorded as applied",
+                file.id, file.id
+            ))
+            .with_next_step(NextStep::Recover {
+                env: None,
+                first: Some("finish or repair the revert by hand".into()),
+            })
     }
 }
 
