@@ -1,0 +1,270 @@
+//! From an environment's config to the parts of a pipeline. The only place that
+//! knows which adapter implements which `kind`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deploykit_core::{Backup, Cmd, HealthProbe, Migrator, Target};
+
+use crate::config::{self, Environment, LoadedConfig, ProbeConfig, TargetConfig};
+use crate::hosts::{self, HostShell};
+use deploykit_core::shell::SshShell;
+use deploykit_core::Events;
+use deploykit_core::LocalTarget;
+use deploykit_core::{Fleet, Rollout};
+use deploykit_docker::{ComposeProject, ComposeTarget, ContainerHealthProbe, Engine};
+use deploykit_pm2::{Pm2Config as Pm2AppConfig, Pm2Probe, Pm2Target, Source};
+
+/// The parts of one environment, ready to go into a pipeline.
+#[derive(Default)]
+pub struct Parts {
+    /// Where releases go.
+    pub target: Option<Arc<dyn Target>>,
+    /// The local target, when that is the kind (the demo stops its app at the end).
+    pub local: Option<Arc<LocalTarget>>,
+    /// How backups are taken.
+    pub backup: Option<Arc<dyn Backup>>,
+    /// How migrations are applied.
+    pub migrator: Option<Arc<dyn Migrator>>,
+    /// Health probes.
+    pub probes: Vec<Arc<dyn HealthProbe>>,
+    /// Host shells opened for this environment (closed by [`Parts::close`]).
+    pub hosts: Vec<(String, HostShell)>,
+    /// The Compose stack, when that is the target.
+    pub compose: Option<ComposeStack>,
+}
+
+/// A Compose target and what its backup, migrator and probe share with it.
+pub struct ComposeStack {
+    /// The target.
+    pub target: Arc<ComposeTarget>,
+    /// The engine (local, or forwarded over SSH).
+    pub engine: Engine,
+    /// The project.
+    pub project: ComposeProject,
+    /// The deployed service.
+    pub service: String,
+    /// The SSH connection of a remote engine.
+    pub ssh: Option<Arc<SshShell>>,
+    /// The private directory of a remote engine's forwarded socket (removed when
+    /// the stack is dropped).
+    pub _socket_dir: Option<tempfile::TempDir>,
+}
+
+impl Parts {
+    /// Closes SSH master connections; failures are only worth a warning.
+    pub async fn close(&self) {
+        for (name, host) in &self.hosts {
+            if let HostShell::Ssh(ssh) = host {
+                if let Err(e) = ssh.close().await {
+                    eprintln!("warning: closing the SSH connection to {name}: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// A config that names something this build cannot do.
+#[derive(Debug)]
+pub struct WiringError(pub String);
+
+impl std::fmt::Display for WiringError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for WiringError {}
+
+/// Builds the environment's parts, bound to no release: everything that reads the
+/// project's files (migrations, build contexts, migration tools) reads them, per
+/// call, from the commit of the release that call concerns, never from the working
+/// tree.
+pub async fn parts(
+    loaded: &LoadedConfig,
+    name: &str,
+    env: &Environment,
+    events: Events,
+) -> Result<Parts, WiringError> {
+    let mut parts = Parts::default();
+    match &env.target {
+        None => {}
+        Some(TargetConfig::Local {
+            deploy_to,
+            repo,
+            build,
+            start,
+            port,
+        }) => {
+            let t = Arc::new(LocalTarget::new(
+                loaded.resolve(deploy_to),
+                loaded.resolve(repo),
+                build.clone(),
+                start.clone(),
+                *port,
+            ));
+            parts.local = Some(t.clone());
+            parts.target = Some(t);
+        }
+        Some(TargetConfig::Pm2(pm2)) => {
+            // Every value bound for remote paths and command lines is checked before
+            // the first connection: a hostile config never reaches a host.
+            let app = pm2_app_config(name, pm2)?;
+            parts.hosts = hosts::connect(name, pm2, &loaded.base).await?;
+            let wrap = |e: deploykit_core::Error| WiringError(format!("environment {name}: {e}"));
+            let mut targets: Vec<(String, Arc<dyn Target>)> = Vec::new();
+            for (host, shell) in &parts.hosts {
+                targets.push((
+                    host.clone(),
+                    Arc::new(Pm2Target::new(shell.shell(), app.clone()).map_err(wrap)?),
+                ));
+            }
+            parts.target = Some(if targets.len() == 1 {
+                targets.remove(0).1
+            } else {
+                let rollout = if pm2.batch == 0 {
+                    Rollout::AllAtOnce
+                } else {
+                    Rollout::Rolling { batch: pm2.batch }
+                };
+                {
+                    let mut fleet = Fleet::new(targets).rollout(rollout);
+                    if let Some(n) = pm2.max_parallel {
+                        fleet = fleet.max_parallel(n);
+                    }
+                    Arc::new(fleet)
+                }
+            });
+        }
+        Some(TargetConfig::Compose(compose)) => {
+            // A start-first container without a HEALTHCHECK is not retired into
+            // until the probes that ask the app itself pass.
+            let readiness = env
+                .probes
+                .iter()
+                .filter(|p| matches!(p, ProbeConfig::Http { .. } | ProbeConfig::Tcp { .. }))
+                .map(|p| probe_part(name, p, None))
+                .collect::<Result<Vec<_>, _>>()?;
+            let stack = compose_stack(loaded, name, compose, readiness, events.clone()).await?;
+            parts.target = Some(stack.target.clone());
+            if let Some(ssh) = &stack.ssh {
+                parts.hosts.push((
+                    compose.host.clone().unwrap_or_default(),
+                    HostShell::Ssh(ssh.clone()),
+                ));
+            }
+            parts.compose = Some(stack);
+        }
+    }
+    let database = env
+        .database
+        .as_ref()
+        .map(|d| Database::parse(name, d.url.expose()))
+        .transpose()?;
+    if let Some(backup) = &env.backup {
+        parts.backup = Some(backup_part(
+            loaded,
+            name,
+            backup,
+            database.as_ref(),
+            parts.compose.as_ref(),
+        )?);
+    }
+    if let Some(migrations) = &env.migrations {
+        parts.migrator = migrator_part(
+            loaded,
+            name,
+            migrations,
+            database.as_ref(),
+            parts.compose.as_ref(),
+        )?;
+    }
+    for probe in &env.probes {
+        match probe {
+            ProbeConfig::Pm2 { settle_secs } => {
+                let Some(TargetConfig::Pm2(pm2)) = &env.target else {
+                    return Err(WiringError(format!(
+                        "environment {name}: probe kind pm2 needs a pm2 target"
+                    )));
+                };
+                let app = pm2_app_config(name, pm2)?;
+                for (_, shell) in &parts.hosts {
+                    let mut p = Pm2Probe::new(shell.shell(), app.clone())
+                        .settle(Duration::from_secs(*settle_secs));
+                    if let Some(n) = pm2.instances {
+                        p = p.instances(n);
+                    }
+                    parts.probes.push(Arc::new(p));
+                }
+            }
+            ProbeConfig::Container => {
+                let stack = parts.compose.as_ref().ok_or_else(|| {
+                    WiringError(format!(
+                        "environment {name}: probe kind container needs a compose target"
+                    ))
+                })?;
+                let probe = ContainerHealthProbe::new(
+                    stack.engine.clone(),
+                    &stack.project.name,
+                    &stack.service,
+                );
+                parts.probes.push(Arc::new(probe));
+            }
+            other => parts
+                .probes
+                .push(probe_part(name, other, database.as_ref())?),
+        }
+    }
+    Ok(parts)
+}
+
+mod backup;
+mod compose;
+mod database;
+mod migrator;
+mod probe;
+
+use backup::backup_part;
+pub(crate) use backup::backup_place;
+use compose::compose_stack;
+use database::{needs_db, Database};
+use migrator::migrator_part;
+use probe::probe_part;
+
+/// The per-host PM2 app settings from the environment's target table.
+pub(super) fn pm2_app_config(
+    env: &str,
+    pm2: &config::Pm2Config,
+) -> Result<Pm2AppConfig, WiringError> {
+    let cmd = |argv: &Vec<String>| -> Result<Cmd, WiringError> {
+        let (program, args) = argv.split_first().ok_or_else(|| {
+            WiringError(format!(
+                "environment {env}: an install/build command is empty"
+            ))
+        })?;
+        Ok(Cmd::new(program).args(args.iter().cloned()))
+    };
+    let mut app = Pm2AppConfig::new(
+        &pm2.app,
+        &pm2.deploy_to,
+        Source::Git {
+            repo: pm2.repo.clone(),
+        },
+    );
+    app.ecosystem = pm2.ecosystem.clone();
+    app.linked_files = pm2.linked_files.clone();
+    app.linked_dirs = pm2.linked_dirs.clone();
+    app.adopt_running = pm2.adopt_running;
+    for argv in pm2.install.iter().chain(&pm2.build) {
+        app = app.build_step(cmd(argv)?);
+    }
+    if let Some(home) = &pm2.pm2_home {
+        app = app.pm2_home(home);
+    }
+    for (k, v) in &pm2.env {
+        app = app.env(k, v.expose());
+    }
+    app.validate()
+        .map_err(|e| WiringError(format!("environment {env}: {e}")))?;
+    Ok(app)
+}
