@@ -171,20 +171,31 @@ fn the_switch_checks_the_release_then_renames_a_new_link_over_current() {
 fn pm2_reload_passes_home_release_and_secret_env() {
     let c = start_or_reload(&config(), &layout(), &id());
     assert_eq!(
-        argv(&c),
+        values(&c),
         [
+            "/srv/my app/.deploykit/pm2.config.js",
+            PM2_WRAPPER,
             "env",
             "PM2_HOME=/home/d/.pm2-web",
             "DEPLOYKIT_APP_DIR=/srv/my app/current",
             "DEPLOYKIT_RELEASE=r1",
+            "DEPLOYKIT_ECOSYSTEM=/srv/my app/current/ecosystem.config.js",
+            "DEPLOYKIT_ENV_KEYS=DEPLOYKIT_APP_DIR,DEPLOYKIT_RELEASE,DATABASE_URL",
             "pm2",
             "startOrReload",
-            "/srv/my app/current/ecosystem.config.js",
+            "/srv/my app/.deploykit/pm2.config.js",
             "--update-env",
             "--only",
             "web"
         ]
     );
+    assert!(c.args[1].contains("umask 077"), "the process file is owner-only");
+    // A YAML ecosystem file cannot be `require`d: PM2 reads it itself.
+    let mut yaml = config();
+    yaml.ecosystem = "ecosystem.yml".into();
+    let y = start_or_reload(&yaml, &layout(), &id());
+    assert_eq!(y.program, "env");
+    assert_eq!(y.args[4..6], ["startOrReload", "/srv/my app/current/ecosystem.yml"]);
     assert_eq!(c.cwd.as_deref(), Some(Path::new("/srv/my app/current")));
     assert_eq!(c.env.len(), 1);
     let shown = c.to_string();
