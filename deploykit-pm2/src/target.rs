@@ -10,6 +10,7 @@ use deploykit_core::{Cmd, Error, ReleaseId, ReleaseSpec, Result, Shell, ShellExt
 use crate::adopt;
 use crate::commands;
 use crate::config::{Pm2Config, Source};
+use crate::gate;
 use crate::layout::Layout;
 
 /// One app under PM2 on one host, reached through any [`Shell`] (SSH or local).
@@ -299,12 +300,18 @@ impl Target for Pm2Target {
                 self.layout.current().display()
             ))
         })?;
-        sh.check(
-            "activate.reload",
-            &commands::start_or_reload(&self.config, &self.layout, id),
-        )
-        .await
-        .map_err(|e| {
+        let canary = gate::canary(sh, &self.config, &self.layout, id).await?;
+        let reloaded = sh
+            .check(
+                "activate.reload",
+                &commands::start_or_reload(&self.config, &self.layout, id),
+            )
+            .await;
+        if canary {
+            let retired = gate::retire(sh.as_ref(), &self.config).await;
+            retired?;
+        }
+        reloaded.map_err(|e| {
             e.with_hint(format!(
                 "`current` already points at {id}; the run's undo swaps it back and reloads the previous release"
             ))
