@@ -24,7 +24,10 @@ async fn an_env_block_in_the_ecosystem_file_does_not_pin_the_first_release() {
         "env: { FOO: 'x', PORT: '1' },\n      min_uptime: 2000,",
         1,
     );
-    assert_ne!(text, with_block, "the example's ecosystem file changed shape");
+    assert_ne!(
+        text, with_block,
+        "the example's ecosystem file changed shape"
+    );
     std::fs::write(&ecosystem, with_block).unwrap();
     let app = HostApp::new(&ssh, &pm2, 0, "env-block", &repo).await;
     let pipeline = || {
@@ -36,16 +39,17 @@ async fn an_env_block_in_the_ecosystem_file_does_not_pin_the_first_release() {
     };
     for (n, version) in [(1, "1.0.0"), (2, "2.0.0"), (3, "3.0.0")] {
         let s = spec(n, version, &repo.commit(version, Behaviour::Good));
-        let report = pipeline()
-            .run(&s, &MemoryJournal::default())
-            .await
-            .unwrap();
+        let report = pipeline().run(&s, &MemoryJournal::default()).await.unwrap();
         assert_eq!(report.outcome, Outcome::Succeeded, "{version}: {report:#?}");
         assert_eq!(app.target().current().await.unwrap(), Some(s.id.clone()));
         // deploykit's env (the release, the app's PORT) wins over the file's block.
         let (status, body) = app.get("/api/health").await.unwrap();
         assert_eq!(status, 200, "{body}");
-        assert!(body.contains(s.id.as_str()), "the app sees {}: {body}", s.id);
+        assert!(
+            body.contains(s.id.as_str()),
+            "the app sees {}: {body}",
+            s.id
+        );
     }
     app.finish().await;
 }

@@ -189,13 +189,19 @@ fn pm2_reload_passes_home_release_and_secret_env() {
             "web"
         ]
     );
-    assert!(c.args[1].contains("umask 077"), "the process file is owner-only");
+    assert!(
+        c.args[1].contains("umask 077"),
+        "the process file is owner-only"
+    );
     // A YAML ecosystem file cannot be `require`d: PM2 reads it itself.
     let mut yaml = config();
     yaml.ecosystem = "ecosystem.yml".into();
     let y = start_or_reload(&yaml, &layout(), &id());
     assert_eq!(y.program, "env");
-    assert_eq!(y.args[4..6], ["startOrReload", "/srv/my app/current/ecosystem.yml"]);
+    assert_eq!(
+        y.args[4..6],
+        ["startOrReload", "/srv/my app/current/ecosystem.yml"]
+    );
     assert_eq!(c.cwd.as_deref(), Some(Path::new("/srv/my app/current")));
     assert_eq!(c.env.len(), 1);
     let shown = c.to_string();
