@@ -7,9 +7,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::app::{policy, spec, AppRepo, Behaviour, HostApp, HttpProbe};
+use common::app::{policy, spec, AppRepo, Behaviour, HostApp};
 use deploykit_core::testing::MemoryJournal;
-use deploykit_core::{Fleet, Outcome, Phase, Pipeline, Rollout, ShellExt, Target};
+use deploykit_core::{Cmd, Fleet, Outcome, Phase, Pipeline, Rollout, ShellExt, Target};
 use deploykit_pm2::commands;
 
 /// Each instance's identity on the host (pm_id, restarts, start time).
@@ -45,11 +45,11 @@ fn pipeline(hosts: &[HostApp]) -> Pipeline {
     let mut p = Pipeline::new("fleet-gate").policy(policy());
     for (n, h) in hosts.iter().enumerate() {
         let name = format!("host{}", n + 1);
-        let db = Arc::new(HttpProbe::new(h.port, "/api/health/db"));
+        let http = Arc::new(h.http_probe());
         let pm2 = Arc::new(h.pm2_probe());
         fleet = fleet.gate(&name, pm2.clone()).unwrap();
-        fleet = fleet.gate(&name, db.clone()).unwrap();
-        p = p.probe(pm2).probe(db);
+        fleet = fleet.gate(&name, http.clone()).unwrap();
+        p = p.probe(pm2).probe(http);
     }
     p.target(Arc::new(fleet))
 }
@@ -72,9 +72,16 @@ async fn a_batch_failing_its_gate_switches_back_the_batches_before_and_never_sta
         .unwrap();
     assert_eq!(report.outcome, Outcome::Succeeded, "{report:#?}");
 
-    // Host 2's database is down from its next activation on (its env changes
-    // with the deploy): its gate fails right after its batch is switched.
-    hosts[1].config = hosts[1].config.clone().env("DATABASE_URL", "down");
+    // Host 2 links a `.unhealthy` marker into its next release (the app's health
+    // endpoint answers 503 while it exists): its gate fails right after its batch
+    // is switched, while its previous release stays healthy.
+    let marker = hosts[1].config.deploy_to.join("shared").join(".unhealthy");
+    hosts[1]
+        .shell
+        .check("setup", &Cmd::new("touch").arg(marker.to_string_lossy()))
+        .await
+        .unwrap();
+    hosts[1].config.linked_files.push(".unhealthy".into());
     let untouched = identities(&hosts[2]).await;
     let v2 = spec(2, "2.0.0", &repo.commit("2.0.0", Behaviour::Good));
     let report = pipeline(&hosts)
@@ -111,11 +118,19 @@ async fn a_batch_failing_its_gate_switches_back_the_batches_before_and_never_sta
             n + 1
         );
     }
-    assert_eq!(
-        identities(&hosts[2]).await,
-        untouched,
-        "host3 was never reloaded"
-    );
+    // Host 3 was never switched to v2: the pipeline's undo reactivates v1 on
+    // every host (one reload of v1 there: each worker restarted once), where a
+    // switch to v2 and back would have restarted each worker twice.
+    let after = identities(&hosts[2]).await;
+    assert_eq!(after.len(), untouched.len(), "{after:?}");
+    for ((id, restarts, _), (id0, restarts0, _)) in after.iter().zip(&untouched) {
+        assert_eq!(id, id0);
+        assert!(
+            *restarts <= restarts0 + 1,
+            "host3 #{id} restarted {} times: switched to v2 and back",
+            restarts - restarts0
+        );
+    }
     for h in &hosts {
         h.finish().await;
     }
