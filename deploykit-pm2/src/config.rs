@@ -59,7 +59,7 @@ pub struct Pm2Config {
     pub adopt_running: bool,
     /// The health gate of a reload (default 2 s; `None`: off). Before the live
     /// cluster-mode workers are reloaded, one canary worker of the new release is
-    /// started next to them (same port, same PM2 cluster) and must stay up this
+    /// started next to them (with `PORT=0`: no traffic) and must stay up this
     /// long: `pm2 reload` retires an old worker as soon as the new one listens,
     /// healthy or not (pm2 #3078, #3429), so workers that die a second after start
     /// would take the whole app down between restarts. A canary that dies is

@@ -6,8 +6,8 @@
 //! whose workers die a second after start takes every worker down between
 //! restarts, and the app refuses connections until the undo reloads the old
 //! release. Here one worker of the new release starts first, as its own PM2 app
-//! ([`commands::canary_name`]) in the same cluster, so it shares the live port
-//! while the live workers keep serving; only when it has been up for
+//! ([`commands::canary_name`]) with `PORT=0`, so it takes no traffic while the
+//! live workers keep serving; only when it has been up for
 //! [`Pm2Config::reload_gate`] (judged as the PM2 probe judges, from the host's
 //! clock and restart counts) are the live workers reloaded; then it is deleted.
 //! A canary that dies is deleted and the live workers were never touched.
@@ -23,6 +23,9 @@ use crate::jlist;
 use crate::layout::Layout;
 use crate::ownership::{what_runs, Runs};
 use crate::probe::Pm2Probe;
+
+/// [`needless`]'s answer when every worker already runs the release.
+const ALL_RUN: &str = "every worker already runs it";
 
 /// Why a reload of `config.app` to `release` needs no canary, if it does not:
 /// the gate is off, nothing runs yet (a first start serves no one), a worker is
@@ -60,9 +63,22 @@ async fn needless(
         .iter()
         .all(|p| matches!(what_runs(layout, p), Runs::Release(r) if &r == release))
     {
-        return Ok(Some("every worker already runs it"));
+        return Ok(Some(ALL_RUN));
     }
     Ok(None)
+}
+
+/// Whether every worker of the app runs `release` (online or not), as after a
+/// refused canary.
+pub(crate) async fn all_run(
+    shell: &dyn Shell,
+    config: &Pm2Config,
+    layout: &Layout,
+    release: &ReleaseId,
+) -> Result<bool> {
+    let mut any = config.clone();
+    any.reload_gate = Some(Duration::ZERO);
+    Ok(needless(shell, &any, layout, release).await? == Some(ALL_RUN))
 }
 
 /// Runs the canary of `release` (which `current` already points at) and judges

@@ -30,6 +30,9 @@ pub struct Pm2Target {
     shell: Arc<dyn Shell>,
     config: Pm2Config,
     layout: Layout,
+    /// Set when this target's reload gate refused a release: the live workers were
+    /// never touched, so the undo that follows only points `current` back.
+    gate_refused: std::sync::Mutex<bool>,
 }
 
 impl std::fmt::Debug for Pm2Target {
@@ -50,6 +53,7 @@ impl Pm2Target {
             shell,
             config,
             layout,
+            gate_refused: std::sync::Mutex::new(false),
         })
     }
 
@@ -300,7 +304,15 @@ impl Target for Pm2Target {
                 self.layout.current().display()
             ))
         })?;
-        let canary = gate::canary(sh, &self.config, &self.layout, id).await?;
+        let refused = std::mem::take(&mut *self.gate_refused.lock().expect("not poisoned"));
+        if refused && gate::all_run(sh.as_ref(), &self.config, &self.layout, id).await? {
+            // The undo of a refused canary: every worker still runs `id`, so a
+            // reload would only risk requests. `current` points at it again.
+            return Ok(());
+        }
+        let canary = gate::canary(sh, &self.config, &self.layout, id)
+            .await
+            .inspect_err(|_| *self.gate_refused.lock().expect("not poisoned") = true)?;
         let reloaded = sh
             .check(
                 "activate.reload",

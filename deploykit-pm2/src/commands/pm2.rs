@@ -28,20 +28,21 @@ pub(super) fn pm2(config: &Pm2Config, extra_env: &[(&str, String)]) -> Cmd {
 /// deploying shell's variables: every worker would keep the `DEPLOYKIT_RELEASE`
 /// (and secrets) it first started with. Through the block, deploykit's env wins,
 /// on a first start and on every reload. With `DEPLOYKIT_CANARY` set, the app
-/// named `DEPLOYKIT_CANARY_OF` becomes one worker under the canary's name (see
-/// [`start_canary`]). A fixed text: values arrive as env.
+/// named `DEPLOYKIT_CANARY_OF` becomes one worker under the canary's name with
+/// `PORT=0` (see [`start_canary`]). A fixed text: values arrive as env.
 pub const PM2_WRAPPER: &str = r#"// Written by deploykit on every activation; edit the release's ecosystem file instead.
 const conf = require(process.env.DEPLOYKIT_ECOSYSTEM);
 const keys = (process.env.DEPLOYKIT_ENV_KEYS || '').split(',').filter(Boolean);
 const canary = process.env.DEPLOYKIT_CANARY;
 const apps = Array.isArray(conf) ? conf : conf.apps ? [].concat(conf.apps) : [conf];
 for (const app of apps) {
+  app.env = Object.assign({}, app.env);
+  for (const key of keys) if (key in process.env) app.env[key] = process.env[key];
   if (canary && app.name === process.env.DEPLOYKIT_CANARY_OF) {
     app.name = canary;
     app.instances = 1;
+    app.env.PORT = '0';
   }
-  app.env = Object.assign({}, app.env);
-  for (const key of keys) if (key in process.env) app.env[key] = process.env[key];
 }
 module.exports = conf;
 "#;
@@ -72,9 +73,12 @@ pub fn canary_name(config: &Pm2Config) -> String {
 }
 
 /// Starts one worker of the release `current` points at as its own PM2 app,
-/// [`canary_name`], from the same ecosystem entry (env, `cwd`, exec mode): in
-/// cluster mode it serves on the live app's port next to the live workers. `None`
-/// when the ecosystem file cannot be wrapped (YAML): no canary then.
+/// [`canary_name`], from the same ecosystem entry (env, `cwd`, exec mode), with
+/// `PORT=0`: an app that takes its port from `PORT` listens on a port of the
+/// kernel's choosing, so the canary takes no traffic and its death costs no
+/// request. (An app that binds a fixed port shares the live port in cluster mode
+/// and takes a share of the traffic.) `None` when the ecosystem file cannot be
+/// wrapped (YAML): no canary then.
 pub fn start_canary(config: &Pm2Config, layout: &Layout, release: &ReleaseId) -> Option<Cmd> {
     wrappable(&config.ecosystem)
         .then(|| start_from_wrapper(config, layout, release, Some(canary_name(config))))
