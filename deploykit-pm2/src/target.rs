@@ -33,6 +33,9 @@ pub struct Pm2Target {
     /// Set when this target's reload gate refused a release: the live workers were
     /// never touched, so the undo that follows only points `current` back.
     gate_refused: std::sync::Mutex<bool>,
+    /// The release `current` pointed at before this target's last gated reload:
+    /// going back to it (the undo) needs no canary, it served a moment ago.
+    gated_from: std::sync::Mutex<Option<ReleaseId>>,
 }
 
 impl std::fmt::Debug for Pm2Target {
@@ -54,6 +57,7 @@ impl Pm2Target {
             config,
             layout,
             gate_refused: std::sync::Mutex::new(false),
+            gated_from: std::sync::Mutex::new(None),
         })
     }
 
@@ -281,6 +285,11 @@ impl Target for Pm2Target {
             return adopt::restore(self.shell.as_ref(), &self.config, &self.layout).await;
         }
         let sh = &self.shell;
+        let back = self.gated_from.lock().expect("not poisoned").take();
+        let before = match self.config.reload_gate {
+            Some(_) => self.current().await?,
+            None => None,
+        };
         let mut switch = commands::switch_over_link(&self.layout, id);
         let mut out = sh.run(&switch, None).await?;
         if out.status == commands::NO_LINK {
@@ -310,9 +319,13 @@ impl Target for Pm2Target {
             // reload would only risk requests. `current` points at it again.
             return Ok(());
         }
-        let canary = gate::canary(sh, &self.config, &self.layout, id)
-            .await
-            .inspect_err(|_| *self.gate_refused.lock().expect("not poisoned") = true)?;
+        let canary = back.as_ref() != Some(id)
+            && gate::canary(sh, &self.config, &self.layout, id)
+                .await
+                .inspect_err(|_| *self.gate_refused.lock().expect("not poisoned") = true)?;
+        if canary {
+            *self.gated_from.lock().expect("not poisoned") = before;
+        }
         let reloaded = sh
             .check(
                 "activate.reload",
