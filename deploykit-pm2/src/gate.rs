@@ -31,41 +31,47 @@ const ALL_RUN: &str = "every worker already runs it";
 /// the gate is off, nothing runs yet (a first start serves no one), a worker is
 /// not in cluster mode (a canary could not share its port), or every worker
 /// already runs `release` (the undo of a failed canary, or a repeated activation).
+/// Also whether a canary left by an interrupted run is listed.
 async fn needless(
     shell: &dyn Shell,
     config: &Pm2Config,
     layout: &Layout,
     release: &ReleaseId,
-) -> Result<Option<&'static str>> {
+) -> Result<(Option<&'static str>, bool)> {
     if config.reload_gate.is_none() {
-        return Ok(Some("the reload gate is off"));
+        return Ok((Some("the reload gate is off"), false));
     }
     let out = shell
         .check("activate.gate", &commands::clocked_jlist(config))
         .await?;
     let snap = jlist::parse_snapshot(&out.stdout_text())
         .map_err(|e| Error::part("activate.gate", shell.location(), e))?;
+    let leftover = snap
+        .processes
+        .iter()
+        .any(|p| p.name == commands::canary_name(config));
     let live: Vec<_> = snap
         .processes
         .iter()
         .filter(|p| p.name == config.app)
         .collect();
+    let why = |reason| Ok((Some(reason), leftover));
     if live.is_empty() {
-        return Ok(Some("nothing runs yet"));
+        return why("nothing runs yet");
     }
     if live
         .iter()
         .any(|p| p.pm2_env.exec_mode.as_deref() != Some("cluster_mode"))
     {
-        return Ok(Some("not in cluster mode"));
+        return why("not in cluster mode");
     }
     if live
         .iter()
         .all(|p| matches!(what_runs(layout, p), Runs::Release(r) if &r == release))
     {
-        return Ok(Some(ALL_RUN));
+        return why(ALL_RUN);
     }
-    Ok(None)
+    Ok((None, leftover))
 }
 
 /// Whether every worker of the app runs `release` (online or not), as after a
@@ -78,7 +84,7 @@ pub(crate) async fn all_run(
 ) -> Result<bool> {
     let mut any = config.clone();
     any.reload_gate = Some(Duration::ZERO);
-    Ok(needless(shell, &any, layout, release).await? == Some(ALL_RUN))
+    Ok(needless(shell, &any, layout, release).await?.0 == Some(ALL_RUN))
 }
 
 /// Runs the canary of `release` (which `current` already points at) and judges
@@ -97,14 +103,16 @@ pub(crate) async fn canary(
     ) else {
         return Ok(false);
     };
-    if needless(shell.as_ref(), config, layout, release)
-        .await?
-        .is_some()
-    {
+    let (why, leftover) = needless(shell.as_ref(), config, layout, release).await?;
+    if leftover {
+        // A canary left by an interrupted run is deleted, never reloaded.
+        shell
+            .check("activate.gate", &commands::delete_canary(config))
+            .await?;
+    }
+    if why.is_some() {
         return Ok(false);
     }
-    // A canary left by an interrupted run is replaced, never reloaded.
-    let _ = shell.run(&commands::delete_canary(config), None).await;
     if let Err(e) = shell.check("activate.gate", &start).await {
         let _ = shell.run(&commands::delete_canary(config), None).await;
         return Err(

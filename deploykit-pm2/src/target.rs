@@ -287,7 +287,8 @@ impl Target for Pm2Target {
         let sh = &self.shell;
         let back = self.gated_from.lock().expect("not poisoned").take();
         let before = match self.config.reload_gate {
-            Some(_) => self.current().await?,
+            // Only remembered; a `current` that is no link is refused by the switch.
+            Some(_) => self.current().await.ok().flatten(),
             None => None,
         };
         let mut switch = commands::switch_over_link(&self.layout, id);
