@@ -7,7 +7,7 @@ use std::time::Duration;
 use deploykit_core::shell::{HostKeyPolicy, SshAuth, SshConfig, SshShell};
 use deploykit_core::{LocalShell, Shell};
 
-use crate::config::Pm2Config;
+use crate::config::{Pm2Config, ProbeConfig};
 use crate::wiring::WiringError;
 
 /// One host's shell; SSH ones are kept so the run can close their master connection.
@@ -88,9 +88,69 @@ pub async fn connect(
     Ok(shells)
 }
 
+/// The address part of a host spec (`user@host[:port]`, `[v6]:port`, `local`):
+/// what a probe's `{host}` stands for.
+pub fn address(spec: &str) -> String {
+    if spec == "local" {
+        return "127.0.0.1".into();
+    }
+    let rest = spec.rsplit_once('@').map_or(spec, |(_, h)| h);
+    if let Some(v6) = rest.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or(v6).to_string();
+    }
+    match rest.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h.to_string(),
+        _ => rest.to_string(),
+    }
+}
+
+/// Whether a probe's address holds `{host}` (one probe per host, each gating its
+/// host's batch in a rolling deploy).
+pub fn names_host(probe: &ProbeConfig) -> bool {
+    match probe {
+        ProbeConfig::Http { url, .. } => url.contains("{host}"),
+        ProbeConfig::Tcp { address } => address.contains("{host}"),
+        _ => false,
+    }
+}
+
+/// `probe` with `{host}` replaced by the address of the host spec `host`.
+pub fn for_host(probe: &ProbeConfig, host: &str) -> ProbeConfig {
+    let at = address(host);
+    let mut one = probe.clone();
+    match &mut one {
+        ProbeConfig::Http { url, .. } => *url = url.replace("{host}", &at),
+        ProbeConfig::Tcp { address } => *address = address.replace("{host}", &at),
+        _ => {}
+    }
+    one
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_probes_host_is_the_address_of_each_host_spec() {
+        assert_eq!(address("deploy@web1.example.com:2222"), "web1.example.com");
+        assert_eq!(address("web2"), "web2");
+        assert_eq!(address("u@[::1]:22"), "::1");
+        assert_eq!(address("local"), "127.0.0.1");
+        let probe = ProbeConfig::Http {
+            url: "http://{host}:3000/api/health".into(),
+            expect_status: 200,
+            max_latency_ms: 1000,
+            json_status: false,
+        };
+        assert!(names_host(&probe));
+        let ProbeConfig::Http { url, .. } = for_host(&probe, "deploy@10.0.0.7") else {
+            unreachable!()
+        };
+        assert_eq!(url, "http://10.0.0.7:3000/api/health");
+        assert!(!names_host(&ProbeConfig::Tcp {
+            address: "db:5432".into()
+        }));
+    }
 
     #[test]
     fn tilde_in_key_file_and_known_hosts_means_the_home_directory() {

@@ -5,14 +5,18 @@
 //! backend gets the same rollout and the same all-or-nothing switch back.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::health::HealthProbe;
 use crate::logs::LogLines;
 use crate::next_step::NextStep;
 use crate::release::{ReleaseId, ReleaseSpec};
 use crate::target::Target;
 use async_trait::async_trait;
 use futures::stream::{self, StreamExt};
+
+mod gate;
 
 /// How activation moves through the hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,11 +37,17 @@ pub enum Rollout {
 ///
 /// The hosts must agree on the live release; a fleet whose hosts disagree (a
 /// previous run half-failed and was not recovered) is refused rather than guessed at.
+///
+/// In a rolling rollout, hosts may have gate probes ([`Fleet::gate`]): each
+/// batch's hosts must pass theirs before the next batch starts, and a batch that
+/// does not stops the rollout and switches back every host already switched.
 pub struct Fleet {
     hosts: Vec<Arc<dyn Target>>,
     names: Vec<String>,
     rollout: Rollout,
     max_parallel: usize,
+    gates: Vec<Vec<Arc<dyn HealthProbe>>>,
+    gate_rounds: (u32, Duration),
 }
 
 impl std::fmt::Debug for Fleet {
@@ -46,7 +56,8 @@ impl std::fmt::Debug for Fleet {
             .field("hosts", &self.names)
             .field("rollout", &self.rollout)
             .field("max_parallel", &self.max_parallel)
-            .finish()
+            .field("gate_rounds", &self.gate_rounds)
+            .finish_non_exhaustive()
     }
 }
 
@@ -54,13 +65,38 @@ impl Fleet {
     /// A fleet of `(name, target)` pairs; names appear in errors. All at once,
     /// at most 8 hosts in parallel.
     pub fn new(hosts: Vec<(String, Arc<dyn Target>)>) -> Self {
-        let (names, hosts) = hosts.into_iter().unzip();
+        let (names, hosts): (Vec<String>, Vec<_>) = hosts.into_iter().unzip();
         Self {
+            gates: vec![Vec::new(); hosts.len()],
             hosts,
             names,
             rollout: Rollout::AllAtOnce,
             max_parallel: 8,
+            gate_rounds: (6, Duration::from_secs(2)),
         }
+    }
+
+    /// Probes `probe` on the host named `host` once its batch is activated, before
+    /// the next batch starts (rolling rollouts only; all at once, the pipeline's
+    /// verify sees every host anyway). Refused for a name the fleet does not have.
+    pub fn gate(mut self, host: &str, probe: Arc<dyn HealthProbe>) -> Result<Self> {
+        let Some(i) = self.names.iter().position(|n| n == host) else {
+            return Err(Error::part(
+                "gate",
+                "fleet",
+                format!("no host named {host} (hosts: {})", self.names.join(", ")),
+            )
+            .with_hint("name the probe's host as the fleet names it"));
+        };
+        self.gates[i].push(probe);
+        Ok(self)
+    }
+
+    /// How often (at least 1) and how far apart a batch's gate probes are tried
+    /// before the batch counts as failed (default 6 tries, 2 s apart).
+    pub fn gate_rounds(mut self, attempts: u32, interval: Duration) -> Self {
+        self.gate_rounds = (attempts.max(1), interval);
+        self
     }
 
     /// Sets the rollout.
@@ -195,11 +231,35 @@ impl Target for Fleet {
                 .map(|c| c.to_vec())
                 .collect(),
         };
+        let rolling = matches!(self.rollout, Rollout::Rolling { .. });
         let mut touched: Vec<usize> = Vec::new();
-        for batch in batches {
-            let results = self.each(&batch, |t| t.activate(release)).await;
+        for (n, batch) in batches.iter().enumerate() {
+            let results = self.each(batch, |t| t.activate(release)).await;
             touched.extend(batch.iter().copied());
-            let errors = self.failures(&results);
+            let mut errors = self.failures(&results);
+            let mut gated = String::new();
+            if errors.is_empty() && rolling {
+                // Hosts that changed release pass their gate before the next batch;
+                // one already on `release` (an undo) has nothing new to prove.
+                let changed: Vec<usize> = batch
+                    .iter()
+                    .copied()
+                    .filter(|i| previous[*i].as_ref() != release)
+                    .collect();
+                errors = self.gate_batch(&changed).await;
+                if !errors.is_empty() {
+                    gated = format!(
+                        " (batch {} of {} failed its health gate after switching; {})",
+                        n + 1,
+                        batches.len(),
+                        if n + 1 < batches.len() {
+                            "the later batches were never switched"
+                        } else {
+                            "it was the last batch"
+                        }
+                    );
+                }
+            }
             if errors.is_empty() {
                 continue;
             }
@@ -225,7 +285,7 @@ impl Target for Fleet {
             targets.sort();
             targets.dedup();
             let message = format!(
-                "{} host(s) failed to activate: {}. Switched {} host(s) back to {}{}",
+                "{} host(s) failed to activate: {}{gated}. Switched {} host(s) back to {}{}",
                 errors.len(),
                 errors.join("; "),
                 touched.len(),

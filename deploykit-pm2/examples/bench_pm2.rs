@@ -4,7 +4,9 @@
 //! 1. failed requests during a deploy under a request every 10 ms;
 //! 2. seconds from the failed health check to the old release healthy again
 //!    (deploykit: swap `current` back + `pm2 startOrReload`);
-//! 3. the same rollback the seeds' way (`git reset --hard HEAD~1`, reinstall,
+//! 3. failed requests during a deploy of a release whose workers die a second after
+//!    start (the reload gate's canary dies; the live workers keep serving);
+//! 4. the same rollback the seeds' way (`git reset --hard HEAD~1`, reinstall,
 //!    rebuild, `pm2 restart`) on the same host, for the ratio.
 //!
 //! Prints a Markdown section on stdout.
@@ -19,7 +21,10 @@ use common::app::{free_port, http_get, policy, spec, AppRepo, Behaviour, HostApp
 use deploykit_core::testing::MemoryJournal;
 use deploykit_core::{Cmd, Event, EventSink, Events, Outcome, Phase, Pipeline, Shell, ShellExt};
 
-const ROUNDS: usize = 3;
+/// Rounds of each deploykit measure.
+const ROUNDS: usize = 10;
+/// Rounds of the seeds' rollback (a reinstall and rebuild each).
+const SEED_ROUNDS: usize = 3;
 
 /// When each request was sent, and the body it got (`None`: failed).
 type Samples = Arc<Mutex<Vec<(Instant, Option<String>)>>>;
@@ -185,6 +190,25 @@ async fn main() {
     }
     let _ = good;
 
+    // 3. A release whose workers die a second after start: the reload gate.
+    let mut crash_failed = Vec::new();
+    let mut crash_total = Vec::new();
+    for round in 0..ROUNDS {
+        let s = next_spec(&format!("4.{round}.0"), Behaviour::CrashSoonAfterStart);
+        let load = Load::start(app.port);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let report = pipeline(sink.clone())
+            .run(&s, &MemoryJournal::default())
+            .await
+            .unwrap();
+        assert_eq!(report.outcome, Outcome::RolledBack, "{report:#?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let results = load.finish().await;
+        crash_total.push(results.len());
+        crash_failed.push(results.iter().filter(|(_, ok)| ok.is_none()).count());
+        assert_eq!(app.version().await.as_deref(), Some(good_version.as_str()));
+    }
+
     // 3. The seeds' way, on the same host: one checkout deployed in place.
     let seed_port = free_port();
     let seed_dir = pm2.root.join("bench").join("seed-checkout");
@@ -234,7 +258,7 @@ async fn main() {
     until_healthy(seed_port, seed_good).await;
     let mut seed_rollback = Vec::new();
     let mut seed_failed = Vec::new();
-    for _ in 0..ROUNDS {
+    for _ in 0..SEED_ROUNDS {
         // The bad deploy, the seeds' way: pull, install, build, restart.
         for cmd in [
             Cmd::new("git").args(["reset", "--hard", bad.commit.as_str()]),
@@ -276,7 +300,8 @@ async fn main() {
     println!();
     println!(
         "Measured by `script/bench-pm2` on the test rig (sshd and PM2 on 127.0.0.1, the sample \
-         app in `examples/node-app`, cluster mode with 2 workers, {ROUNDS} rounds each, median shown)."
+         app in `examples/node-app`, cluster mode with 2 workers, {ROUNDS} rounds of each deploykit \
+         measure, {SEED_ROUNDS} of the seeds' rollback, median shown)."
     );
     println!();
     println!("| measure | result |");
@@ -298,6 +323,16 @@ async fn main() {
     println!(
         "| failed requests during the failed deploy and deploykit's rollback | per round: {} |",
         dk_failed
+            .iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "| failed requests during a deploy of a release whose workers die 1 s after start (gated reload, rolled back) | {} of {} (per round: {}) |",
+        crash_failed.iter().sum::<usize>(),
+        crash_total.iter().sum::<usize>(),
+        crash_failed
             .iter()
             .map(|x| x.to_string())
             .collect::<Vec<_>>()

@@ -57,6 +57,14 @@ pub struct Pm2Config {
     /// script, cwd, instances and env on the host (owner-only) before replacing it,
     /// and an undo restarts it exactly from that record.
     pub adopt_running: bool,
+    /// The health gate of a reload (default 2 s; `None`: off). Before the live
+    /// cluster-mode workers are reloaded, one canary worker of the new release is
+    /// started next to them (with `PORT=0`: no traffic) and must stay up this
+    /// long: `pm2 reload` retires an old worker as soon as the new one listens,
+    /// healthy or not (pm2 #3078, #3429), so workers that die a second after start
+    /// would take the whole app down between restarts. A canary that dies is
+    /// deleted and the live workers were never touched.
+    pub reload_gate: Option<std::time::Duration>,
 }
 
 impl Pm2Config {
@@ -75,7 +83,14 @@ impl Pm2Config {
             pm2: "pm2".into(),
             pm2_home: None,
             adopt_running: false,
+            reload_gate: Some(std::time::Duration::from_secs(2)),
         }
+    }
+
+    /// Sets [`reload_gate`](Self::reload_gate) (`None`: reload without a canary).
+    pub fn reload_gate(mut self, window: Option<std::time::Duration>) -> Self {
+        self.reload_gate = window;
+        self
     }
 
     /// Adds a build command (run in the release directory with the app's env).

@@ -110,6 +110,13 @@ impl Layout {
         self.state().join("lock.json")
     }
 
+    /// `<deploy_to>/.deploykit/pm2.config.js`: the process file PM2 is started
+    /// from, which loads the release's ecosystem file and puts deploykit's env over
+    /// each app's `env` block (see [`commands::start_or_reload`](crate::commands::start_or_reload)).
+    pub fn pm2_wrapper(&self) -> PathBuf {
+        self.state().join("pm2.config.js")
+    }
+
     /// `<deploy_to>/.deploykit/adopted.json`: the record of an app deploykit did
     /// not start but took over (a PM2 process file, owner-only: it holds the env).
     pub fn adopted(&self) -> PathBuf {

@@ -65,6 +65,7 @@
 mod adopt;
 pub mod commands;
 mod config;
+mod gate;
 mod host_lock;
 pub mod jlist;
 mod layout;

@@ -10,6 +10,7 @@ use deploykit_core::{Cmd, Error, ReleaseId, ReleaseSpec, Result, Shell, ShellExt
 use crate::adopt;
 use crate::commands;
 use crate::config::{Pm2Config, Source};
+use crate::gate;
 use crate::layout::Layout;
 
 /// One app under PM2 on one host, reached through any [`Shell`] (SSH or local).
@@ -29,6 +30,12 @@ pub struct Pm2Target {
     shell: Arc<dyn Shell>,
     config: Pm2Config,
     layout: Layout,
+    /// Set when this target's reload gate refused a release: the live workers were
+    /// never touched, so the undo that follows only points `current` back.
+    gate_refused: std::sync::Mutex<bool>,
+    /// The release `current` pointed at before this target's last gated reload:
+    /// going back to it (the undo) needs no canary, it served a moment ago.
+    gated_from: std::sync::Mutex<Option<ReleaseId>>,
 }
 
 impl std::fmt::Debug for Pm2Target {
@@ -49,6 +56,8 @@ impl Pm2Target {
             shell,
             config,
             layout,
+            gate_refused: std::sync::Mutex::new(false),
+            gated_from: std::sync::Mutex::new(None),
         })
     }
 
@@ -276,6 +285,12 @@ impl Target for Pm2Target {
             return adopt::restore(self.shell.as_ref(), &self.config, &self.layout).await;
         }
         let sh = &self.shell;
+        let back = self.gated_from.lock().expect("not poisoned").take();
+        let before = match self.config.reload_gate {
+            // Only remembered; a `current` that is no link is refused by the switch.
+            Some(_) => self.current().await.ok().flatten(),
+            None => None,
+        };
         let mut switch = commands::switch_over_link(&self.layout, id);
         let mut out = sh.run(&switch, None).await?;
         if out.status == commands::NO_LINK {
@@ -299,12 +314,30 @@ impl Target for Pm2Target {
                 self.layout.current().display()
             ))
         })?;
-        sh.check(
-            "activate.reload",
-            &commands::start_or_reload(&self.config, &self.layout, id),
-        )
-        .await
-        .map_err(|e| {
+        let refused = std::mem::take(&mut *self.gate_refused.lock().expect("not poisoned"));
+        if refused && gate::all_run(sh.as_ref(), &self.config, &self.layout, id).await? {
+            // The undo of a refused canary: every worker still runs `id`, so a
+            // reload would only risk requests. `current` points at it again.
+            return Ok(());
+        }
+        let canary = back.as_ref() != Some(id)
+            && gate::canary(sh, &self.config, &self.layout, id)
+                .await
+                .inspect_err(|_| *self.gate_refused.lock().expect("not poisoned") = true)?;
+        if canary {
+            *self.gated_from.lock().expect("not poisoned") = before;
+        }
+        let reloaded = sh
+            .check(
+                "activate.reload",
+                &commands::start_or_reload(&self.config, &self.layout, id),
+            )
+            .await;
+        if canary {
+            let retired = gate::retire(sh.as_ref(), &self.config).await;
+            retired?;
+        }
+        reloaded.map_err(|e| {
             e.with_hint(format!(
                 "`current` already points at {id}; the run's undo swaps it back and reloads the previous release"
             ))

@@ -184,10 +184,12 @@ async fn an_app_that_crashes_on_start_is_rolled_back() {
         .await
         .unwrap();
     assert_eq!(report.outcome, Outcome::RolledBack, "{report:#?}");
-    // `pm2 reload` itself "succeeds": only the PM2 probe's view shows the crash loop.
-    assert_eq!(report.failed_phase, Some(Phase::Verify), "{report:#?}");
+    // `pm2 reload` would "succeed"; the reload gate's canary shows the crash loop
+    // before any live worker is reloaded.
+    assert_eq!(report.failed_phase, Some(Phase::Activate), "{report:#?}");
     let error = report.error.clone().unwrap();
-    assert!(error.contains("pm2 crash-on-start on dkdeploy@"), "{error}");
+    assert!(error.contains("canary worker of r002-2.0.0"), "{error}");
+    assert!(error.contains("on dkdeploy@"), "names the host: {error}");
     assert!(
         error.contains("not online") || error.contains("restarting"),
         "{error}"
@@ -211,8 +213,11 @@ async fn a_worker_dying_a_second_after_start_is_caught_and_rolled_back() {
         .unwrap();
     assert_eq!(report.outcome, Outcome::Succeeded, "{report:#?}");
 
-    // Its workers listen (so the cluster reload completes and HTTP answers), then
-    // die a second later, again after every restart: never up for the settle window.
+    // Its workers listen, then die a second later, again after every restart:
+    // never up for the window. The reload gate's canary shows it before any live
+    // worker is reloaded, so the run fails in activate, every time (without the
+    // gate, whether `pm2 reload` itself failed or verify caught it depended on
+    // how fast the loaded machine started workers).
     let v2 = spec(
         2,
         "2.0.0",
@@ -223,9 +228,10 @@ async fn a_worker_dying_a_second_after_start_is_caught_and_rolled_back() {
         .await
         .unwrap();
     assert_eq!(report.outcome, Outcome::RolledBack, "{report:#?}");
-    assert_eq!(report.failed_phase, Some(Phase::Verify), "{report:#?}");
+    assert_eq!(report.failed_phase, Some(Phase::Activate), "{report:#?}");
     let error = report.error.clone().unwrap();
-    assert!(error.contains("pm2 crash-soon on dkdeploy@"), "{error}");
+    assert!(error.contains("canary worker of r002-2.0.0"), "{error}");
+    assert!(error.contains("dkdeploy@"), "names the host: {error}");
     assert!(
         error.contains("not online") || error.contains("restarting"),
         "{error}"

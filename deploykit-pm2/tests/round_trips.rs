@@ -82,12 +82,25 @@ async fn a_deploy_runs_few_commands_and_few_pm2_start_ups_per_host() {
     assert_eq!(prepare[4].what, "npm run", "{prepare:#?}");
     assert!(prepare.iter().all(|r| !r.pm2), "{prepare:#?}");
 
-    // Activate: one switch (prepared? + link + rename), then PM2 reload and save.
+    // Activate: where `current` points (remembered for the undo), one switch
+    // (prepared? + link + rename), then the reload gate: a snapshot, the canary
+    // started and judged (one or two snapshots), and only then the reload, the
+    // canary deleted, and save.
     let activate = in_phase(&ran, "activate");
     let what: Vec<&str> = activate.iter().map(|r| r.what.as_str()).collect();
-    assert_eq!(what.len(), 3, "{activate:#?}");
-    assert!(what[0].starts_with("sh -c"), "{what:?}");
-    assert_eq!(&what[1..], ["pm2 startOrReload", "pm2 save"]);
+    assert!(what[1].starts_with("sh -c"), "{what:?}");
+    assert_eq!(&what[2..4], ["pm2 jlist", "pm2 startOrReload"], "{what:?}");
+    let judged = what.len() - 7;
+    assert!((1..=2).contains(&judged), "{what:?}");
+    assert!(
+        what[4..4 + judged].iter().all(|w| *w == "pm2 jlist"),
+        "{what:?}"
+    );
+    assert_eq!(
+        &what[4 + judged..],
+        ["pm2 startOrReload", "pm2 delete", "pm2 save"],
+        "{what:?}"
+    );
 
     // Verify: only clocked `pm2 jlist` snapshots, at most three per probe round
     // (normally two right after a reload, one for a settled app); the HTTP probe
@@ -105,6 +118,6 @@ async fn a_deploy_runs_few_commands_and_few_pm2_start_ups_per_host() {
 
     // Before and after the phases: the live release and the staged ones (core's
     // pipeline), and prune's list and live release.
-    assert_eq!(ran.len(), 6 + 3 + verify.len() + 4, "{ran:#?}");
+    assert_eq!(ran.len(), 6 + what.len() + verify.len() + 4, "{ran:#?}");
     app.finish().await;
 }

@@ -16,11 +16,12 @@ module.exports = {
       cwd: process.env.DEPLOYKIT_APP_DIR || __dirname,
       exec_mode: 'cluster',
       instances: Number(process.env.APP_INSTANCES || 2),
-      // No `env:` block here: with one, `pm2 startOrReload --update-env` keeps the
-      // workers' first environment on every reload (PM2 6-7: DEPLOYKIT_RELEASE, PORT
-      // and DATABASE_URL stay as they were), so deploykit cannot tell which release
-      // a worker runs. The env comes from deploykit.toml's target env instead, and
-      // `next start` sets NODE_ENV=production itself.
+      // deploykit puts its env (DEPLOYKIT_RELEASE, PORT, DATABASE_URL from
+      // deploykit.toml's target env) over this block on every start and reload, so
+      // a block holds only what deploykit does not set.
+      env: {
+        NODE_ENV: 'production',
+      },
       // A worker dying within 3 s of starting counts as unstable; after 5 PM2 gives up.
       min_uptime: 3000,
       max_restarts: 5,

@@ -87,6 +87,10 @@ pub async fn parts(
     events: Events,
 ) -> Result<Parts, WiringError> {
     let mut parts = Parts::default();
+    let mut fleet_hosts: Vec<(String, Arc<dyn Target>)> = Vec::new();
+    // The probes of one host (the PM2 probe, probes whose address names `{host}`):
+    // a rolling fleet's batch gate.
+    let mut host_probes: Vec<(String, Arc<dyn HealthProbe>)> = Vec::new();
     match &env.target {
         None => {}
         Some(TargetConfig::Local {
@@ -119,26 +123,17 @@ pub async fn parts(
                     Arc::new(Pm2Target::new(shell.shell(), app.clone()).map_err(wrap)?),
                 ));
             }
-            parts.target = Some(if targets.len() == 1 {
-                targets.remove(0).1
+            if targets.len() == 1 {
+                parts.target = Some(targets.remove(0).1);
             } else {
-                let rollout = if pm2.batch == 0 {
-                    Rollout::AllAtOnce
-                } else {
-                    Rollout::Rolling { batch: pm2.batch }
-                };
-                {
-                    let mut fleet = Fleet::new(targets).rollout(rollout);
-                    if let Some(n) = pm2.max_parallel {
-                        fleet = fleet.max_parallel(n);
-                    }
-                    Arc::new(fleet)
-                }
-            });
+                // Built once the probes are known: each host's own probes gate
+                // its batch.
+                fleet_hosts = targets;
+            }
         }
         Some(TargetConfig::Compose(compose)) => {
-            // A start-first container without a HEALTHCHECK is not retired into
-            // until the probes that ask the app itself pass.
+            // A start-first container without a HEALTHCHECK replaces the old one
+            // only once the probes that ask the app itself pass.
             let readiness = env
                 .probes
                 .iter()
@@ -188,13 +183,15 @@ pub async fn parts(
                     )));
                 };
                 let app = pm2_app_config(name, pm2)?;
-                for (_, shell) in &parts.hosts {
+                for (host, shell) in &parts.hosts {
                     let mut p = Pm2Probe::new(shell.shell(), app.clone())
                         .settle(Duration::from_secs(*settle_secs));
                     if let Some(n) = pm2.instances {
                         p = p.instances(n);
                     }
-                    parts.probes.push(Arc::new(p));
+                    let p: Arc<dyn HealthProbe> = Arc::new(p);
+                    host_probes.push((host.clone(), p.clone()));
+                    parts.probes.push(p);
                 }
             }
             ProbeConfig::Container => {
@@ -210,9 +207,44 @@ pub async fn parts(
                 );
                 parts.probes.push(Arc::new(probe));
             }
+            other if hosts::names_host(other) => {
+                if parts.hosts.is_empty() {
+                    return Err(WiringError(format!(
+                        "environment {name}: a probe names {{host}}, but the target has no hosts to put there; write the address instead"
+                    )));
+                }
+                for (host, _) in &parts.hosts {
+                    let one = hosts::for_host(other, host);
+                    let p = probe_part(name, &one, database.as_ref())?;
+                    host_probes.push((host.clone(), p.clone()));
+                    parts.probes.push(p);
+                }
+            }
             other => parts
                 .probes
                 .push(probe_part(name, other, database.as_ref())?),
+        }
+    }
+    if let Some(TargetConfig::Pm2(pm2)) = &env.target {
+        if !fleet_hosts.is_empty() {
+            let rollout = if pm2.batch == 0 {
+                Rollout::AllAtOnce
+            } else {
+                Rollout::Rolling { batch: pm2.batch }
+            };
+            let health = env.policy.to_policy(false, None).health;
+            let mut fleet = Fleet::new(fleet_hosts)
+                .rollout(rollout)
+                .gate_rounds(health.attempts, health.interval);
+            if let Some(n) = pm2.max_parallel {
+                fleet = fleet.max_parallel(n);
+            }
+            for (host, probe) in host_probes {
+                fleet = fleet
+                    .gate(&host, probe)
+                    .map_err(|e| WiringError(format!("environment {name}: {e}")))?;
+            }
+            parts.target = Some(Arc::new(fleet));
         }
     }
     Ok(parts)

@@ -69,7 +69,7 @@ pub fn pm2(scan: &ProjectScan) -> String {
     t.push_str("[defaults.database]\nurl = \"${DATABASE_URL}\"\n\n");
     t.push_str("[defaults.backup]\nkind = \"pg_dump\"\ndir = \"backups\"                # or store = \"s3://bucket/prefix\" (docs/CONFIG.md)\nkeep = 7\n\n");
     migrations(&mut t, scan, false);
-    t.push_str("[[defaults.probes]]\nkind = \"http\"\nurl = \"${APP_URL}/api/health\"\n\n");
+    t.push_str("[[defaults.probes]]\nkind = \"http\"\nurl = \"${APP_URL}/api/health\"   # several hosts: \"http://{host}:PORT/api/health\" probes each one\n\n");
     t.push_str("[[defaults.probes]]\nkind = \"pm2\"\n\n");
     t.push_str(&hook_example("hosts", "./current/scripts/warm-cache.sh"));
     t.push_str("[environments.staging.target]\nhosts = [\"${STAGING_SSH}\"]          # deploy@host[:port]\n\n");

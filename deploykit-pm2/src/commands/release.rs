@@ -1,0 +1,163 @@
+//! Preparing a release: the layout, the code (git or an artifact), shared files,
+//! build steps and the seal that marks it complete.
+
+use deploykit_core::{Cmd, Commit, ReleaseId};
+
+use super::{path, script};
+use crate::config::Pm2Config;
+use crate::layout::Layout;
+
+/// What [`prepare_begin`] prints first when the release is already complete.
+pub const ALREADY_PREPARED: &str = "prepared";
+
+/// The start of a prepare, in one round trip: creates `releases/`, `shared/` and
+/// `.deploykit/`; prints [`ALREADY_PREPARED`] if the release is complete, otherwise
+/// `staging` and then where `current` points (nothing when there is no link), so
+/// the target can refuse to rebuild a live release.
+pub fn prepare_begin(layout: &Layout, release: &ReleaseId) -> Cmd {
+    script(
+        r#"set -e
+mkdir -p "$1" "$2" "$3"
+if [ -f "$4" ]; then echo prepared; exit 0; fi
+echo staging
+readlink "$5" || true"#,
+        [
+            path(&layout.releases()),
+            path(&layout.shared()),
+            path(&layout.state()),
+            path(&layout.prepared_marker(release)),
+            path(&layout.current()),
+        ],
+    )
+}
+
+/// The git credential helper that answers with `DEPLOYKIT_GIT_USERNAME` and
+/// `DEPLOYKIT_GIT_PASSWORD` from the environment (`printf` is a shell builtin: the
+/// values never become a process's arguments).
+const GIT_CREDENTIAL_HELPER: &str = r#"!f() { test "$1" = get || return 0; printf 'username=%s\npassword=%s\n' "$DEPLOYKIT_GIT_USERNAME" "$DEPLOYKIT_GIT_PASSWORD"; }; f"#;
+
+/// Clones the repository bare into the cache on first use, fetches it afterwards
+/// (branches and tags, pruned), so each prepare moves only new objects.
+///
+/// Credentials in an `http(s)` URL (`https://user:TOKEN@host/…`) are taken out of
+/// it: git's command line and the cache's config would show them to every user of
+/// the host. They reach git as env (secret, so on stdin over SSH) through a
+/// credential helper instead.
+pub fn git_cache(layout: &Layout, repo: &str) -> Cmd {
+    let Some((bare, user, password)) = deploykit_core::secret::split_url_credentials(repo) else {
+        return git_cache_from(layout, repo);
+    };
+    git_cache_from(layout, &bare)
+        .public_env("GIT_CONFIG_COUNT", "1")
+        .public_env("GIT_CONFIG_KEY_0", "credential.helper")
+        .public_env("GIT_CONFIG_VALUE_0", GIT_CREDENTIAL_HELPER)
+        .env("DEPLOYKIT_GIT_USERNAME", user)
+        .env("DEPLOYKIT_GIT_PASSWORD", password.expose())
+}
+
+fn git_cache_from(layout: &Layout, repo: &str) -> Cmd {
+    script(
+        r#"set -e
+if [ -d "$1/objects" ]; then
+  git -C "$1" remote set-url origin "$2"
+  git -C "$1" fetch --prune --tags origin '+refs/heads/*:refs/heads/*'
+else
+  rm -rf "$1"
+  git clone --bare --quiet "$2" "$1"
+fi"#,
+        [path(&layout.repo()), repo.to_string()],
+    )
+}
+
+/// Resolves `commit` in the cache (exit [`CHECK_FAILED`] when it is not there),
+/// replaces whatever an interrupted prepare left in the release directory with
+/// exactly that commit's tree, and records the full hash in `REVISION`. Through a
+/// file rather than a pipe, so a failing `git archive` cannot be hidden by a
+/// succeeding `tar`.
+pub fn git_checkout(layout: &Layout, commit: &Commit, release: &ReleaseId) -> Cmd {
+    script(
+        r#"set -e
+hash=$(git -C "$1" rev-parse --verify --quiet "$2^{commit}") || exit 3
+rm -rf "$3"
+mkdir -p "$3"
+git -C "$1" archive --format=tar -o "$3/.deploykit-export.tar" "$hash"
+tar -xf "$3/.deploykit-export.tar" -C "$3"
+rm -f "$3/.deploykit-export.tar"
+printf '%s\n' "$hash" > "$3/REVISION""#,
+        [
+            path(&layout.repo()),
+            commit.as_str().to_string(),
+            path(&layout.release(release)),
+        ],
+    )
+}
+
+/// Unpacks a gzipped tarball fed on stdin into the release directory, replacing
+/// whatever an interrupted prepare left there.
+pub fn unpack_artifact(layout: &Layout, release: &ReleaseId) -> Cmd {
+    script(
+        r#"set -e
+rm -rf "$1"
+mkdir -p "$1"
+tar -xzf - -C "$1""#,
+        [path(&layout.release(release))],
+    )
+}
+
+/// Links each `shared/<rel>` into the release at `<rel>`, replacing what the code
+/// shipped there: every linked file and directory in one round trip. A linked
+/// directory is created in `shared/` when missing; a linked file must already
+/// exist (it usually holds secrets deploykit never writes), else the script exits
+/// [`CHECK_FAILED`] naming it.
+pub fn link_shared(layout: &Layout, release: &ReleaseId, files: &[String], dirs: &[String]) -> Cmd {
+    let links = files
+        .iter()
+        .map(|f| ("file", f))
+        .chain(dirs.iter().map(|d| ("dir", d)))
+        .flat_map(|(kind, rel)| [kind.to_string(), rel.clone()]);
+    script(
+        r#"set -e
+shared=$1 release=$2
+shift 2
+while [ $# -ge 2 ]; do
+  src="$shared/$2" dst="$release/$2"
+  if [ "$1" = dir ]; then
+    mkdir -p "$src"
+  elif [ ! -e "$src" ]; then
+    echo "shared file $src does not exist; create it on the host first" >&2
+    exit 3
+  fi
+  mkdir -p "$(dirname "$dst")"
+  rm -rf "$dst"
+  ln -s "$src" "$dst"
+  shift 2
+done"#,
+        [path(&layout.shared()), path(&layout.release(release))]
+            .into_iter()
+            .chain(links),
+    )
+}
+
+/// One configured install/build command, run in the release with the app's env.
+pub fn build_step(config: &Pm2Config, layout: &Layout, release: &ReleaseId, step: &Cmd) -> Cmd {
+    let mut cmd = step.clone().cwd(layout.release(release));
+    for (k, v) in &config.env {
+        cmd = cmd.env(k.clone(), v.expose());
+    }
+    cmd
+}
+
+/// Marks the release complete (only marked releases can be activated), after
+/// checking that it holds the ecosystem file PM2 will start it from: exit
+/// [`CHECK_FAILED`] when it does not, so a wrong `ecosystem` setting fails the
+/// prepare (nothing switched) instead of the activation and its undo.
+pub fn seal_release(config: &Pm2Config, layout: &Layout, release: &ReleaseId) -> Cmd {
+    script(
+        r#"[ -f "$1" ] || exit 3
+touch "$2""#,
+        [
+            path(&layout.release(release).join(&config.ecosystem)),
+            path(&layout.prepared_marker(release)),
+        ],
+    )
+}
