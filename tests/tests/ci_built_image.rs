@@ -134,11 +134,13 @@ fn environment(name: &str, project: &str, source: &str, source_image: &str) -> S
     )
 }
 
-fn project(rig: Rig) -> Project {
+/// A project of its own for each test (`test` in its names): the tests of this
+/// file run at once in one process, and each one's cleanup removes its names.
+fn project(rig: Rig, test: &str) -> Project {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("app");
     std::fs::create_dir_all(&root).unwrap();
-    let name = format!("dkci{}", std::process::id());
+    let name = format!("dkci{}{test}", std::process::id());
     // No build: key at all: the image comes from CI.
     std::fs::write(
         root.join("docker-compose.yml"),
@@ -188,7 +190,7 @@ fn served(port: u16) -> String {
 #[test]
 fn an_image_ci_pushed_is_pulled_and_deployed_by_its_tag_without_a_build() {
     let Some(rig) = rig() else { return };
-    let p = project(rig);
+    let p = project(rig, "pull");
     let port = free_port();
     let image = format!("{}/{}/web", p.rig.registry, p.name);
     for version in ["v1", "v2"] {
@@ -226,7 +228,7 @@ fn an_image_ci_pushed_is_pulled_and_deployed_by_its_tag_without_a_build() {
 #[test]
 fn an_image_ci_loaded_onto_the_engine_is_deployed_and_a_missing_one_changes_nothing() {
     let Some(rig) = rig() else { return };
-    let p = project(rig);
+    let p = project(rig, "present");
     let port = free_port();
     let image = format!("{}/web", p.name);
     p.ci_build(&format!("{image}:ci-1"), "ci-1", port);
