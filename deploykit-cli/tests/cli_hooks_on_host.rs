@@ -4,35 +4,18 @@
 //! after the undo), and a host hook past its timeout is killed on the host and
 //! only warned about at `post_deploy`.
 
+#[path = "common/pm2_project.rs"]
+mod pm2_project;
 #[path = "common/state_rig.rs"]
 mod state_rig;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command as Std;
 
-use state_rig::{clone_of, deploykit_in, free_port, git, hand_over, ssh_rig, Health, SshRig};
+use pm2_project::Pm2Project;
+use state_rig::{clone_of, deploykit_in, git, hand_over};
 
-const CONFIG: &str = r#"[environments.staging.target]
-kind = "pm2"
-hosts = ["${DK_SSH}"]
-deploy_to = "${DK_DEPLOY_TO}"
-app = "${DK_APP}"
-pm2_home = "${DK_PM2_HOME}"
-repo = "${DK_REPO}"
-build = [["node", "build.js"]]
-instances = 1
-key_file = "${DK_KEY}"
-known_hosts = "${DK_KNOWN_HOSTS}"
-
-[environments.staging.target.env]
-PORT = "${DK_PORT}"
-APP_NAME = "${DK_APP}"
-APP_INSTANCES = "1"
-
-[[environments.staging.probes]]
-kind = "http"
-url = "${DK_HEALTH}"
-
+const HOOKS: &str = r#"
 [[environments.staging.hooks]]
 at = "pre_deploy"
 on = "hosts"
@@ -56,67 +39,24 @@ run = ["sh", "-c", "echo \"$DEPLOYKIT_OUTCOME $DEPLOYKIT_RELEASE prev=$DEPLOYKIT
 "#;
 
 struct Project {
-    base: PathBuf,
-    origin: PathBuf,
-    deploy_to: PathBuf,
-    vars: Vec<(String, String)>,
+    p: Pm2Project,
     sleep: String,
-    _health: Health,
-    rig: SshRig,
+}
+
+impl std::ops::Deref for Project {
+    type Target = Pm2Project;
+
+    fn deref(&self) -> &Pm2Project {
+        &self.p
+    }
 }
 
 impl Project {
     fn new() -> Option<Self> {
-        let rig = ssh_rig("DEPLOYKIT_RIG_PM2_ROOT")?;
-        let base = rig.root.join(format!("hooks-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
-        let origin = base.join("origin");
-        let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/node-app");
-        std::fs::create_dir_all(&origin).unwrap();
-        for f in [
-            "build.js",
-            "ecosystem.config.js",
-            "package.json",
-            "server.js",
-        ] {
-            std::fs::copy(app.join(f), origin.join(f)).unwrap();
-        }
-        std::fs::write(origin.join("deploykit.toml"), CONFIG).unwrap();
-        std::fs::write(origin.join(".gitignore"), ".deploykit/\ndist/\n").unwrap();
-        std::fs::write(origin.join("VERSION"), "1\n").unwrap();
-        git(&origin, &["init", "-q", "-b", "main"]);
-        git(&origin, &["add", "-A"]);
-        git(&origin, &["commit", "-qm", "v1"]);
-        let deploy_to = base.join("srv");
-        std::fs::create_dir_all(deploy_to.join("shared")).unwrap();
-        hand_over(&base, &rig.user);
-        let health = Health::start(true);
         // A duration no other process on the host sleeps for, to find this one.
         let sleep = format!("60.{}", std::process::id());
-        let vars = [
-            ("DK_SSH", rig.spec()),
-            ("DK_DEPLOY_TO", deploy_to.display().to_string()),
-            ("DK_APP", format!("dkhooks{}", std::process::id())),
-            ("DK_PM2_HOME", base.join("pm2home").display().to_string()),
-            ("DK_REPO", format!("file://{}", origin.display())),
-            ("DK_KEY", rig.key.clone()),
-            ("DK_KNOWN_HOSTS", rig.known_hosts.clone()),
-            ("DK_PORT", free_port().to_string()),
-            ("DK_HEALTH", health.url.clone()),
-            ("DK_SLEEP", sleep.clone()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        Some(Self {
-            base,
-            origin,
-            deploy_to,
-            vars,
-            sleep,
-            _health: health,
-            rig,
-        })
+        let p = Pm2Project::with("hooks", HOOKS, vec![("DK_SLEEP", sleep.clone())])?;
+        Some(Self { p, sleep })
     }
 
     fn deploy(&self, clone: &tempfile::TempDir, release: &str) -> (i32, String) {
@@ -132,10 +72,6 @@ impl Project {
         (out.status.code().unwrap(), text)
     }
 
-    fn live(&self) -> PathBuf {
-        std::fs::read_link(self.deploy_to.join("current")).unwrap()
-    }
-
     fn read(&self, file: &str) -> String {
         std::fs::read_to_string(self.deploy_to.join(file)).unwrap_or_default()
     }
@@ -146,19 +82,6 @@ impl Project {
             .status()
             .unwrap()
             .success()
-    }
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        let _ = Std::new("su")
-            .args([&self.rig.user, "-c"])
-            .arg(format!(
-                "PM2_HOME={} pm2 kill >/dev/null 2>&1",
-                self.base.join("pm2home").display()
-            ))
-            .status();
-        let _ = std::fs::remove_dir_all(&self.base);
     }
 }
 

@@ -46,6 +46,12 @@ pub struct Pm2Project {
 
 impl Pm2Project {
     pub fn new(label: &str) -> Option<Self> {
+        Self::with(label, "", Vec::new())
+    }
+
+    /// Like [`new`](Self::new), with `extra` appended to the config and `vars`
+    /// added to its variables.
+    pub fn with(label: &str, extra: &str, more_vars: Vec<(&str, String)>) -> Option<Self> {
         let rig = ssh_rig("DEPLOYKIT_RIG_PM2_ROOT")?;
         let base = rig
             .root
@@ -62,7 +68,7 @@ impl Pm2Project {
         ] {
             std::fs::copy(app.join(f), origin.join(f)).unwrap();
         }
-        std::fs::write(origin.join("deploykit.toml"), CONFIG).unwrap();
+        std::fs::write(origin.join("deploykit.toml"), format!("{CONFIG}{extra}")).unwrap();
         std::fs::write(origin.join(".gitignore"), ".deploykit/\ndist/\n").unwrap();
         std::fs::write(origin.join("VERSION"), "1\n").unwrap();
         git(&origin, &["init", "-q", "-b", "main"]);
@@ -85,6 +91,7 @@ impl Pm2Project {
             ("DK_HEALTH", health.url.clone()),
         ]
         .into_iter()
+        .chain(more_vars)
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         Some(Self {
