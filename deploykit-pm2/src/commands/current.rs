@@ -6,7 +6,7 @@ use super::{jlist, path, script};
 use crate::config::Pm2Config;
 use crate::layout::Layout;
 
-/// Makes `release` live on disk, in one round trip: exits [`CHECK_FAILED`] unless
+/// Makes `release` live on disk, in one round trip: exits [`CHECK_FAILED`](super::CHECK_FAILED) unless
 /// the release was completely prepared; otherwise makes a new link next to
 /// `current` and `rename(2)`s it over `current` (`mv -T`), so every reader sees
 /// either the old or the new release, never a missing link. Running it again is

@@ -6,10 +6,10 @@
 //! positional argument (`sh -c '<script>' sh "$1" "$2"…`), so no user value is ever
 //! spliced into shell text.
 
-//! One file per concern: preparing a release ([`release`]), the `current` link
-//! and the release directories ([`current`]), an adopted app ([`adopted`]), the
-//! host's deploy lock ([`lock`]) and PM2 itself ([`pm2`]); all re-exported here, so
-//! callers name `commands::x` whatever file `x` lives in.
+//! One file per concern: preparing a release (`release.rs`), the `current` link
+//! and the release directories (`current.rs`), an adopted app (`adopted.rs`), the
+//! host's deploy lock (`lock.rs`) and PM2 itself (`pm2.rs`); all re-exported here,
+//! so callers name `commands::x` whatever file `x` lives in.
 
 use std::path::Path;
 

@@ -69,7 +69,7 @@ fi"#,
     )
 }
 
-/// Resolves `commit` in the cache (exit [`CHECK_FAILED`] when it is not there),
+/// Resolves `commit` in the cache (exit [`CHECK_FAILED`](super::CHECK_FAILED) when it is not there),
 /// replaces whatever an interrupted prepare left in the release directory with
 /// exactly that commit's tree, and records the full hash in `REVISION`. Through a
 /// file rather than a pipe, so a failing `git archive` cannot be hidden by a
@@ -108,7 +108,7 @@ tar -xzf - -C "$1""#,
 /// shipped there: every linked file and directory in one round trip. A linked
 /// directory is created in `shared/` when missing; a linked file must already
 /// exist (it usually holds secrets deploykit never writes), else the script exits
-/// [`CHECK_FAILED`] naming it.
+/// [`CHECK_FAILED`](super::CHECK_FAILED) naming it.
 pub fn link_shared(layout: &Layout, release: &ReleaseId, files: &[String], dirs: &[String]) -> Cmd {
     let links = files
         .iter()
@@ -149,7 +149,7 @@ pub fn build_step(config: &Pm2Config, layout: &Layout, release: &ReleaseId, step
 
 /// Marks the release complete (only marked releases can be activated), after
 /// checking that it holds the ecosystem file PM2 will start it from: exit
-/// [`CHECK_FAILED`] when it does not, so a wrong `ecosystem` setting fails the
+/// [`CHECK_FAILED`](super::CHECK_FAILED) when it does not, so a wrong `ecosystem` setting fails the
 /// prepare (nothing switched) instead of the activation and its undo.
 pub fn seal_release(config: &Pm2Config, layout: &Layout, release: &ReleaseId) -> Cmd {
     script(
