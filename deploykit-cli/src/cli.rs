@@ -57,7 +57,7 @@ pub enum Command {
     Logs(LogsArgs),
     /// Finish the undo (or the commit) of runs whose process stopped or whose undo failed.
     Recover(RecoverArgs),
-    /// Show or release the deploy lock.
+    /// Show the deploy lock, freeze deploys (acquire), or release it.
     #[command(subcommand)]
     Lock(LockCommand),
     /// Manage where the environment's state (journals, history, lock) lives.
