@@ -155,3 +155,32 @@ fn a_held_lock_makes_the_dry_run_exit_4_naming_the_holder() {
         .code(4)
         .stderr(predicate::str::contains("locked by ana on ci-runner-7"));
 }
+
+#[test]
+fn the_dry_run_lists_the_hooks_that_would_run_where_and_with_what_timeout() {
+    let e = Env::new(
+        "[[environments.d.hooks]]\nat = \"pre_deploy\"\nrun = [\"touch\", \"pre deploy ran\"]\n\
+         [[environments.d.hooks]]\nat = \"on_rollback\"\nrun = [\"./scripts/page-oncall.sh\"]\ntimeout_secs = 20\n",
+    );
+    e.deploykit(&["deploy", "-e", "d", "--dry-run"])
+        .assert()
+        .code(0)
+        .stdout(
+            predicate::str::contains("hooks (2):")
+                .and(predicate::str::contains(
+                    "pre_deploy, local (timeout 300s): touch 'pre deploy ran'",
+                ))
+                .and(predicate::str::contains(
+                    "on_rollback, local (timeout 20s): ./scripts/page-oncall.sh",
+                )),
+        );
+    // A dry run changes nothing, hooks included.
+    assert!(!e.dir.path().join("pre deploy ran").exists());
+    let out = e
+        .deploykit(&["--json", "deploy", "-e", "d", "--dry-run"])
+        .output()
+        .unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["hooks"][0]["at"], "pre_deploy", "{plan}");
+    assert_eq!(plan["hooks"][1]["timeout_secs"], 20, "{plan}");
+}

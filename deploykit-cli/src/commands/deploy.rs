@@ -170,6 +170,15 @@ async fn print_plan(ctx: &EnvContext, spec: &ReleaseSpec, args: &DeployArgs) -> 
             "backup": env.backup.is_some(),
             "probes": env.probes.len(),
             "protected": env.gates.approval,
+            "hooks": env.hooks.iter().map(|h| {
+                let hook = h.to_hook();
+                serde_json::json!({
+                    "at": hook.point.as_str(),
+                    "on": h.on,
+                    "run": hook_line(&hook.argv),
+                    "timeout_secs": hook.timeout.as_secs(),
+                })
+            }).collect::<Vec<_>>(),
             "refused": refusals.iter().map(|(_, why)| why).collect::<Vec<_>>(),
             "exit_code": code,
         });
@@ -211,8 +220,31 @@ async fn print_plan(ctx: &EnvContext, spec: &ReleaseSpec, args: &DeployArgs) -> 
             "no"
         }
     );
+    if !env.hooks.is_empty() {
+        println!("  hooks ({}):", env.hooks.len());
+        for h in &env.hooks {
+            let hook = h.to_hook();
+            println!(
+                "    - {}, {} (timeout {}s): {}",
+                hook.point,
+                h.on,
+                hook.timeout.as_secs(),
+                hook_line(&hook.argv)
+            );
+        }
+    }
     for (_, why) in &refusals {
         eprintln!("a deploy now would be refused: {why}");
     }
     Ok(code)
+}
+
+/// A hook's argv as one readable line, quoted like a shell would need it, with
+/// any credential in it masked (a plan is printed in CI logs).
+fn hook_line(argv: &[String]) -> String {
+    let line: Vec<String> = argv
+        .iter()
+        .map(|a| deploykit_core::shell::quote(a))
+        .collect();
+    deploykit_core::redact(&line.join(" "), &[])
 }
