@@ -119,6 +119,11 @@ pub struct DeployArgs {
     /// without building on the host.
     #[arg(long, value_name = "TAG")]
     pub image_tag: Option<String>,
+    /// Why this run, in a line: shown to anyone its lock refuses or keeps waiting
+    /// (`lock status`, `status`, a second deploy's exit 4), and kept in the run's
+    /// journal, so `history` shows it.
+    #[arg(long, short = 'm', value_name = "TEXT")]
+    pub message: Option<String>,
     /// Waiting for a held lock.
     #[command(flatten)]
     pub wait: LockWaitArg,
@@ -163,6 +168,11 @@ pub struct RollbackArgs {
     /// Approver's name for protected environments.
     #[arg(long, value_name = "NAME")]
     pub approve: Option<String>,
+    /// Why this run, in a line: shown to anyone its lock refuses or keeps waiting
+    /// (`lock status`, `status`, a second deploy's exit 4), and kept in the run's
+    /// journal, so `history` shows it.
+    #[arg(long, short = 'm', value_name = "TEXT")]
+    pub message: Option<String>,
     /// Waiting for a held lock.
     #[command(flatten)]
     pub wait: LockWaitArg,

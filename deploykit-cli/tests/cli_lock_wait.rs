@@ -18,6 +18,7 @@ use predicates::prelude::*;
 use state_rig::{clone_of, spawn_in};
 
 const FREEZE: &str = "quarter close, no deploys until Monday";
+const WHY: &str = "hotfix for the login page";
 
 /// Runs `deploykit args` in `clone` to its end: (exit code, stderr, how long).
 fn timed(p: &Pm2Project, clone: &tempfile::TempDir, args: &[&str]) -> (i32, String, Duration) {
@@ -42,7 +43,15 @@ fn a_deploy_with_lock_wait_queues_behind_a_running_deploy_and_gives_up_at_its_li
     let mut first = spawn_in(
         a.path(),
         &p.vars,
-        &["deploy", "-e", "staging", "--release", "r1"],
+        &[
+            "deploy",
+            "-e",
+            "staging",
+            "--release",
+            "r1",
+            "--message",
+            WHY,
+        ],
     );
     p.health.wait_hits_of(&mut first, before, 2);
 
@@ -67,6 +76,8 @@ fn a_deploy_with_lock_wait_queues_behind_a_running_deploy_and_gives_up_at_its_li
         "{stderr}"
     );
     assert!(stderr.contains("gave up waiting"), "{stderr}");
+    // The running deploy's `--message` is on the lock: whoever waits sees why.
+    assert!(stderr.contains(WHY), "{stderr}");
     assert!(!p.deploy_to.join("releases/r2").exists());
 
     // A long wait proceeds once the first deploy ends.
@@ -105,6 +116,14 @@ fn a_deploy_with_lock_wait_queues_behind_a_running_deploy_and_gives_up_at_its_li
         "{stderr}"
     );
     assert_eq!(p.live(), Path::new("releases/r2"));
+    // The message is kept with the run, on the host: a third machine's history
+    // shows it beside the release.
+    let c = clone_of(&p.origin);
+    p.cmd(&c)
+        .args(["history", "-e", "staging"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(WHY));
 }
 
 #[test]

@@ -231,6 +231,7 @@ fn write_journal(path: &Path, run: &str, env: &str) {
             branch: None,
             previous: None,
             who: "t".into(),
+            message: None,
             at,
         },
         Record::Intent {

@@ -29,6 +29,9 @@ pub struct RunSummary {
     pub who: String,
     /// Who approved it, if gated.
     pub approver: Option<String>,
+    /// Why it was made (`deploy --message`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     /// When it started.
     #[serde(with = "time::serde::rfc3339")]
     pub started: OffsetDateTime,
@@ -59,6 +62,7 @@ impl RunSummary {
             commit,
             previous,
             who,
+            message,
             at,
             ..
         }) = records.first()
@@ -73,6 +77,7 @@ impl RunSummary {
             previous: previous.clone(),
             who: who.clone(),
             approver: None,
+            message: message.clone(),
             started: *at,
             finished: None,
             outcome: None,
@@ -237,6 +242,7 @@ mod tests {
             previous: previous.map(|p| ReleaseId::parse(p).unwrap()),
             who: "t".into(),
             approver: None,
+            message: None,
             started: at,
             finished: Some(at),
             outcome: Some(outcome),

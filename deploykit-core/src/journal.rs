@@ -64,6 +64,9 @@ pub enum Record {
         previous: Option<ReleaseId>,
         /// Who started it.
         who: String,
+        /// Why, in the deployer's words (`deploy --message`); shown by history.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
         /// When.
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,
@@ -239,6 +242,7 @@ mod tests {
             branch: None,
             previous: None,
             who: "ci".into(),
+            message: None,
             at: OffsetDateTime::UNIX_EPOCH,
         }
     }

@@ -267,7 +267,7 @@ impl fmt::Display for LockHolder {
 
 /// `text` on one line without control characters: a message is printed in other
 /// people's terminals and CI logs.
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect::<String>()

@@ -317,3 +317,27 @@ async fn a_run_whose_lock_was_taken_between_renewals_does_not_commit() {
         "recover --force"
     );
 }
+
+#[tokio::test]
+async fn a_runs_message_rides_its_lock_and_journal_in_one_line_without_credentials() {
+    let s = scenario();
+    let pipeline = s
+        .pipeline
+        .clone()
+        .message(Some("hotfix login\npostgres://app:s3cretpw@db/app".into()));
+    // The run stops after its first records, keeping the lock as a crash would.
+    let journal = MemoryJournal::crashing_after(3);
+    pipeline.run(&s.spec(), &journal).await.unwrap();
+    let held = s
+        .lock
+        .holder()
+        .await
+        .unwrap()
+        .expect("the run kept the lock");
+    let message = held.message.clone().expect("the lock carries the message");
+    assert!(message.starts_with("hotfix login "), "{message}");
+    assert!(!message.contains("s3cretpw"), "{message}");
+    assert!(held.to_string().contains("hotfix login"), "{held}");
+    let summary = RunSummary::from_records(&journal.snapshot()).unwrap();
+    assert_eq!(summary.message.as_deref(), Some(message.as_str()));
+}

@@ -117,6 +117,7 @@ async fn a_deploy_prunes_only_its_own_and_keeps_what_pending_undos_need() {
             branch: None,
             previous: None,
             who: "ci".into(),
+            message: None,
             at: OffsetDateTime::now_utc(),
         },
         Record::Intent {

@@ -54,6 +54,7 @@ async fn per_record(store: &dyn StateStore, run: &str) -> Vec<f64> {
             branch: None,
             previous: None,
             who: "bench".into(),
+            message: None,
             at,
         })
         .await

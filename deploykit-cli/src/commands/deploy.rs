@@ -73,7 +73,9 @@ pub async fn run(config: &Path, args: &DeployArgs, mode: Mode) -> Result<u8> {
             return Ok(exit::REFUSED);
         }
     }
-    let pipeline = ctx.pipeline(args.approve.as_deref());
+    let pipeline = ctx
+        .pipeline(args.approve.as_deref())
+        .message(args.message.clone());
     let report = pipeline.run_in(ctx.store.as_ref(), &spec).await;
     ctx.parts.close().await;
     let report = report?;

@@ -38,8 +38,8 @@ pub fn print(all: &History, env: &str, days: u32, mode: Mode) {
     }
     println!("History of {env}, last {days} day(s):");
     println!(
-        "  {:<20} {:<28} {:<16} {:>8}  {:<10} approver",
-        "started (UTC)", "release", "outcome", "time", "failed in"
+        "  {:<20} {:<28} {:<16} {:>8}  {:<10} {:<10} message",
+        "started (UTC)", "release", "outcome", "time", "failed in", "approver"
     );
     for r in &h.runs {
         let started = format!(
@@ -52,7 +52,7 @@ pub fn print(all: &History, env: &str, days: u32, mode: Mode) {
             r.started.second()
         );
         println!(
-            "  {:<20} {:<28} {:<16} {:>7.1}s  {:<10} {}",
+            "  {:<20} {:<28} {:<16} {:>7.1}s  {:<10} {:<10} {}",
             started,
             r.release.as_str(),
             r.outcome
@@ -60,7 +60,8 @@ pub fn print(all: &History, env: &str, days: u32, mode: Mode) {
                 .unwrap_or_else(|| "unfinished".into()),
             r.duration().map(|d| d.as_secs_f64()).unwrap_or(0.0),
             r.failed_phase.map(|p| p.to_string()).unwrap_or_default(),
-            r.approver.as_deref().unwrap_or("")
+            r.approver.as_deref().unwrap_or(""),
+            r.message.as_deref().unwrap_or("")
         );
     }
     println!(

@@ -72,6 +72,7 @@ pub async fn run(config: &Path, args: &RollbackArgs, mode: Mode) -> Result<u8> {
     // Code only: migrations of newer releases stay (revert them with `migrate revert --run`).
     let mut pipeline = Pipeline::new(&ctx.name)
         .who(super::actor())
+        .message(args.message.clone())
         .next_step_words(crate::render::next_step::words())
         .target(target)
         .policy(env.policy.to_policy(env.gates.approval, None))

@@ -12,6 +12,7 @@ impl Pipeline {
         Self {
             env: env.into(),
             who: "unknown".into(),
+            message: None,
             target: None,
             backup: None,
             migrator: None,
@@ -103,6 +104,17 @@ impl Pipeline {
     /// Who is deploying, for the lock and the journal (`unknown` until set).
     pub fn who(mut self, who: impl Into<String>) -> Self {
         self.who = who.into();
+        self
+    }
+
+    /// Why this run is made, in the deployer's words (`None`, or blank: silent).
+    /// It rides on the run's lock, so whoever is refused or waits reads it, and
+    /// in the run's journal, so history shows it after the machine is gone. A URL
+    /// password or masked secret typed into it is removed first.
+    pub fn message(mut self, message: Option<String>) -> Self {
+        self.message = message
+            .map(|m| crate::lock::one_line(&crate::secret::redact(&m, &[])))
+            .filter(|m| !m.trim().is_empty());
         self
     }
 }

@@ -50,6 +50,8 @@ mod step;
 pub struct Pipeline {
     env: String,
     who: String,
+    /// Why this run (shown to whoever meets its lock, and kept in its journal).
+    message: Option<String>,
     target: Option<Arc<dyn Target>>,
     backup: Option<Arc<dyn Backup>>,
     migrator: Option<Arc<dyn Migrator>>,
@@ -174,6 +176,7 @@ impl Pipeline {
             branch: spec.branch.clone(),
             previous: previous.clone(),
             who: self.who.clone(),
+            message: self.message.clone(),
             at: OffsetDateTime::now_utc(),
         };
         if let Err(e) = journal.append(&started).await {

@@ -13,8 +13,9 @@ impl Pipeline {
         let Some(lock) = &self.lock else {
             return Ok(None);
         };
-        let holder =
-            LockHolder::this_process(&self.env, run_id, &self.who).renewed(self.lease.lease);
+        let holder = LockHolder::this_process(&self.env, run_id, &self.who)
+            .with_message(self.message.clone())
+            .renewed(self.lease.lease);
         lock.acquire(&holder).await?;
         Ok(Some(LeaseKeeper::start(
             lock.clone(),

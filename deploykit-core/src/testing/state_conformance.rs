@@ -19,6 +19,7 @@ fn started(run_id: &str) -> Record {
         branch: None,
         previous: None,
         who: "ci".into(),
+        message: None,
         at: OffsetDateTime::UNIX_EPOCH,
     }
 }
