@@ -1,7 +1,7 @@
 //! `source = "artifact"` through the `deploykit` binary, on the rig's real sshd
 //! and PM2: `artifact_build` builds the tarball here from the deployed commit,
 //! `deploy --artifact PATH` ships one CI built, the host records the digest with
-//! the release, a missing tarball is a config error before anything changes, and
+//! the release (and `status` shows it), a missing tarball is a config error before anything changes, and
 //! `rollback` goes back to the earlier artifact release.
 
 #[path = "common/pm2_project.rs"]
@@ -156,6 +156,18 @@ fn a_tarball_built_once_is_shipped_checked_recorded_and_rolled_back_to() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(p.live(), Path::new("releases/r1"));
     assert_eq!(served(&p).as_deref(), Some("1"));
+    // status shows the digest recorded with the live release.
+    let out = p
+        .cmd(&clone)
+        .args(["status", "-e", "staging"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!("artifact:  sha256:{digest}")),
+        "{stdout}"
+    );
 }
 
 #[test]

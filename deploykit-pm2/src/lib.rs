@@ -82,6 +82,7 @@ pub use config::{Pm2Config, Source};
 pub use host_lock::Pm2HostLock;
 pub use layout::Layout;
 pub use probe::Pm2Probe;
+pub use stage_artifact::recorded_artifact;
 pub use tarball::Tarball;
 pub use target::Pm2Target;
 

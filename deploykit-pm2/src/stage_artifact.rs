@@ -131,3 +131,45 @@ async fn verify_upload(
          check the host's disk space, leave the tarball alone while deploying, and deploy again",
     ))
 }
+
+/// The artifact digest recorded with `release` on the host (`sha256:<hex>`), or
+/// `None` when the release was not made from an artifact (or is not there).
+pub async fn recorded_artifact(
+    shell: &dyn Shell,
+    layout: &Layout,
+    release: &deploykit_core::ReleaseId,
+) -> Result<Option<String>> {
+    let out = shell
+        .run(&commands::read_artifact(layout, release), None)
+        .await?;
+    let text = out.stdout_text();
+    let digest = text.trim();
+    Ok((out.success() && digest.starts_with("sha256:")).then(|| digest.to_string()))
+}
+
+/// A release already complete on the host is reused only when it was made from
+/// this very tarball: the same release id with other bytes is refused, never
+/// silently kept.
+pub(crate) async fn refuse_other_bytes(
+    shell: &dyn Shell,
+    layout: &Layout,
+    spec: &ReleaseSpec,
+    tarball: &Tarball,
+) -> Result<()> {
+    let recorded = recorded_artifact(shell, layout, &spec.id).await?;
+    let wanted = format!("sha256:{}", tarball.sha256());
+    match recorded {
+        Some(r) if r == wanted => Ok(()),
+        other => Err(Error::part(
+            "prepare",
+            shell.location(),
+            format!(
+                "release {} is already on this host, made from {}, not from {} ({wanted})",
+                spec.id,
+                other.as_deref().unwrap_or("the repository"),
+                tarball.path().display()
+            ),
+        )
+        .with_hint("deploy under a new release id")),
+    }
+}

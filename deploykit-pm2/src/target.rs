@@ -241,6 +241,10 @@ impl Target for Pm2Target {
             .stdout_text();
         let (first, live) = begun.split_once('\n').unwrap_or((&begun, ""));
         if first.trim() == commands::ALREADY_PREPARED {
+            if let Source::Artifact { tarball: Some(t) } = &self.config.source {
+                let sh = self.shell.as_ref();
+                crate::stage_artifact::refuse_other_bytes(sh, &self.layout, spec, t).await?;
+            }
             return Ok(());
         }
         if self.parse_current(live)?.as_ref() == Some(&spec.id) {

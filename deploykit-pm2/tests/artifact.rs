@@ -159,6 +159,15 @@ async fn one_tarball_to_two_hosts_checked_there_and_rolled_back_to() {
 
     // The right digest: v2 goes live everywhere.
     ship(&mut hosts, t2.clone());
+    // v1's id with v2's bytes: the release on the host is not silently reused.
+    let err = hosts[0]
+        .target()
+        .prepare(&v1)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is already on this host"), "{err}");
+    assert!(err.contains(t1.sha256()), "{err}");
     let report = pipeline(&hosts)
         .run(&v2, &MemoryJournal::default())
         .await

@@ -143,6 +143,11 @@ rm -f "$1""#,
     )
 }
 
+/// Prints the digest recorded by [`unpack_artifact`] (fails when there is none).
+pub fn read_artifact(layout: &Layout, release: &ReleaseId) -> Cmd {
+    Cmd::new("cat").arg(path(&layout.release(release).join("ARTIFACT")))
+}
+
 /// Links each `shared/<rel>` into the release at `<rel>`, replacing what the code
 /// shipped there: every linked file and directory in one round trip. A linked
 /// directory is created in `shared/` when missing; a linked file must already
