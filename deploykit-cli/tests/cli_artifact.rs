@@ -93,6 +93,15 @@ fn a_tarball_built_once_is_shipped_checked_recorded_and_rolled_back_to() {
         head.trim()
     );
     assert!(!p.deploy_to.join(".deploykit/upload-r1.tar.gz").exists());
+    // The run's journal (on the host) says which bytes went out.
+    let journaled = std::fs::read_dir(p.journal_dir())
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect::<String>();
+    assert!(
+        journaled.contains(&format!("staged r1 from artifact sha256:{digest}")),
+        "{journaled}"
+    );
 
     // A tarball that is not there: a config error, nothing changed.
     let out = p
