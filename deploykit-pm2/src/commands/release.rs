@@ -93,12 +93,13 @@ printf '%s\n' "$hash" > "$3/REVISION""#,
 }
 
 /// Appends one chunk of an artifact, fed on stdin, to its upload file in
-/// `.deploykit/` (`first`: starts the file afresh). Owner-only (`umask 077`):
+/// `.deploykit/` (`first`: starts a new file, so no earlier file's mode is kept).
+/// Owner-only (`umask 077`):
 /// the tarball may hold the app's built secrets. The data never goes in argv.
 pub fn upload_chunk(layout: &Layout, release: &ReleaseId, first: bool) -> Cmd {
     script(
         r#"umask 077
-if [ "$2" = first ]; then cat > "$1"; else cat >> "$1"; fi"#,
+if [ "$2" = first ]; then rm -f "$1"; cat > "$1"; else cat >> "$1"; fi"#,
         [
             path(&layout.upload(release)),
             if first { "first" } else { "more" }.to_string(),
