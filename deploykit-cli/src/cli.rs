@@ -124,6 +124,11 @@ pub struct DeployArgs {
     /// journal, so `history` shows it.
     #[arg(long, short = 'm', value_name = "TEXT")]
     pub message: Option<String>,
+    /// The release tarball CI built from this commit (`.tar.gz`), for a PM2
+    /// target with `source = "artifact"`: hashed once here, uploaded to every
+    /// host, checked there, unpacked; the target's `artifact_build` is not run.
+    #[arg(long, value_name = "PATH")]
+    pub artifact: Option<std::path::PathBuf>,
     /// Waiting for a held lock.
     #[command(flatten)]
     pub wait: LockWaitArg,

@@ -11,6 +11,7 @@ mod hook_runner;
 mod hosts;
 mod notify;
 mod render;
+mod source_artifact;
 mod source_image;
 mod state;
 mod wiring;

@@ -16,11 +16,15 @@ pub enum Source {
         /// The repository URL as the host sees it.
         repo: String,
     },
-    /// Tarballs built elsewhere (CI): `<dir>/<release-id>.tar.gz` on the deploying
-    /// machine is streamed over the shell's stdin and unpacked into the release.
+    /// A tarball built once (in CI or by a local build command), uploaded to
+    /// each host over its shell, checked against its SHA-256 there and unpacked
+    /// into the release. The configured build commands still run on the host
+    /// after unpacking (none by default: `node_modules` usually ship inside).
     Artifact {
-        /// Local directory holding `<release-id>.tar.gz`.
-        dir: PathBuf,
+        /// This run's tarball; `None` when the run ships none (status, rollback
+        /// and recover only switch between releases already on the hosts), in
+        /// which case a prepare is refused.
+        tarball: Option<crate::Tarball>,
     },
 }
 

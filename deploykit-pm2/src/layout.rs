@@ -105,6 +105,12 @@ impl Layout {
         self.root.join(".deploykit")
     }
 
+    /// `<deploy_to>/.deploykit/upload-<id>.tar.gz`: an artifact while it is
+    /// uploaded and checked, before it is unpacked into the release (owner-only).
+    pub fn upload(&self, id: &ReleaseId) -> PathBuf {
+        self.state().join(format!("upload-{id}.tar.gz"))
+    }
+
     /// `<deploy_to>/.deploykit/lock.json`: the host's deploy lock.
     pub fn lock(&self) -> PathBuf {
         self.state().join("lock.json")

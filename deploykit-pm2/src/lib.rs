@@ -73,6 +73,8 @@ mod logs;
 mod ownership;
 mod probe;
 mod settle;
+mod stage_artifact;
+mod tarball;
 mod target;
 
 pub use adopt::ADOPTED;
@@ -80,6 +82,8 @@ pub use config::{Pm2Config, Source};
 pub use host_lock::Pm2HostLock;
 pub use layout::Layout;
 pub use probe::Pm2Probe;
+pub use stage_artifact::recorded_artifact;
+pub use tarball::Tarball;
 pub use target::Pm2Target;
 
 /// Compile-time proof that the parts stay usable as trait objects.

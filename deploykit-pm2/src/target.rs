@@ -106,14 +106,16 @@ impl Pm2Target {
                 }
                 self.fail_unless("prepare.checkout", &cmd, &out)?;
             }
-            Source::Artifact { dir } => {
-                let file = dir.join(format!("{id}.tar.gz"));
-                let bytes = tokio::fs::read(&file)
-                    .await
-                    .map_err(|e| Error::io("reading artifact", &file, e))?;
-                let cmd = commands::unpack_artifact(&self.layout, id);
-                let out = sh.run(&cmd, Some(&bytes)).await?;
-                self.fail_unless("prepare.upload", &cmd, &out)?;
+            Source::Artifact {
+                tarball: Some(tarball),
+            } => crate::stage_artifact::stage(sh.as_ref(), &self.layout, spec, tarball).await?,
+            Source::Artifact { tarball: None } => {
+                return Err(Error::part(
+                    "prepare.upload",
+                    self.location(),
+                    format!("release {id} comes from an artifact, and this run has none"),
+                )
+                .with_hint("give this run the tarball to ship"));
             }
         }
         if !self.config.linked_files.is_empty() || !self.config.linked_dirs.is_empty() {
@@ -239,6 +241,10 @@ impl Target for Pm2Target {
             .stdout_text();
         let (first, live) = begun.split_once('\n').unwrap_or((&begun, ""));
         if first.trim() == commands::ALREADY_PREPARED {
+            if let Source::Artifact { tarball: Some(t) } = &self.config.source {
+                let sh = self.shell.as_ref();
+                crate::stage_artifact::refuse_other_bytes(sh, &self.layout, spec, t).await?;
+            }
             return Ok(());
         }
         if self.parse_current(live)?.as_ref() == Some(&spec.id) {

@@ -328,48 +328,6 @@ async fn prune_keeps_the_newest_releases_and_never_current_or_previous() {
 }
 
 #[tokio::test]
-async fn an_artifact_tarball_is_uploaded_over_stdin_and_deployed() {
-    let Some((mut repo, mut app)) = setup("artifact").await else {
-        return;
-    };
-    let v1 = spec(1, "1.0.0", &repo.commit("1.0.0", Behaviour::Good));
-    // Built elsewhere (CI): here, the commit's tree as a gzipped tarball.
-    let artifacts = tempfile::tempdir().unwrap();
-    let tarball = artifacts.path().join(format!("{}.tar.gz", v1.id));
-    let status = std::process::Command::new("git")
-        .args(["-c", "safe.directory=*", "-C"])
-        .arg(&repo.dir)
-        .args(["archive", "--format=tar.gz", "-o"])
-        .arg(&tarball)
-        .arg(v1.commit.as_str())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    app.config.source = deploykit_pm2::Source::Artifact {
-        dir: artifacts.path().to_path_buf(),
-    };
-    let report = pipeline(&app)
-        .run(&v1, &MemoryJournal::default())
-        .await
-        .unwrap();
-    assert_eq!(report.outcome, Outcome::Succeeded, "{report:#?}");
-    assert_eq!(app.version().await.as_deref(), Some("1.0.0"));
-
-    // A missing artifact fails prepare with the local path named; v1 keeps serving.
-    let v2 = spec(2, "2.0.0", &repo.commit("2.0.0", Behaviour::Good));
-    let report = pipeline(&app)
-        .run(&v2, &MemoryJournal::default())
-        .await
-        .unwrap();
-    assert_eq!(report.outcome, Outcome::RolledBack, "{report:#?}");
-    let error = report.error.unwrap();
-    assert!(error.contains(&format!("{}.tar.gz", v2.id)), "{error}");
-    assert_eq!(app.target().current().await.unwrap(), Some(v1.id.clone()));
-    assert_eq!(app.version().await.as_deref(), Some("1.0.0"));
-    app.finish().await;
-}
-
-#[tokio::test]
 async fn a_missing_ecosystem_file_fails_prepare_and_switches_nothing() {
     let Some((mut repo, mut app)) = setup("no-ecosystem").await else {
         return;

@@ -30,6 +30,7 @@ pub async fn run(config: &Path, args: &DeployArgs, mode: Mode) -> Result<u8> {
     };
     let mut loaded = loaded;
     loaded.image_tag = args.image_tag.clone();
+    loaded.artifact = artifact(&loaded, args, &spec).await?;
     if args.accept_drift {
         loaded.accept_drift = true;
         eprintln!(
@@ -82,6 +83,44 @@ pub async fn run(config: &Path, args: &DeployArgs, mode: Mode) -> Result<u8> {
     mode.finish(&report);
     crate::notify::announce(ctx.env(), &report).await;
     Ok(exit::for_report(&report))
+}
+
+/// The run's tarball for a PM2 target with `source = "artifact"`: built (not in
+/// a dry run) and hashed before anything connects; its digest is said once.
+async fn artifact(
+    loaded: &LoadedConfig,
+    args: &DeployArgs,
+    spec: &ReleaseSpec,
+) -> Result<Option<deploykit_pm2::Tarball>> {
+    let env = loaded.env(&args.env)?;
+    let Some(TargetConfig::Pm2(pm2)) = &env.target else {
+        if args.artifact.is_some() {
+            bail!(ConfigError(format!(
+                "environment {}: --artifact is for a PM2 target with source = \"artifact\"",
+                args.env
+            )));
+        }
+        return Ok(None);
+    };
+    let request = crate::source_artifact::ArtifactRequest {
+        env: &args.env,
+        base: &loaded.base,
+        given: args.artifact.as_deref(),
+        spec,
+        build: !args.dry_run,
+    };
+    let tarball = crate::source_artifact::tarball(pm2, &request)
+        .await
+        .map_err(ConfigError)?;
+    if let Some(t) = &tarball {
+        eprintln!(
+            "artifact {}: sha256 {}, {} bytes",
+            t.path().display(),
+            t.sha256(),
+            t.size()
+        );
+    }
+    Ok(tarball)
 }
 
 /// A protected environment deployed without `--approve`: refused before anything

@@ -125,6 +125,9 @@ impl EnvContext {
         if let Some(t) = &self.parts.target {
             p = p.target(t.clone());
         }
+        if let Some(a) = &self.loaded.artifact {
+            p = p.staged_from(format!("artifact sha256:{}", a.sha256()));
+        }
         if let Some(b) = &self.parts.backup {
             p = p.backup(b.clone());
         }

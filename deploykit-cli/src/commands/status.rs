@@ -3,10 +3,11 @@
 use std::path::Path;
 
 use anyhow::Result;
-use deploykit_core::History;
+use deploykit_core::{History, ReleaseId};
 
 use super::EnvContext;
 use crate::cli::EnvArg;
+use crate::config::{Pm2Source, TargetConfig};
 use crate::exit;
 use crate::render::Mode;
 
@@ -17,6 +18,7 @@ pub async fn run(config: &Path, args: &EnvArg, mode: Mode) -> Result<u8> {
         Some(t) => t.current().await?,
         None => None,
     };
+    let artifact = live_artifact(&ctx, live.as_ref()).await;
     let holder = ctx.lock().holder().await?;
     let runs = ctx.store.runs().await?;
     let history = History::from_runs(&runs);
@@ -32,7 +34,7 @@ pub async fn run(config: &Path, args: &EnvArg, mode: Mode) -> Result<u8> {
     };
     if mode == Mode::Json {
         crate::render::json::print_event(
-            serde_json::json!({"event": "status", "env": ctx.name, "live": live, "lock": holder, "last_run": last,
+            serde_json::json!({"event": "status", "env": ctx.name, "live": live, "artifact": artifact, "lock": holder, "last_run": last,
                 "unfinished_runs": unfinished, "migrations": migrations}),
         );
         return Ok(exit::OK);
@@ -43,6 +45,9 @@ pub async fn run(config: &Path, args: &EnvArg, mode: Mode) -> Result<u8> {
         live.map(|l| l.to_string())
             .unwrap_or_else(|| "nothing".into())
     );
+    if let Some(a) = &artifact {
+        println!("  artifact:  {a}");
+    }
     match &holder {
         Some(h) => println!("  lock:      held by {h}{}", super::lock::liveness_note(h)),
         None => println!("  lock:      free"),
@@ -75,4 +80,36 @@ pub async fn run(config: &Path, args: &EnvArg, mode: Mode) -> Result<u8> {
         );
     }
     Ok(exit::OK)
+}
+
+/// For a PM2 target with `source = "artifact"`: the digest each host recorded
+/// with the live release (one value when they agree, else `host: digest` each).
+async fn live_artifact(ctx: &EnvContext, live: Option<&ReleaseId>) -> Option<String> {
+    let (Some(TargetConfig::Pm2(pm2)), Some(live)) = (&ctx.env().target, live) else {
+        return None;
+    };
+    if pm2.source != Pm2Source::Artifact {
+        return None;
+    }
+    let layout = deploykit_pm2::Layout::new(&pm2.deploy_to).ok()?;
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for (host, shell) in &ctx.parts.hosts {
+        let digest =
+            match deploykit_pm2::recorded_artifact(shell.shell().as_ref(), &layout, live).await {
+                Ok(Some(d)) => d,
+                Ok(None) => "none recorded".into(),
+                Err(e) => format!("unknown ({e})"),
+            };
+        seen.push((host.clone(), digest));
+    }
+    let first = seen.first()?.1.clone();
+    if seen.iter().all(|(_, d)| *d == first) {
+        return Some(first);
+    }
+    Some(
+        seen.iter()
+            .map(|(h, d)| format!("{h}: {d}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
 }

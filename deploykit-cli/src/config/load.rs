@@ -36,6 +36,9 @@ pub struct LoadedConfig {
     /// `deploy --image-tag`: the tag of a Compose target's `source_image` for this
     /// run. A choice for one run, never read from the file.
     pub image_tag: Option<String>,
+    /// The tarball a PM2 target with `source = "artifact"` ships in this run
+    /// (`deploy --artifact`, or what `artifact_build` wrote), hashed once.
+    pub artifact: Option<deploykit_pm2::Tarball>,
 }
 
 impl LoadedConfig {
@@ -196,6 +199,7 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
         missing: missing_by_env,
         accept_drift: false,
         image_tag: None,
+        artifact: None,
     })
 }
 

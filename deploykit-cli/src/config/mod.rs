@@ -37,7 +37,9 @@ pub use paths::resolve_path;
 pub use policy::{GatesConfig, PolicyConfig};
 pub use probes::ProbeConfig;
 pub use secrets::SecretsConfig;
-pub use target::{ComposeConfig, ComposeImageSource, ComposeStrategy, Pm2Config, TargetConfig};
+pub use target::{
+    ComposeConfig, ComposeImageSource, ComposeStrategy, Pm2Config, Pm2Source, TargetConfig,
+};
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize, Serialize)]

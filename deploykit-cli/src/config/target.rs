@@ -41,8 +41,21 @@ pub struct Pm2Config {
     pub deploy_to: PathBuf,
     /// The PM2 app name.
     pub app: String,
-    /// The git repository URL the hosts fetch from.
+    /// Where each release's code comes from (default `git`: the hosts fetch
+    /// `repo`; `artifact`: a tarball built once is uploaded to every host).
+    #[serde(default)]
+    pub source: Pm2Source,
+    /// The git repository URL the hosts fetch from (`source = "git"` only).
+    #[serde(default)]
     pub repo: String,
+    /// `source = "artifact"`: the tarball to ship, relative to the config file
+    /// (what `artifact_build` writes, or what CI leaves there); `deploy
+    /// --artifact PATH` names another for one run.
+    pub artifact: Option<PathBuf>,
+    /// `source = "artifact"`: commands (argv lists) run here, in the config's
+    /// directory, before each deploy, to write `artifact` from the deployed commit.
+    #[serde(default)]
+    pub artifact_build: Vec<Vec<String>>,
     /// The ecosystem file inside a release.
     #[serde(default = "default_ecosystem")]
     pub ecosystem: String,
@@ -88,6 +101,19 @@ pub struct Pm2Config {
     /// Seconds to wait for each SSH connection.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_secs: u64,
+}
+
+/// Where a PM2 release's code comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pm2Source {
+    /// Each host fetches `repo` and exports the deployed commit, then runs
+    /// `install` and `build` there.
+    #[default]
+    Git,
+    /// A gzipped tarball built once (in CI, or by `artifact_build` here),
+    /// uploaded to every host, checked against its SHA-256 there, unpacked.
+    Artifact,
 }
 
 fn default_connect_timeout() -> u64 {

@@ -113,7 +113,10 @@ pub async fn parts(
         Some(TargetConfig::Pm2(pm2)) => {
             // Every value bound for remote paths and command lines is checked before
             // the first connection: a hostile config never reaches a host.
-            let app = pm2_app_config(name, pm2)?;
+            let mut app = pm2_app_config(name, pm2)?;
+            if let Source::Artifact { tarball } = &mut app.source {
+                tarball.clone_from(&loaded.artifact);
+            }
             parts.hosts = hosts::connect(name, pm2, &loaded.base).await?;
             let wrap = |e: deploykit_core::Error| WiringError(format!("environment {name}: {e}"));
             let mut targets: Vec<(String, Arc<dyn Target>)> = Vec::new();
@@ -276,13 +279,14 @@ pub(super) fn pm2_app_config(
         })?;
         Ok(Cmd::new(program).args(args.iter().cloned()))
     };
-    let mut app = Pm2AppConfig::new(
-        &pm2.app,
-        &pm2.deploy_to,
-        Source::Git {
+    crate::source_artifact::check_source(env, pm2).map_err(WiringError)?;
+    let source = match pm2.source {
+        config::Pm2Source::Git => Source::Git {
             repo: pm2.repo.clone(),
         },
-    );
+        config::Pm2Source::Artifact => Source::Artifact { tarball: None },
+    };
+    let mut app = Pm2AppConfig::new(&pm2.app, &pm2.deploy_to, source);
     app.ecosystem = pm2.ecosystem.clone();
     app.linked_files = pm2.linked_files.clone();
     app.linked_dirs = pm2.linked_dirs.clone();

@@ -25,6 +25,7 @@ impl Pipeline {
             lease: LeaseTiming::default(),
             words: crate::next_step::plain_words(),
             hooks: None,
+            staged_from: None,
         }
     }
 
@@ -98,6 +99,14 @@ impl Pipeline {
     /// The operator's hooks and their runner (see [`crate::hook`]).
     pub fn hooks(mut self, hooks: crate::hook::Hooks) -> Self {
         self.hooks = Some(hooks);
+        self
+    }
+
+    /// What this run's release is made from, beyond its commit (e.g. `artifact
+    /// sha256:…` for a tarball built once): journaled in the prepare step's
+    /// outcome, so the record says which bytes went out.
+    pub fn staged_from(mut self, what: impl Into<String>) -> Self {
+        self.staged_from = Some(what.into());
         self
     }
 

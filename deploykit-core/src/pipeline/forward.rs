@@ -51,7 +51,10 @@ impl Pipeline {
                         Phase::Prepare,
                         Some(undo),
                         target.prepare(spec),
-                        |_| format!("staged {}", spec.id),
+                        |_| match &self.staged_from {
+                            Some(from) => format!("staged {} from {from}", spec.id),
+                            None => format!("staged {}", spec.id),
+                        },
                     )
                     .await
                 }

@@ -66,6 +66,8 @@ pub struct Pipeline {
     words: NextStepWords,
     /// The operator's commands at points of the run (`hooks.rs`).
     hooks: Option<crate::hook::Hooks>,
+    /// What the release is staged from, journaled with the prepare step.
+    staged_from: Option<String>,
 }
 
 /// Why the run stopped going forward.

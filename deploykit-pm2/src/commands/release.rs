@@ -92,16 +92,61 @@ printf '%s\n' "$hash" > "$3/REVISION""#,
     )
 }
 
-/// Unpacks a gzipped tarball fed on stdin into the release directory, replacing
-/// whatever an interrupted prepare left there.
-pub fn unpack_artifact(layout: &Layout, release: &ReleaseId) -> Cmd {
+/// Appends one chunk of an artifact, fed on stdin, to its upload file in
+/// `.deploykit/` (`first`: starts a new file, so no earlier file's mode is kept).
+/// Owner-only (`umask 077`):
+/// the tarball may hold the app's built secrets. The data never goes in argv.
+pub fn upload_chunk(layout: &Layout, release: &ReleaseId, first: bool) -> Cmd {
+    script(
+        r#"umask 077
+if [ "$2" = first ]; then rm -f "$1"; cat > "$1"; else cat >> "$1"; fi"#,
+        [
+            path(&layout.upload(release)),
+            if first { "first" } else { "more" }.to_string(),
+        ],
+    )
+}
+
+/// `sha256sum` of the uploaded artifact, as the host computes it.
+pub fn upload_digest(layout: &Layout, release: &ReleaseId) -> Cmd {
+    Cmd::new("sha256sum")
+        .arg("--")
+        .arg(path(&layout.upload(release)))
+}
+
+/// Deletes the upload file (after unpacking, or when its check failed).
+pub fn remove_upload(layout: &Layout, release: &ReleaseId) -> Cmd {
+    Cmd::new("rm")
+        .arg("-f")
+        .arg("--")
+        .arg(path(&layout.upload(release)))
+}
+
+/// Unpacks the checked upload into the release directory, replacing whatever an
+/// interrupted prepare left there, and records with the release the commit it
+/// was built from (`REVISION`, as a git checkout does) and the artifact's digest
+/// (`ARTIFACT`: `sha256:<hex>`), then deletes the upload.
+pub fn unpack_artifact(layout: &Layout, release: &ReleaseId, commit: &Commit, sha256: &str) -> Cmd {
     script(
         r#"set -e
-rm -rf "$1"
-mkdir -p "$1"
-tar -xzf - -C "$1""#,
-        [path(&layout.release(release))],
+rm -rf "$2"
+mkdir -p "$2"
+tar -xzf "$1" -C "$2"
+printf '%s\n' "$3" > "$2/REVISION"
+printf 'sha256:%s\n' "$4" > "$2/ARTIFACT"
+rm -f "$1""#,
+        [
+            path(&layout.upload(release)),
+            path(&layout.release(release)),
+            commit.as_str().to_string(),
+            sha256.to_string(),
+        ],
     )
+}
+
+/// Prints the digest recorded by [`unpack_artifact`] (fails when there is none).
+pub fn read_artifact(layout: &Layout, release: &ReleaseId) -> Cmd {
+    Cmd::new("cat").arg(path(&layout.release(release).join("ARTIFACT")))
 }
 
 /// Links each `shared/<rel>` into the release at `<rel>`, replacing what the code

@@ -47,7 +47,13 @@ fn values_travel_as_positional_arguments_never_inside_scripts() {
         prepare_begin(&layout(), &id()),
         git_cache(&layout(), "git@example.com:me/app.git"),
         git_checkout(&layout(), &Commit::parse("0123abcd").unwrap(), &id()),
-        unpack_artifact(&layout(), &id()),
+        unpack_artifact(
+            &layout(),
+            &id(),
+            &Commit::parse("0123abcd").unwrap(),
+            "ab12",
+        ),
+        upload_chunk(&layout(), &id(), true),
         link_shared(&layout(), &id(), &[".env".into()], &["logs".into()]),
         seal_release(&config(), &layout(), &id()),
         switch_current(&layout(), &id()),
@@ -120,8 +126,22 @@ fn values_travel_as_positional_arguments_never_inside_scripts() {
         ]
     );
     assert_eq!(
-        values(&unpack_artifact(&layout(), &id())),
-        ["/srv/my app/releases/r1"]
+        values(&unpack_artifact(
+            &layout(),
+            &id(),
+            &Commit::parse("0123abcd").unwrap(),
+            "ab12"
+        )),
+        [
+            "/srv/my app/.deploykit/upload-r1.tar.gz",
+            "/srv/my app/releases/r1",
+            "0123abcd",
+            "ab12"
+        ]
+    );
+    assert_eq!(
+        values(&upload_chunk(&layout(), &id(), false)),
+        ["/srv/my app/.deploykit/upload-r1.tar.gz", "more"]
     );
 }
 

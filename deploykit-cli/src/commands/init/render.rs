@@ -62,6 +62,7 @@ pub fn pm2(scan: &ProjectScan) -> String {
             );
         }
     }
+    t.push_str(ARTIFACT_EXAMPLE);
     if let Some(n) = app.and_then(|a| a.instances) {
         let _ = writeln!(t, "instances = {n}                     # from {ecosystem}");
     }
@@ -77,6 +78,15 @@ pub fn pm2(scan: &ProjectScan) -> String {
     t.push_str("[environments.production.gates]\napproval = true\n");
     t
 }
+
+/// Building once (in CI, or here) instead of on every host, commented out: the
+/// lines replace `repo`, `install` and `build`.
+const ARTIFACT_EXAMPLE: &str = r#"# Or build once (CI, or here) and ship one tarball to every host, checked by its sha256
+# there (docs/CONFIG.md, "Tarballs built once"): replace repo, install and build with
+# source = "artifact"
+# artifact = "out/release.tar.gz"      # or per run: deploykit deploy --artifact PATH
+# artifact_build = [["npm", "run", "build"], ["sh", "-c", "mkdir -p out && tar -czf \"$DEPLOYKIT_ARTIFACT\" --exclude=./out --exclude=./.git ."]]
+"#;
 
 /// The Compose config for `scan`.
 pub fn compose(scan: &ProjectScan) -> String {

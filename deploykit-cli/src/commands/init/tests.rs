@@ -65,6 +65,27 @@ fn a_pm2_project_gets_its_apps_build_and_migrations() {
     }
     assert!(loaded.config.environments["production"].gates.approval);
     assert!(!loaded.config.environments["staging"].gates.approval);
+
+    // The commented artifact option, taken instead of repo/install/build, loads.
+    let artifact: String = text
+        .lines()
+        .filter(|l| {
+            !l.starts_with("repo = ") && !l.starts_with("install = ") && !l.starts_with("build = ")
+        })
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest) if rest.starts_with("source = ") || rest.starts_with("artifact") => rest,
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(d.path().join("deploykit.toml"), artifact).unwrap();
+    let loaded = config::load(&d.path().join("deploykit.toml")).unwrap();
+    let Some(TargetConfig::Pm2(p)) = &loaded.config.environments["production"].target else {
+        panic!("pm2")
+    };
+    assert_eq!(p.source, crate::config::Pm2Source::Artifact);
+    assert_eq!(p.artifact_build.len(), 2);
+    crate::source_artifact::check_source("production", p).unwrap();
 }
 
 #[test]
