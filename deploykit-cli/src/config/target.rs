@@ -39,8 +39,14 @@ pub struct Pm2Config {
     pub hosts: Vec<String>,
     /// Root of `releases/`, `current`, `shared/` on each host.
     pub deploy_to: PathBuf,
-    /// The PM2 app name.
+    /// The PM2 app name: the one-app form of [`apps`](Self::apps) (set exactly
+    /// one of the two).
+    #[serde(default)]
     pub app: String,
+    /// The apps of one ecosystem file deployed together, e.g. `["web", "worker"]`:
+    /// they switch, are verified and roll back together.
+    #[serde(default)]
+    pub apps: Vec<String>,
     /// The git repository URL the hosts fetch from.
     pub repo: String,
     /// The ecosystem file inside a release.
@@ -88,6 +94,17 @@ pub struct Pm2Config {
     /// Seconds to wait for each SSH connection.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_secs: u64,
+}
+
+impl Pm2Config {
+    /// The apps of a release: `apps`, or the one `app`.
+    pub fn app_names(&self) -> Vec<String> {
+        if self.apps.is_empty() {
+            vec![self.app.clone()]
+        } else {
+            self.apps.clone()
+        }
+    }
 }
 
 fn default_connect_timeout() -> u64 {

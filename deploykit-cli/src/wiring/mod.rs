@@ -276,13 +276,17 @@ pub(super) fn pm2_app_config(
         })?;
         Ok(Cmd::new(program).args(args.iter().cloned()))
     };
+    let names = pm2.app_names();
     let mut app = Pm2AppConfig::new(
-        &pm2.app,
+        &names[0],
         &pm2.deploy_to,
         Source::Git {
             repo: pm2.repo.clone(),
         },
     );
+    for other in &names[1..] {
+        app = app.with_app(other);
+    }
     app.ecosystem = pm2.ecosystem.clone();
     app.linked_files = pm2.linked_files.clone();
     app.linked_dirs = pm2.linked_dirs.clone();

@@ -50,7 +50,7 @@ module.exports = conf;
 /// Whether the ecosystem file can be loaded by [`PM2_WRAPPER`] (`require`); any
 /// other (YAML) is given to PM2 directly, and an `env` block in it pins the
 /// first release's env.
-fn wrappable(ecosystem: &str) -> bool {
+pub(super) fn wrappable(ecosystem: &str) -> bool {
     [".js", ".cjs", ".json"]
         .iter()
         .any(|ext| ecosystem.ends_with(ext))
