@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::app::{policy, spec, AppRepo, Behaviour, HostApp};
 use deploykit_core::testing::MemoryJournal;
+use deploykit_core::HealthPolicy;
 use deploykit_core::{Outcome, Phase, Pipeline, ReleaseId, Shell, ShellExt, Target};
 use deploykit_pm2::{commands, Pm2Probe};
 
@@ -72,7 +73,12 @@ fn pipeline(app: &HostApp) -> Pipeline {
                 .settle(Duration::from_secs(2)),
         ))
         .probe(Arc::new(app.http_probe()))
-        .policy(policy())
+        .policy(policy().health(HealthPolicy {
+            deadline: Duration::from_secs(60),
+            attempts: 3,
+            interval: Duration::from_millis(500),
+            accept_degraded: false,
+        }))
 }
 
 /// (app name, cwd, release) of every PM2 process on the app's host, sorted.
@@ -131,10 +137,12 @@ async fn web_and_worker_switch_are_verified_and_roll_back_together() {
     // The worker dies right after start: verify fails, and the undo puts both
     // apps back on v1, the web app too although its reload to v2 had succeeded.
     let v2 = spec(2, "2.0.0", &commit(&mut repo, "2.0.0", ECOSYSTEM, true));
+    let started = std::time::Instant::now();
     let report = pipeline(&app)
         .run(&v2, &MemoryJournal::default())
         .await
         .unwrap();
+    eprintln!("v2 took {:?}", started.elapsed());
     assert_eq!(report.outcome, Outcome::RolledBack, "{report:#?}");
     assert_eq!(report.failed_phase, Some(Phase::Verify), "{report:#?}");
     let error = report.error.clone().unwrap();
