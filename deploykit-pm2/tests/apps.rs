@@ -30,6 +30,18 @@ module.exports = {
 };
 "#;
 
+/// Both apps in cluster mode: the worker (no port) gets a canary too.
+const ECOSYSTEM_CLUSTER_WORKER: &str = r#"const dir = process.env.DEPLOYKIT_APP_DIR || __dirname;
+module.exports = {
+  apps: [
+    { name: 'apps-web', script: 'server.js', cwd: dir, exec_mode: 'cluster', instances: 2,
+      min_uptime: 2000, max_restarts: 5, restart_delay: 200, kill_timeout: 4000, listen_timeout: 8000 },
+    { name: 'apps-worker', script: 'worker.js', cwd: dir, exec_mode: 'cluster', instances: 1,
+      min_uptime: 2000, max_restarts: 3, restart_delay: 200, kill_timeout: 2000, listen_timeout: 500 },
+  ],
+};
+"#;
+
 /// The same file without the worker.
 const ECOSYSTEM_WEB_ONLY: &str = r#"module.exports = { apps: [
   { name: 'apps-web', script: 'server.js', cwd: process.env.DEPLOYKIT_APP_DIR || __dirname, exec_mode: 'cluster', instances: 2 },
@@ -173,5 +185,71 @@ async fn web_and_worker_switch_are_verified_and_roll_back_together() {
     assert_eq!(report.outcome, Outcome::Succeeded, "{report:#?}");
     assert_all_on(&app, &v4.id).await;
     assert_eq!(app.version().await.as_deref(), Some("4.0.0"));
+    app.finish().await;
+}
+
+/// (pm_id, start time) of each web worker: changes when it is reloaded.
+async fn web_identities(app: &HostApp) -> Vec<(u32, Option<u64>)> {
+    let out = app
+        .shell
+        .check("test", &commands::jlist(&app.config))
+        .await
+        .unwrap();
+    let mut ids: Vec<_> = deploykit_pm2::jlist::parse_snapshot(&out.stdout_text())
+        .unwrap()
+        .processes
+        .into_iter()
+        .filter(|p| p.name == WEB)
+        .map(|p| (p.pm_id, p.pm2_env.pm_uptime))
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn every_canary_runs_before_any_live_worker_is_reloaded() {
+    let Some((ssh, pm2)) = common::rigs() else {
+        return;
+    };
+    let mut repo = AppRepo::create(&pm2.root.join("repos").join("apps-gate"), &ssh.user);
+    let mut app = HostApp::new(&ssh, &pm2, 0, "apps-gate", &repo).await;
+    app.config.app = WEB.into();
+    app.config = app.config.clone().with_app(WORKER);
+
+    let v1 = spec(
+        1,
+        "1.0.0",
+        &commit(&mut repo, "1.0.0", ECOSYSTEM_CLUSTER_WORKER, false),
+    );
+    let report = pipeline(&app)
+        .run(&v1, &MemoryJournal::default())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report:#?}");
+    assert_all_on(&app, &v1.id).await;
+    let web_before = web_identities(&app).await;
+
+    // The web app's canary stays up, the worker's dies: refused in activate, and
+    // the web app's live workers were never reloaded either.
+    let v2 = spec(
+        2,
+        "2.0.0",
+        &commit(&mut repo, "2.0.0", ECOSYSTEM_CLUSTER_WORKER, true),
+    );
+    let report = pipeline(&app)
+        .run(&v2, &MemoryJournal::default())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::RolledBack, "{report:#?}");
+    assert_eq!(report.failed_phase, Some(Phase::Activate), "{report:#?}");
+    let error = report.error.clone().unwrap();
+    assert!(error.contains("apps-worker-deploykit-canary"), "{error}");
+    assert_all_on(&app, &v1.id).await;
+    assert_eq!(
+        web_identities(&app).await,
+        web_before,
+        "web was never reloaded"
+    );
+    assert_eq!(app.version().await.as_deref(), Some("1.0.0"));
     app.finish().await;
 }
