@@ -132,7 +132,19 @@ impl HealthProbe for Pm2Probe {
             };
             let mut settled = Vec::new();
             let mut longest: Option<Duration> = None;
-            for req in &requirements {
+            // An app the live release does not have (the release an undo went
+            // back to predates it) is not required; the first app always is.
+            let has = |app: &str| {
+                snap.live_apps
+                    .as_ref()
+                    .is_none_or(|l| l.iter().any(|a| a == app))
+            };
+            for req in requirements
+                .iter()
+                .enumerate()
+                .filter(|(i, r)| *i == 0 || has(&r.app))
+                .map(|(_, r)| r)
+            {
                 let named = |text: String| {
                     if several {
                         format!("{}: {text}", req.app)

@@ -135,56 +135,73 @@ async fn web_and_worker_switch_are_verified_and_roll_back_together() {
     let mut repo = AppRepo::create(&pm2.root.join("repos").join("apps"), &ssh.user);
     let mut app = HostApp::new(&ssh, &pm2, 0, "apps", &repo).await;
     app.config.app = WEB.into();
-    app.config = app.config.clone().with_app(WORKER);
+    let web_only = app.config.clone();
+    app.config = web_only.clone().with_app(WORKER);
 
+    // v1 is deployed with the web app alone (its ecosystem file has the worker,
+    // unused).
     let v1 = spec(1, "1.0.0", &commit(&mut repo, "1.0.0", ECOSYSTEM, false));
+    let both = std::mem::replace(&mut app.config, web_only);
     let report = pipeline(&app)
         .run(&v1, &MemoryJournal::default())
         .await
         .unwrap();
     assert_eq!(report.outcome, Outcome::Succeeded, "{report:#?}");
-    assert_all_on(&app, &v1.id).await;
-    assert_eq!(app.version().await.as_deref(), Some("1.0.0"));
+    app.config = both;
+    let current = app.target().layout().current().display().to_string();
+    let web_on = |r: &ReleaseId| vec![(WEB.to_string(), current.clone(), r.to_string()); 2];
+    assert_eq!(processes(&app).await, web_on(&v1.id));
 
-    // The worker dies right after start: verify fails, and the undo puts both
-    // apps back on v1, the web app too although its reload to v2 had succeeded.
+    // v2 adds the worker, which dies right after start: verify fails, the web
+    // app goes back to v1 and the worker, new in v2, is deleted.
     let v2 = spec(2, "2.0.0", &commit(&mut repo, "2.0.0", ECOSYSTEM, true));
-    let started = std::time::Instant::now();
     let report = pipeline(&app)
         .run(&v2, &MemoryJournal::default())
         .await
         .unwrap();
-    eprintln!("v2 took {:?}", started.elapsed());
     assert_eq!(report.outcome, Outcome::RolledBack, "{report:#?}");
     assert_eq!(report.failed_phase, Some(Phase::Verify), "{report:#?}");
-    let error = report.error.clone().unwrap();
-    assert!(error.contains(WORKER), "the failing app is named: {error}");
-    assert_all_on(&app, &v1.id).await;
+    assert_eq!(processes(&app).await, web_on(&v1.id), "no worker left");
     assert_eq!(app.version().await.as_deref(), Some("1.0.0"));
 
-    // A release whose ecosystem file lost the worker fails its prepare, naming
-    // the app, the file and the host; v1 is untouched.
-    let v3 = spec(
-        3,
-        "3.0.0",
-        &commit(&mut repo, "3.0.0", ECOSYSTEM_WEB_ONLY, false),
-    );
-    let err = app.target().prepare(&v3).await.unwrap_err().to_string();
-    assert!(err.contains(WORKER), "{err}");
-    assert!(err.contains("ecosystem.config.js"), "{err}");
-    assert!(err.contains(app.shell.location()), "{err}");
-    assert!(!app.exists(&app.target().layout().release(&v3.id)).await);
-    assert_all_on(&app, &v1.id).await;
+    // A good v3 switches both (the worker starts).
+    let v3 = spec(3, "3.0.0", &commit(&mut repo, "3.0.0", ECOSYSTEM, false));
+    let report = pipeline(&app)
+        .run(&v3, &MemoryJournal::default())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report:#?}");
+    assert_all_on(&app, &v3.id).await;
+    assert_eq!(app.version().await.as_deref(), Some("3.0.0"));
 
-    // A good v4 switches both.
-    let v4 = spec(4, "4.0.0", &commit(&mut repo, "4.0.0", ECOSYSTEM, false));
+    // The worker of v4 dies right after start: verify fails, and the undo puts
+    // both apps back on v3, the web app too although its reload to v4 had
+    // succeeded.
+    let v4 = spec(4, "4.0.0", &commit(&mut repo, "4.0.0", ECOSYSTEM, true));
     let report = pipeline(&app)
         .run(&v4, &MemoryJournal::default())
         .await
         .unwrap();
-    assert_eq!(report.outcome, Outcome::Succeeded, "{report:#?}");
-    assert_all_on(&app, &v4.id).await;
-    assert_eq!(app.version().await.as_deref(), Some("4.0.0"));
+    assert_eq!(report.outcome, Outcome::RolledBack, "{report:#?}");
+    assert_eq!(report.failed_phase, Some(Phase::Verify), "{report:#?}");
+    let error = report.error.clone().unwrap();
+    assert!(error.contains(WORKER), "the failing app is named: {error}");
+    assert_all_on(&app, &v3.id).await;
+    assert_eq!(app.version().await.as_deref(), Some("3.0.0"));
+
+    // A release whose ecosystem file lost the worker fails its prepare, naming
+    // the app, the file and the host; v3 is untouched.
+    let v5 = spec(
+        5,
+        "5.0.0",
+        &commit(&mut repo, "5.0.0", ECOSYSTEM_WEB_ONLY, false),
+    );
+    let err = app.target().prepare(&v5).await.unwrap_err().to_string();
+    assert!(err.contains(WORKER), "{err}");
+    assert!(err.contains("ecosystem.config.js"), "{err}");
+    assert!(err.contains(app.shell.location()), "{err}");
+    assert!(!app.exists(&app.target().layout().release(&v5.id)).await);
+    assert_all_on(&app, &v3.id).await;
     app.finish().await;
 }
 

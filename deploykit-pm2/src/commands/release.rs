@@ -167,10 +167,11 @@ pub fn seal_release(config: &Pm2Config, layout: &Layout, release: &ReleaseId) ->
 /// stdout, one per line.
 pub const APPS_MISSING: i32 = 4;
 
-/// Which apps of the config the release's ecosystem file lacks: exits
-/// [`APPS_MISSING`] naming them, 0 when it has them all. Going back to a release
-/// from before an app was added, the activation deletes that app instead of
-/// starting it.
+/// Which apps of the config the release lacks: exits [`APPS_MISSING`] naming
+/// them, 0 when it has them all. A release has the apps it was prepared with
+/// ([`Layout::apps_record`]); one prepared before that record existed, those of
+/// its ecosystem file. Going back to a release from before an app was added, the
+/// activation deletes that app instead of starting it.
 pub fn apps_in_release(config: &Pm2Config, layout: &Layout, release: &ReleaseId) -> Cmd {
     apps_script(config, layout, release, String::new())
 }
@@ -185,8 +186,9 @@ if (missing.length) { console.log(missing.join('\n')); process.exit(4); }
 "#;
 
 /// The ecosystem file must exist; where Node can load it (`.js`, `.cjs`,
-/// `.json`, and `node` on the host), every app must be in it; then `mark` is
-/// touched (when not empty). A YAML file, or a host without `node` on the PATH
+/// `.json`, and `node` on the host), every app must be in it; then the apps are
+/// recorded and `mark` is touched (when not empty: sealing). Without `mark`
+/// (looking), the record answers when there is one. A YAML file, or a host without `node` on the PATH
 /// (PM2 found elsewhere), skips the app check: PM2 itself then names a missing
 /// app at activation. Run with the app's env, as PM2 and the build see it.
 fn apps_script(config: &Pm2Config, layout: &Layout, release: &ReleaseId, mark: String) -> Cmd {
@@ -197,17 +199,26 @@ fn apps_script(config: &Pm2Config, layout: &Layout, release: &ReleaseId, mark: S
     };
     let mut cmd = script(
         r#"[ -f "$1" ] || exit 3
-eco=$1 mark=$2 mode=$3 js=$4
-shift 4
+eco=$1 mark=$2 mode=$3 js=$4 record=$5
+shift 5
+if [ -z "$mark" ] && [ -f "$record" ]; then
+  st=0
+  for app in "$@"; do grep -qxF -e "$app" "$record" || { printf '%s\n' "$app"; st=4; }; done
+  exit $st
+fi
 if [ "$mode" = check ] && command -v node >/dev/null 2>&1; then
   (cd "$(dirname "$eco")" && node -e "$js" "$eco" "$@") || exit $?
 fi
-[ -z "$mark" ] || touch "$mark""#,
+[ -n "$mark" ] || exit 0
+umask 077
+printf '%s\n' "$@" > "$record"
+touch "$mark""#,
         [
             path(&layout.release(release).join(&config.ecosystem)),
             mark,
             check.to_string(),
             LIST_MISSING_APPS.to_string(),
+            path(&layout.apps_record(release)),
         ]
         .into_iter()
         .chain(config.app_names()),

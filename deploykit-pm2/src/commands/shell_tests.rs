@@ -144,6 +144,20 @@ async fn the_scripts_work_on_a_real_shell() {
         .await
         .unwrap();
     assert!(marker.exists());
+    // The release runs the apps it was prepared with, whatever its file has.
+    assert_eq!(
+        std::fs::read_to_string(layout.apps_record(&id())).unwrap(),
+        "web\n"
+    );
+    let out = sh
+        .run(
+            &apps_in_release(&config().with_app("w.2"), &layout, &id()),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.status, APPS_MISSING);
+    assert_eq!(out.stdout_text(), "w.2\n", "matched whole and literally");
     let out = sh.check("t", &prepare_begin(&layout, &id())).await.unwrap();
     assert_eq!(out.stdout_text(), "prepared\n");
 

@@ -125,7 +125,8 @@ fn values_travel_as_positional_arguments_never_inside_scripts() {
             "check"
         ]
     );
-    assert_eq!(&seal[4..], ["web", "worker"], "every app is checked");
+    assert_eq!(seal[4], "/srv/my app/releases/r1/.deploykit-apps");
+    assert_eq!(&seal[5..], ["web", "worker"], "every app is checked");
     assert_eq!(
         values(&apps_in_release(&config(), &layout(), &id()))[1],
         "",
