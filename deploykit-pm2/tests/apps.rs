@@ -82,7 +82,7 @@ fn pipeline(app: &HostApp) -> Pipeline {
         .probe(Arc::new(
             Pm2Probe::new(app.shell.clone(), app.config.clone())
                 .instances(2)
-                .settle(Duration::from_secs(2)),
+                .settle(Duration::from_secs(1)),
         ))
         .probe(Arc::new(app.http_probe()))
         .policy(policy().health(HealthPolicy {
@@ -135,6 +135,8 @@ async fn web_and_worker_switch_are_verified_and_roll_back_together() {
     let mut repo = AppRepo::create(&pm2.root.join("repos").join("apps"), &ssh.user);
     let mut app = HostApp::new(&ssh, &pm2, 0, "apps", &repo).await;
     app.config.app = WEB.into();
+    // The canary is not what this test is about (see the next one): a short one.
+    app.config.reload_gate = Some(Duration::from_secs(1));
     let web_only = app.config.clone();
     app.config = web_only.clone().with_app(WORKER);
 
