@@ -41,11 +41,11 @@ pub struct Pm2Config {
     pub deploy_to: PathBuf,
     /// The PM2 app name: the one-app form of [`apps`](Self::apps) (set exactly
     /// one of the two).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub app: String,
     /// The apps of one ecosystem file deployed together, e.g. `["web", "worker"]`:
     /// they switch, are verified and roll back together.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub apps: Vec<String>,
     /// The git repository URL the hosts fetch from.
     pub repo: String,

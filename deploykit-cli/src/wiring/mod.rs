@@ -304,3 +304,24 @@ pub(super) fn pm2_app_config(
         .map_err(|e| WiringError(format!("environment {env}: {e}")))?;
     Ok(app)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apps_become_one_pm2_config_with_every_app_first_one_first() {
+        let pm2: config::Pm2Config = toml::from_str(
+            "hosts = [\"local\"]\ndeploy_to = \"/srv/a\"\nrepo = \"r\"\napps = [\"web\", \"worker\"]\n",
+        )
+        .unwrap();
+        let app = pm2_app_config("s", &pm2).unwrap();
+        assert_eq!(app.app, "web");
+        assert_eq!(app.app_names(), ["web", "worker"]);
+        let one: config::Pm2Config = toml::from_str(
+            "hosts = [\"local\"]\ndeploy_to = \"/srv/a\"\nrepo = \"r\"\napp = \"web\"\n",
+        )
+        .unwrap();
+        assert_eq!(pm2_app_config("s", &one).unwrap().app_names(), ["web"]);
+    }
+}
