@@ -62,14 +62,24 @@ pub(crate) fn live_without_link(
     jlist_output: &str,
 ) -> Result<Option<ReleaseId>> {
     let list = jlist::parse(jlist_output).map_err(|e| Error::part("current", location, e))?;
-    let theirs = not_ours(layout, &config.app, &list);
-    if theirs.is_empty() {
-        Ok(None)
-    } else if config.adopt_running {
-        Ok(Some(adopted_id()))
-    } else {
-        Err(refusal(config, location, &theirs))
+    match first_not_ours(config, layout, &list) {
+        None => Ok(None),
+        Some(_) if config.adopt_running => Ok(Some(adopted_id())),
+        Some((app, theirs)) => Err(refusal(&config.for_app(&app), location, &theirs)),
     }
+}
+
+/// The first app of the release that PM2 runs processes of that deploykit did
+/// not start, with those processes.
+fn first_not_ours<'a>(
+    config: &Pm2Config,
+    layout: &Layout,
+    list: &'a [Pm2Process],
+) -> Option<(String, Vec<&'a Pm2Process>)> {
+    config.app_names().into_iter().find_map(|app| {
+        let theirs = not_ours(layout, &app, list);
+        (!theirs.is_empty()).then_some((app, theirs))
+    })
 }
 
 /// The refusal of a `current` that is a real directory (an in-place deploy):
@@ -89,25 +99,40 @@ pub(crate) fn not_a_link(config: &Pm2Config, layout: &Layout, location: &str) ->
     }
 }
 
-/// The PM2 process file that starts `app` again as `theirs` ran it, from the raw
-/// `pm2 jlist` output (every field, env included). `None` when PM2 no longer
-/// lists such a process.
+/// The PM2 process file that starts each of `apps` again as it ran, from the
+/// raw `pm2 jlist` output (every field, env included): one entry per app PM2
+/// runs processes of that deploykit did not start. `None` when there are none.
 pub(crate) fn process_file(
     layout: &Layout,
-    app: &str,
+    apps: &[String],
     jlist_output: &str,
 ) -> std::result::Result<Option<Vec<u8>>, String> {
     let typed = jlist::parse(jlist_output)?;
     let raw: Vec<Value> = jlist::parse_as(jlist_output)?;
-    let theirs: Vec<&Value> = typed
+    let specs: Vec<Value> = apps
         .iter()
-        .zip(&raw)
-        .filter(|(p, _)| p.name == app && matches!(what_runs(layout, p), Runs::NotOurs(_)))
-        .map(|(_, v)| v)
+        .filter_map(|app| {
+            let theirs: Vec<&Value> = typed
+                .iter()
+                .zip(&raw)
+                .filter(|(p, _)| &p.name == app && matches!(what_runs(layout, p), Runs::NotOurs(_)))
+                .map(|(_, v)| v)
+                .collect();
+            app_spec(app, &theirs)
+        })
         .collect();
-    let Some(first) = theirs.first() else {
+    if specs.is_empty() {
         return Ok(None);
-    };
+    }
+    let file = json!({ "apps": specs });
+    Ok(Some(
+        serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?,
+    ))
+}
+
+/// One app's entry of the process file, from its processes' raw jlist entries.
+fn app_spec(app: &str, theirs: &[&Value]) -> Option<Value> {
+    let first = theirs.first()?;
     let env = &first["pm2_env"];
     let mut spec = Map::new();
     spec.insert("name".into(), json!(app));
@@ -139,10 +164,7 @@ pub(crate) fn process_file(
         json!(if cluster { "cluster" } else { "fork" }),
     );
     spec.insert("instances".into(), json!(theirs.len()));
-    let file = json!({ "apps": [Value::Object(spec)] });
-    Ok(Some(
-        serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?,
-    ))
+    Some(Value::Object(spec))
 }
 
 /// Reads the app's processes now.
@@ -169,14 +191,14 @@ pub(crate) async fn take_over(
     layout: &Layout,
 ) -> Result<()> {
     let (out, list) = processes(shell, config, "activate.adopt").await?;
-    let theirs = not_ours(layout, &config.app, &list);
-    if theirs.is_empty() {
+    let Some((app, theirs)) = first_not_ours(config, layout, &list) else {
         return Ok(());
-    }
+    };
     if !config.adopt_running {
-        return Err(refusal(config, shell.location(), &theirs));
+        return Err(refusal(&config.for_app(&app), shell.location(), &theirs));
     }
-    let file = process_file(layout, &config.app, &out)
+    let names = config.app_names();
+    let file = process_file(layout, &names, &out)
         .map_err(|e| Error::part("activate.adopt", shell.location(), e))?
         .expect("processes not deploykit's are listed");
     let write = commands::write_adopted(layout);
@@ -184,6 +206,7 @@ pub(crate) async fn take_over(
     if !out.success() {
         return Err(CommandFailed::new("activate.adopt", shell.location(), &write, &out).into());
     }
+    let theirs = names.iter().flat_map(|app| not_ours(layout, app, &list));
     for p in theirs {
         shell
             .check("activate.adopt", &commands::delete_id(config, p.pm_id))
@@ -216,8 +239,11 @@ pub(crate) async fn restore(shell: &dyn Shell, config: &Pm2Config, layout: &Layo
         });
     }
     let (_, list) = processes(shell, config, step).await?;
-    let still_running = !not_ours(layout, &config.app, &list).is_empty();
-    for p in list.iter().filter(|p| p.name == config.app) {
+    let names = config.app_names();
+    let still_running = first_not_ours(config, layout, &list).is_some();
+    // Every app's processes deploykit started, also those of an app the adopted
+    // setup did not have: going back is going fully back.
+    for p in list.iter().filter(|p| names.contains(&p.name)) {
         if !matches!(what_runs(layout, p), Runs::NotOurs(_)) {
             shell
                 .check(step, &commands::delete_id(config, p.pm_id))
@@ -279,7 +305,9 @@ mod tests {
  {"name":"web","pm_id":2,"pid":7,"pm2_env":{"status":"online","pm_cwd":"/srv/web/current","pm_exec_path":"/srv/web/current/server.js","exec_mode":"cluster_mode","env":{"DEPLOYKIT_RELEASE":"r1"}}},
  {"name":"other","pm_id":3,"pid":8,"pm2_env":{"status":"online","pm_cwd":"/x","pm_exec_path":"/x/a.js"}}]"#;
         let layout = Layout::new("/srv/web").unwrap();
-        let file = process_file(&layout, "web", out).unwrap().unwrap();
+        let file = process_file(&layout, &["web".into()], out)
+            .unwrap()
+            .unwrap();
         let v: Value = serde_json::from_slice(&file).unwrap();
         let app = &v["apps"][0];
         assert_eq!(app["name"], "web");
@@ -290,7 +318,18 @@ mod tests {
         assert_eq!(app["args"], json!(["--x"]));
         assert_eq!(app["interpreter"], "node");
         assert_eq!(app["env"]["SECRET"], "s3");
-        assert_eq!(process_file(&layout, "other2", out).unwrap(), None);
+        assert_eq!(
+            process_file(&layout, &["other2".into()], out).unwrap(),
+            None
+        );
+        // Several apps: one entry each, for those started by hand.
+        let both = process_file(&layout, &["web".into(), "other".into()], out)
+            .unwrap()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&both).unwrap();
+        assert_eq!(v["apps"][0]["name"], "web");
+        assert_eq!(v["apps"][1]["name"], "other");
+        assert_eq!(v["apps"][1]["instances"], 1);
         assert_eq!(adopted_id().as_str(), ADOPTED);
         let err = refusal(
             &Pm2Config::new("web", "/srv/web", crate::Source::Git { repo: "r".into() }),

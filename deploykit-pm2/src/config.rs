@@ -28,11 +28,19 @@ pub enum Source {
     },
 }
 
-/// One app under PM2 on one host.
+/// One release's apps under PM2 on one host: usually one app, or several from
+/// one ecosystem file (a web app and its worker) that switch, are verified and
+/// roll back together.
 #[derive(Debug, Clone)]
 pub struct Pm2Config {
     /// The PM2 app name (as in the ecosystem file); what is reloaded and probed.
+    /// With [`extra_apps`](Self::extra_apps), the first of the release's apps.
     pub app: String,
+    /// More apps of the same ecosystem file (e.g. `worker`), reloaded after
+    /// [`app`](Self::app) at each activation and checked by the same probe: a
+    /// release is live only when all of them run it. Every one must be in the
+    /// release's ecosystem file (prepare fails otherwise).
+    pub extra_apps: Vec<String>,
     /// The deploy directory (see [`Layout`](crate::Layout)).
     pub deploy_to: PathBuf,
     /// Where the code comes from.
@@ -77,6 +85,7 @@ impl Pm2Config {
     pub fn new(app: impl Into<String>, deploy_to: impl Into<PathBuf>, source: Source) -> Self {
         Self {
             app: app.into(),
+            extra_apps: Vec::new(),
             deploy_to: deploy_to.into(),
             source,
             ecosystem: "ecosystem.config.js".into(),
@@ -89,6 +98,29 @@ impl Pm2Config {
             adopt_running: false,
             reload_gate: Some(std::time::Duration::from_secs(2)),
         }
+    }
+
+    /// Adds an app of the same ecosystem file to every activation (see
+    /// [`extra_apps`](Self::extra_apps)).
+    pub fn with_app(mut self, name: impl Into<String>) -> Self {
+        self.extra_apps.push(name.into());
+        self
+    }
+
+    /// Every app of a release, [`app`](Self::app) first.
+    pub fn app_names(&self) -> Vec<String> {
+        std::iter::once(self.app.clone())
+            .chain(self.extra_apps.iter().cloned())
+            .collect()
+    }
+
+    /// This config narrowed to one of its apps (for the per-app commands, gate
+    /// and probe, which each look at one PM2 app name).
+    pub(crate) fn for_app(&self, name: &str) -> Self {
+        let mut one = self.clone();
+        one.app = name.to_string();
+        one.extra_apps = Vec::new();
+        one
     }
 
     /// Sets [`reload_gate`](Self::reload_gate) (`None`: reload without a canary).
@@ -123,18 +155,28 @@ impl Pm2Config {
 
     /// Checks every value that ends up in paths and command lines.
     pub fn validate(&self) -> Result<()> {
-        if self.app.is_empty()
-            || self.app.starts_with('-')
-            || !self
-                .app
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        {
-            return Err(Error::Invalid {
-                what: "pm2 app name",
-                value: self.app.chars().take(80).collect(),
-                reason: "expected letters, digits, '-', '_' or '.', not starting with '-'".into(),
-            });
+        let names = self.app_names();
+        for (i, app) in names.iter().enumerate() {
+            if app.is_empty()
+                || app.starts_with('-')
+                || !app
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            {
+                return Err(Error::Invalid {
+                    what: "pm2 app name",
+                    value: app.chars().take(80).collect(),
+                    reason: "expected letters, digits, '-', '_' or '.', not starting with '-'"
+                        .into(),
+                });
+            }
+            if names[..i].contains(app) {
+                return Err(Error::Invalid {
+                    what: "pm2 app name",
+                    value: app.clone(),
+                    reason: "listed twice; name each app of the release once".into(),
+                });
+            }
         }
         validate_relative("ecosystem file", &self.ecosystem)?;
         for f in &self.linked_files {
@@ -198,6 +240,9 @@ mod tests {
         let mut c = config();
         c.linked_files = vec!["../../etc/passwd".into()];
         assert!(c.validate().is_err());
+        assert!(config().with_app("worker").validate().is_ok());
+        assert!(config().with_app("w;x").validate().is_err());
+        assert!(config().with_app("web").validate().is_err(), "twice");
         let c = config().env("BAD KEY", "v");
         assert!(c.validate().is_err());
         let mut c = config();

@@ -117,6 +117,10 @@ pub const CLOCK_LINE: &str = "deploykit-clock-ms";
 /// prints: where `current` points (nothing after it when there is no link).
 pub const CURRENT_LINE: &str = "deploykit-current";
 
+/// The third line [`commands::clocked_jlist`](crate::commands::clocked_jlist)
+/// prints when the live release recorded its apps: their names, space-separated.
+pub const APPS_LINE: &str = "deploykit-apps";
+
 /// A `pm2 jlist` taken together with the host's clock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
@@ -128,6 +132,9 @@ pub struct Snapshot {
     /// Where `current` pointed when the list was read (`Some("")`: no link);
     /// `None` when the host did not say.
     pub live: Option<String>,
+    /// The apps the live release was prepared with; `None` when it did not
+    /// record them (prepared by an older deploykit) or the host did not say.
+    pub live_apps: Option<Vec<String>>,
     /// Every process PM2 lists.
     pub processes: Vec<Pm2Process>,
 }
@@ -145,9 +152,15 @@ pub fn parse_snapshot(output: &str) -> Result<Snapshot, String> {
             .strip_prefix(CURRENT_LINE)
             .map(|v| v.trim().to_string())
     });
+    let live_apps = output.lines().find_map(|l| {
+        l.trim_start()
+            .strip_prefix(APPS_LINE)
+            .map(|v| v.split_whitespace().map(str::to_string).collect())
+    });
     Ok(Snapshot {
         clock_ms,
         live,
+        live_apps,
         processes: parse(output)?,
     })
 }
@@ -207,6 +220,9 @@ mod tests {
             None
         );
         assert!(parse_snapshot(&format!("{CLOCK_LINE} 5\n")).is_err());
+        assert_eq!(parse_snapshot(SAMPLE).unwrap().live_apps, None);
+        let snap = parse_snapshot(&format!("{APPS_LINE} web worker \n[]")).unwrap();
+        assert_eq!(snap.live_apps, Some(vec!["web".into(), "worker".into()]));
     }
 
     #[test]

@@ -134,6 +134,12 @@ impl Layout {
     pub fn prepared_marker(&self, id: &ReleaseId) -> PathBuf {
         self.release(id).join(".deploykit-prepared")
     }
+
+    /// The PM2 apps a release was prepared with, one name a line: going back to
+    /// it runs exactly those (an app added later is deleted).
+    pub fn apps_record(&self, id: &ReleaseId) -> PathBuf {
+        self.release(id).join(".deploykit-apps")
+    }
 }
 
 /// A path relative to the release (and `shared/`), like `.env` or `public/uploads`.

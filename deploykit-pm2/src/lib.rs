@@ -24,10 +24,19 @@
 //! `examples/node-app/ecosystem.config.js`. A cluster-mode app should finish
 //! in-flight requests on `SIGINT` for reloads without failed requests.
 //!
+//! # Several apps per release
+//!
+//! A web app and its worker from one ecosystem file are one release:
+//! [`Pm2Config::with_app`] adds the worker. The prepare checks the file has
+//! every app; the activation switches `current` once, runs every cluster-mode
+//! app's canary before any live worker is reloaded, then reloads (or starts)
+//! each app; the [`Pm2Probe`] judges every app; going back reloads every app
+//! and deletes an app the older release does not have.
+//!
 //! # Parts
 //!
-//! - [`Pm2Target`]: the core [`Target`](deploykit_core::Target) for one app on
-//!   one host, over any [`Shell`](deploykit_core::Shell) (`SshShell`, `LocalShell`).
+//! - [`Pm2Target`]: the core [`Target`](deploykit_core::Target) for a release's
+//!   apps on one host, over any [`Shell`](deploykit_core::Shell) (`SshShell`, `LocalShell`).
 //! - [`Pm2Probe`]: a [`HealthProbe`](deploykit_core::HealthProbe) reading
 //!   `pm2 jlist`: all instances online, each running the release `current`
 //!   points at and up for at least a settle window.

@@ -49,7 +49,8 @@ pub(crate) fn tail(file: &str, lines: usize) -> Cmd {
         .arg(file)
 }
 
-/// The app's log files to read for `release`, as (source, path): its instances
+/// The log files of every app of the release to read for `release`, as (source,
+/// path), app by app: its instances
 /// started for `release`, or every instance of the app when none says which
 /// release it runs (started by an older deploykit). A file shared by instances
 /// (`merge_logs`, one `log_file`) is read once.
@@ -59,18 +60,26 @@ fn files(
     release: &ReleaseId,
     location: &str,
 ) -> Vec<(String, String)> {
-    let app: Vec<&Logged> = procs.iter().filter(|p| p.name == config.app).collect();
-    let of_release: Vec<&Logged> = app
-        .iter()
-        .copied()
-        .filter(|p| p.release() == Some(release.as_str()))
-        .collect();
-    let chosen = if of_release.is_empty() {
-        app
-    } else {
-        of_release
-    };
     let mut out: Vec<(String, String)> = Vec::new();
+    for name in config.app_names() {
+        let app: Vec<&Logged> = procs.iter().filter(|p| p.name == name).collect();
+        let of_release: Vec<&Logged> = app
+            .iter()
+            .copied()
+            .filter(|p| p.release() == Some(release.as_str()))
+            .collect();
+        let chosen = if of_release.is_empty() {
+            app
+        } else {
+            of_release
+        };
+        add_files(&mut out, &chosen, location);
+    }
+    out
+}
+
+/// Adds each log file of `chosen` not yet in `out`.
+fn add_files(out: &mut Vec<(String, String)>, chosen: &[&Logged], location: &str) {
     for p in chosen {
         for (stream, path) in [
             ("stdout", &p.pm2_env.pm_out_log_path),
@@ -86,7 +95,6 @@ fn files(
             out.push((source, path.to_string()));
         }
     }
-    out
 }
 
 /// The last `lines` lines of each log file of `release`'s instances on this host.
@@ -163,6 +171,23 @@ mod tests {
         // No instance says which release it runs: every instance of the app.
         let r9 = ReleaseId::parse("r9").unwrap();
         assert_eq!(files(&list, &config(), &r9, "h").len(), 4);
+    }
+
+    #[test]
+    fn every_app_of_the_release_is_read() {
+        let list = procs(
+            r#"[
+ {"name":"web","pm_id":0,"pm2_env":{"pm_out_log_path":"/h/web-out.log","env":{"DEPLOYKIT_RELEASE":"r2"}}},
+ {"name":"worker","pm_id":1,"pm2_env":{"pm_out_log_path":"/h/worker-out.log","env":{"DEPLOYKIT_RELEASE":"r2"}}},
+ {"name":"other","pm_id":2,"pm2_env":{"pm_out_log_path":"/h/other.log","env":{"DEPLOYKIT_RELEASE":"r2"}}}
+]"#,
+        );
+        let r2 = ReleaseId::parse("r2").unwrap();
+        let got: Vec<String> = files(&list, &config().with_app("worker"), &r2, "h")
+            .into_iter()
+            .map(|(_, path)| path)
+            .collect();
+        assert_eq!(got, ["/h/web-out.log", "/h/worker-out.log"]);
     }
 
     #[test]

@@ -43,9 +43,15 @@ impl std::fmt::Debug for Pm2Probe {
 }
 
 impl Pm2Probe {
-    /// A probe of `config.app` on `shell`'s host, with a 2 s settle window.
+    /// A probe of every app of `config` on `shell`'s host, with a 2 s settle
+    /// window: all must be healthy (a worker that listens on no port is
+    /// verified here alone).
     pub fn new(shell: Arc<dyn Shell>, config: Pm2Config) -> Self {
-        let name = format!("pm2 {} on {}", config.app, shell.location());
+        let name = format!(
+            "pm2 {} on {}",
+            config.app_names().join("+"),
+            shell.location()
+        );
         let requirement = Requirement {
             app: config.app.clone(),
             instances: None,
@@ -60,7 +66,8 @@ impl Pm2Probe {
         }
     }
 
-    /// Also requires at least `n` instances (e.g. the cluster size).
+    /// Also requires at least `n` instances (e.g. the cluster size) of the first
+    /// app ([`Pm2Config::app`]).
     pub fn instances(mut self, n: usize) -> Self {
         self.requirement.instances = Some(n);
         self
@@ -70,6 +77,20 @@ impl Pm2Probe {
     pub fn settle(mut self, window: Duration) -> Self {
         self.requirement.settle = window;
         self
+    }
+
+    /// What each app of the release must meet: the configured instance count
+    /// applies to the first app (the web app's cluster size), every other app
+    /// (a worker) needs its processes online and settled.
+    fn requirements(&self) -> Vec<Requirement> {
+        let mut all = vec![self.requirement.clone()];
+        for app in &self.config.extra_apps {
+            let mut req = self.requirement.clone();
+            req.app = app.clone();
+            req.instances = None;
+            all.push(req);
+        }
+        all
     }
 
     /// `pm2 jlist` and the host's clock, in one round trip.
@@ -95,22 +116,54 @@ impl HealthProbe for Pm2Probe {
             HealthReport::new(&self.name, status, started.elapsed(), detail)
         };
         let settle = self.requirement.settle;
+        let requirements = self.requirements();
+        let several = requirements.len() > 1;
         let mut first: Option<Snapshot> = None;
         let mut waited = Duration::ZERO;
         // At most three snapshots: the first gives the ages; after a wait for the
         // youngest, the second normally settles it; if the host's clock could not
         // tell (no start times, a clock behind them), the rest of a full window
-        // between unchanged snapshots does, as the third.
+        // between unchanged snapshots does, as the third. Every app of the release
+        // is judged on the same snapshots.
         loop {
             let snap = match self.snapshot().await {
                 Ok(s) => s,
                 Err(e) => return report(HealthStatus::Unhealthy, e),
             };
-            let wait = match judge(&self.requirement, first.as_ref(), waited, &snap) {
-                Verdict::Unhealthy(problem) => return report(HealthStatus::Unhealthy, problem),
-                Verdict::Settled(summary) => return report(HealthStatus::Healthy, summary),
-                Verdict::Wait(wait) if first.is_none() => wait,
-                Verdict::Wait(_) => settle.saturating_sub(waited),
+            let mut settled = Vec::new();
+            let mut longest: Option<Duration> = None;
+            // An app the live release does not have (the release an undo went
+            // back to predates it) is not required; the first app always is.
+            let has = |app: &str| {
+                snap.live_apps
+                    .as_ref()
+                    .is_none_or(|l| l.iter().any(|a| a == app))
+            };
+            for req in requirements
+                .iter()
+                .enumerate()
+                .filter(|(i, r)| *i == 0 || has(&r.app))
+                .map(|(_, r)| r)
+            {
+                let named = |text: String| {
+                    if several {
+                        format!("{}: {text}", req.app)
+                    } else {
+                        text
+                    }
+                };
+                match judge(req, first.as_ref(), waited, &snap) {
+                    Verdict::Unhealthy(problem) => {
+                        return report(HealthStatus::Unhealthy, named(problem))
+                    }
+                    Verdict::Settled(summary) => settled.push(named(summary)),
+                    Verdict::Wait(wait) => longest = longest.max(Some(wait)),
+                }
+            }
+            let wait = match longest {
+                None => return report(HealthStatus::Healthy, settled.join("; ")),
+                Some(wait) if first.is_none() => wait,
+                Some(_) => settle.saturating_sub(waited),
             };
             if first.is_none() {
                 first = Some(snap);

@@ -10,16 +10,18 @@ use deploykit_core::{Cmd, Error, ReleaseId, ReleaseSpec, Result, Shell, ShellExt
 use crate::adopt;
 use crate::commands;
 use crate::config::{Pm2Config, Source};
-use crate::gate;
 use crate::layout::Layout;
 
-/// One app under PM2 on one host, reached through any [`Shell`] (SSH or local).
+mod activate;
+
+/// The apps of a release under PM2 on one host (one app, or several from one
+/// ecosystem file), reached through any [`Shell`] (SSH or local).
 ///
 /// - `prepare` builds `releases/<id>` next to the live release (live traffic
 ///   untouched); on failure the new directory is removed and the error carries the
 ///   failing command and the tail of its output.
 /// - `activate` swaps `current` atomically and runs `pm2 startOrReload --update-env`
-///   (a cluster-mode app reloads worker by worker), then `pm2 save`.
+///   for each app (a cluster-mode app reloads worker by worker), then `pm2 save`.
 /// - rolling back is `activate(previous)`: the old release is still built on disk,
 ///   so it is a swap and a reload — seconds, not a reinstall and rebuild.
 ///
@@ -30,9 +32,10 @@ pub struct Pm2Target {
     shell: Arc<dyn Shell>,
     config: Pm2Config,
     layout: Layout,
-    /// Set when this target's reload gate refused a release: the live workers were
-    /// never touched, so the undo that follows only points `current` back.
-    gate_refused: std::sync::Mutex<bool>,
+    /// The apps whose live workers were never touched because this target's
+    /// reload gate refused a release: the undo that follows only points `current`
+    /// back for them.
+    gate_refused: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// The release `current` pointed at before this target's last gated reload:
     /// going back to it (the undo) needs no canary, it served a moment ago.
     gated_from: std::sync::Mutex<Option<ReleaseId>>,
@@ -56,7 +59,7 @@ impl Pm2Target {
             shell,
             config,
             layout,
-            gate_refused: std::sync::Mutex::new(false),
+            gate_refused: std::sync::Mutex::new(Default::default()),
             gated_from: std::sync::Mutex::new(None),
         })
     }
@@ -152,6 +155,20 @@ impl Pm2Target {
                 "fix `ecosystem` in the target config, or commit that file to the repository",
             ));
         }
+        if out.status == commands::APPS_MISSING {
+            return Err(Error::part(
+                "prepare.ecosystem",
+                self.location(),
+                format!(
+                    "the ecosystem file {:?} of release {id} has no app named {}",
+                    self.config.ecosystem,
+                    out.stdout_text().split_whitespace().collect::<Vec<_>>().join(", ")
+                ),
+            )
+            .with_hint(
+                "add the app to the ecosystem file (its `name`), or remove it from `apps` in the target config",
+            ));
+        }
         self.fail_unless("prepare", &seal, &out)
     }
 
@@ -184,12 +201,12 @@ impl Pm2Target {
     }
 
     async fn take_offline(&self) -> Result<()> {
-        adopt::refuse_if_not_ours(self.shell.as_ref(), &self.config, &self.layout).await?;
-        // `delete` fails when the app is not in PM2: already offline, which is the goal.
-        let _ = self
-            .shell
-            .run(&commands::delete(&self.config), None)
-            .await?;
+        for app in self.config.app_names() {
+            let one = self.config.for_app(&app);
+            adopt::refuse_if_not_ours(self.shell.as_ref(), &one, &self.layout).await?;
+            // `delete` fails when the app is not in PM2: already offline, which is the goal.
+            let _ = self.shell.run(&commands::delete(&one), None).await?;
+        }
         self.shell
             .check("activate", &commands::remove_current(&self.layout))
             .await?;
@@ -290,67 +307,7 @@ impl Target for Pm2Target {
         if id.as_str() == adopt::ADOPTED {
             return adopt::restore(self.shell.as_ref(), &self.config, &self.layout).await;
         }
-        let sh = &self.shell;
-        let back = self.gated_from.lock().expect("not poisoned").take();
-        let before = match self.config.reload_gate {
-            // Only remembered; a `current` that is no link is refused by the switch.
-            Some(_) => self.current().await.ok().flatten(),
-            None => None,
-        };
-        let mut switch = commands::switch_over_link(&self.layout, id);
-        let mut out = sh.run(&switch, None).await?;
-        if out.status == commands::NO_LINK {
-            // A first deploy: PM2 may already run an app of this name that
-            // deploykit did not start; refuse it, or record it and take it over.
-            adopt::take_over(sh.as_ref(), &self.config, &self.layout).await?;
-            switch = commands::switch_current(&self.layout, id);
-            out = sh.run(&switch, None).await?;
-        }
-        if out.status == commands::CHECK_FAILED {
-            return Err(Error::part(
-                "activate",
-                self.location(),
-                format!("release {id} is not (completely) prepared on this host"),
-            )
-            .with_hint("prepare it first; an incomplete release is never made live"));
-        }
-        self.fail_unless("activate.swap", &switch, &out).map_err(|e| {
-            e.with_hint(format!(
-                "nothing was switched; if {} is a real directory (an earlier in-place deploy), move it aside so deploykit can manage it as a symlink",
-                self.layout.current().display()
-            ))
-        })?;
-        let refused = std::mem::take(&mut *self.gate_refused.lock().expect("not poisoned"));
-        if refused && gate::all_run(sh.as_ref(), &self.config, &self.layout, id).await? {
-            // The undo of a refused canary: every worker still runs `id`, so a
-            // reload would only risk requests. `current` points at it again.
-            return Ok(());
-        }
-        let canary = back.as_ref() != Some(id)
-            && gate::canary(sh, &self.config, &self.layout, id)
-                .await
-                .inspect_err(|_| *self.gate_refused.lock().expect("not poisoned") = true)?;
-        if canary {
-            *self.gated_from.lock().expect("not poisoned") = before;
-        }
-        let reloaded = sh
-            .check(
-                "activate.reload",
-                &commands::start_or_reload(&self.config, &self.layout, id),
-            )
-            .await;
-        if canary {
-            let retired = gate::retire(sh.as_ref(), &self.config).await;
-            retired?;
-        }
-        reloaded.map_err(|e| {
-            e.with_hint(format!(
-                "`current` already points at {id}; the run's undo swaps it back and reloads the previous release"
-            ))
-        })?;
-        sh.check("activate.save", &commands::save(&self.config))
-            .await?;
-        Ok(())
+        self.activate_release(id).await
     }
 
     async fn discard(&self, release: &ReleaseId) -> Result<()> {

@@ -37,12 +37,30 @@ pub fn check(config: &Config) -> Result<(), String> {
         let at = format!("environments.{}", key_segment(env));
         segment(&at, "environment name", env, MAX_ENV)?;
         match &e.target {
-            Some(TargetConfig::Pm2(p)) => segment(
-                &format!("{at}.target.app"),
-                "pm2 app name",
-                &p.app,
-                MAX_NAME,
-            )?,
+            Some(TargetConfig::Pm2(p)) => {
+                let key = match (p.app.is_empty(), p.apps.is_empty()) {
+                    (false, false) => {
+                        return Err(format!(
+                            "{at}.target: set either `app` (one app) or `apps` (several), not both"
+                        ))
+                    }
+                    (true, true) => {
+                        return Err(format!(
+                            "{at}.target: set `app = \"<name>\"` or `apps = [\"web\", \"worker\"]` (the PM2 app names in the ecosystem file)"
+                        ))
+                    }
+                    (false, true) => "app",
+                    (true, false) => "apps",
+                };
+                for name in p.app_names() {
+                    segment(
+                        &format!("{at}.target.{key}"),
+                        "pm2 app name",
+                        &name,
+                        MAX_NAME,
+                    )?;
+                }
+            }
             Some(TargetConfig::Compose(c)) => {
                 segment(
                     &format!("{at}.target.project"),
@@ -92,6 +110,25 @@ fn segment(key: &str, what: &'static str, value: &str, max: usize) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pm2(lines: &str) -> Result<(), String> {
+        let text = format!(
+            "[environments.s.target]\nkind = \"pm2\"\nhosts = [\"local\"]\ndeploy_to = \"/srv/a\"\nrepo = \"r\"\n{lines}"
+        );
+        check(&toml::from_str(&text).unwrap())
+    }
+
+    #[test]
+    fn exactly_one_of_app_and_apps_names_the_apps() {
+        assert!(pm2("app = \"web\"\n").is_ok());
+        assert!(pm2("apps = [\"web\", \"worker\"]\n").is_ok());
+        let both = pm2("app = \"web\"\napps = [\"web\", \"worker\"]\n").unwrap_err();
+        assert!(both.contains("not both"), "{both}");
+        let none = pm2("").unwrap_err();
+        assert!(none.contains("apps = ["), "{none}");
+        let bad = pm2("apps = [\"web\", \"../w\"]\n").unwrap_err();
+        assert!(bad.contains("environments.s.target.apps"), "{bad}");
+    }
 
     #[test]
     fn keys_that_need_quotes_get_them() {

@@ -39,8 +39,14 @@ pub struct Pm2Config {
     pub hosts: Vec<String>,
     /// Root of `releases/`, `current`, `shared/` on each host.
     pub deploy_to: PathBuf,
-    /// The PM2 app name.
+    /// The PM2 app name: the one-app form of [`apps`](Self::apps) (set exactly
+    /// one of the two).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub app: String,
+    /// The apps of one ecosystem file deployed together, e.g. `["web", "worker"]`:
+    /// they switch, are verified and roll back together.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apps: Vec<String>,
     /// Where each release's code comes from (default `git`: the hosts fetch
     /// `repo`; `artifact`: a tarball built once is uploaded to every host).
     #[serde(default)]
@@ -114,6 +120,17 @@ pub enum Pm2Source {
     /// A gzipped tarball built once (in CI, or by `artifact_build` here),
     /// uploaded to every host, checked against its SHA-256 there, unpacked.
     Artifact,
+}
+
+impl Pm2Config {
+    /// The apps of a release: `apps`, or the one `app`.
+    pub fn app_names(&self) -> Vec<String> {
+        if self.apps.is_empty() {
+            vec![self.app.clone()]
+        } else {
+            self.apps.clone()
+        }
+    }
 }
 
 fn default_connect_timeout() -> u64 {

@@ -286,7 +286,11 @@ pub(super) fn pm2_app_config(
         },
         config::Pm2Source::Artifact => Source::Artifact { tarball: None },
     };
-    let mut app = Pm2AppConfig::new(&pm2.app, &pm2.deploy_to, source);
+    let names = pm2.app_names();
+    let mut app = Pm2AppConfig::new(&names[0], &pm2.deploy_to, source);
+    for other in &names[1..] {
+        app = app.with_app(other);
+    }
     app.ecosystem = pm2.ecosystem.clone();
     app.linked_files = pm2.linked_files.clone();
     app.linked_dirs = pm2.linked_dirs.clone();
@@ -303,4 +307,25 @@ pub(super) fn pm2_app_config(
     app.validate()
         .map_err(|e| WiringError(format!("environment {env}: {e}")))?;
     Ok(app)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apps_become_one_pm2_config_with_every_app_first_one_first() {
+        let pm2: config::Pm2Config = toml::from_str(
+            "hosts = [\"local\"]\ndeploy_to = \"/srv/a\"\nrepo = \"r\"\napps = [\"web\", \"worker\"]\n",
+        )
+        .unwrap();
+        let app = pm2_app_config("s", &pm2).unwrap();
+        assert_eq!(app.app, "web");
+        assert_eq!(app.app_names(), ["web", "worker"]);
+        let one: config::Pm2Config = toml::from_str(
+            "hosts = [\"local\"]\ndeploy_to = \"/srv/a\"\nrepo = \"r\"\napp = \"web\"\n",
+        )
+        .unwrap();
+        assert_eq!(pm2_app_config("s", &one).unwrap().app_names(), ["web"]);
+    }
 }

@@ -50,7 +50,7 @@ module.exports = conf;
 /// Whether the ecosystem file can be loaded by [`PM2_WRAPPER`] (`require`); any
 /// other (YAML) is given to PM2 directly, and an `env` block in it pins the
 /// first release's env.
-fn wrappable(ecosystem: &str) -> bool {
+pub(super) fn wrappable(ecosystem: &str) -> bool {
     [".js", ".cjs", ".json"]
         .iter()
         .any(|ext| ecosystem.ends_with(ext))
@@ -172,8 +172,9 @@ pub fn jlist(config: &Pm2Config) -> Cmd {
 }
 
 /// `pm2 jlist` preceded by a line `deploykit-clock-ms <ms>`, the host's clock read
-/// just before the list, and a line `deploykit-current <link target>`, so the
-/// probe can check that every worker runs the live release. The probe judges an instance's age as that clock
+/// just before the list, a line `deploykit-current <link target>`, so the
+/// probe can check that every worker runs the live release, and, when the live
+/// release recorded them, a line `deploykit-apps <names>`: the apps it runs. The probe judges an instance's age as that clock
 /// minus its `pm_uptime` — both from the host, so the deploying machine's clock
 /// never enters it — and reading the clock first can only understate an age,
 /// never overstate it. Where `date` has no `%N` (not GNU), whole seconds rounded
@@ -185,6 +186,7 @@ pub fn clocked_jlist(config: &Pm2Config) -> Cmd {
 case "$now" in ''|*[!0-9]*) now=$(($(date +%s) * 1000)) ;; esac
 printf 'deploykit-clock-ms %s\n' "$now"
 printf 'deploykit-current %s\n' "$(readlink "$1" 2>/dev/null)"
+if [ -f "$1/.deploykit-apps" ]; then printf 'deploykit-apps %s\n' "$(tr '\n' ' ' < "$1/.deploykit-apps")"; fi
 shift
 exec "$@""#,
         std::iter::once(path(&config.deploy_to.join("current")))

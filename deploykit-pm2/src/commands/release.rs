@@ -193,16 +193,83 @@ pub fn build_step(config: &Pm2Config, layout: &Layout, release: &ReleaseId, step
 }
 
 /// Marks the release complete (only marked releases can be activated), after
-/// checking that it holds the ecosystem file PM2 will start it from: exit
-/// [`CHECK_FAILED`](super::CHECK_FAILED) when it does not, so a wrong `ecosystem` setting fails the
-/// prepare (nothing switched) instead of the activation and its undo.
+/// checking that it holds the ecosystem file PM2 will start it from (exit
+/// [`CHECK_FAILED`](super::CHECK_FAILED) when it does not) and that every app of
+/// the config is in that file (exit [`APPS_MISSING`], the missing names on
+/// stdout): a wrong `ecosystem` or `apps` setting fails the prepare (nothing
+/// switched) instead of the activation and its undo.
 pub fn seal_release(config: &Pm2Config, layout: &Layout, release: &ReleaseId) -> Cmd {
-    script(
+    apps_script(
+        config,
+        layout,
+        release,
+        path(&layout.prepared_marker(release)),
+    )
+}
+
+/// The exit status of [`seal_release`] and [`apps_in_release`] when an app of the
+/// config is not in the release's ecosystem file; the missing names are on
+/// stdout, one per line.
+pub const APPS_MISSING: i32 = 4;
+
+/// Which apps of the config the release lacks: exits [`APPS_MISSING`] naming
+/// them, 0 when it has them all. A release has the apps it was prepared with
+/// ([`Layout::apps_record`]); one prepared before that record existed, those of
+/// its ecosystem file. Going back to a release from before an app was added, the
+/// activation deletes that app instead of starting it.
+pub fn apps_in_release(config: &Pm2Config, layout: &Layout, release: &ReleaseId) -> Cmd {
+    apps_script(config, layout, release, String::new())
+}
+
+/// Loads an ecosystem file (`$1`) as PM2 does and prints each name of `$2…` that
+/// none of its apps has; exit [`APPS_MISSING`] then.
+const LIST_MISSING_APPS: &str = r#"const conf = require(process.argv[1]);
+const apps = Array.isArray(conf) ? conf : conf && conf.apps ? [].concat(conf.apps) : [conf];
+const names = apps.map((a) => a && a.name);
+const missing = process.argv.slice(2).filter((n) => !names.includes(n));
+if (missing.length) { console.log(missing.join('\n')); process.exit(4); }
+"#;
+
+/// The ecosystem file must exist; where Node can load it (`.js`, `.cjs`,
+/// `.json`, and `node` on the host), every app must be in it; then the apps are
+/// recorded and `mark` is touched (when not empty: sealing). Without `mark`
+/// (looking), the record answers when there is one. A YAML file, or a host without `node` on the PATH
+/// (PM2 found elsewhere), skips the app check: PM2 itself then names a missing
+/// app at activation. Run with the app's env, as PM2 and the build see it.
+fn apps_script(config: &Pm2Config, layout: &Layout, release: &ReleaseId, mark: String) -> Cmd {
+    let check = if super::pm2::wrappable(&config.ecosystem) {
+        "check"
+    } else {
+        "skip"
+    };
+    let mut cmd = script(
         r#"[ -f "$1" ] || exit 3
-touch "$2""#,
+eco=$1 mark=$2 mode=$3 js=$4 record=$5
+shift 5
+if [ -z "$mark" ] && [ -f "$record" ]; then
+  st=0
+  for app in "$@"; do grep -qxF -e "$app" "$record" || { printf '%s\n' "$app"; st=4; }; done
+  exit $st
+fi
+if [ "$mode" = check ] && command -v node >/dev/null 2>&1; then
+  (cd "$(dirname "$eco")" && node -e "$js" "$eco" "$@") || exit $?
+fi
+[ -n "$mark" ] || exit 0
+umask 077
+printf '%s\n' "$@" > "$record"
+touch "$mark""#,
         [
             path(&layout.release(release).join(&config.ecosystem)),
-            path(&layout.prepared_marker(release)),
-        ],
-    )
+            mark,
+            check.to_string(),
+            LIST_MISSING_APPS.to_string(),
+            path(&layout.apps_record(release)),
+        ]
+        .into_iter()
+        .chain(config.app_names()),
+    );
+    for (k, v) in &config.env {
+        cmd = cmd.env(k.clone(), v.expose());
+    }
+    cmd
 }

@@ -41,7 +41,11 @@ async fn the_scripts_work_on_a_real_shell() {
     let work = dir.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
     let w = work.to_str().unwrap();
-    std::fs::write(work.join("ecosystem.config.js"), "module.exports = {};\n").unwrap();
+    std::fs::write(
+        work.join("ecosystem.config.js"),
+        "module.exports = { apps: [{ name: 'web', script: 's.js' }] };\n",
+    )
+    .unwrap();
     git(&["-C", w, "init", "-q"]);
     git(&["-C", w, "add", "-A"]);
     git(&["-C", w, "commit", "-q", "-m", "one"]);
@@ -112,10 +116,48 @@ async fn the_scripts_work_on_a_real_shell() {
         .unwrap();
     assert_eq!(out.status, CHECK_FAILED);
     assert!(!marker.exists());
+    // Nor when an app of the config is not in that file (where Node can tell).
+    if sh
+        .run(&Cmd::new("node").arg("--version"), None)
+        .await
+        .unwrap()
+        .success()
+    {
+        let out = sh
+            .run(
+                &seal_release(&config().with_app("worker"), &layout, &id()),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(out.status, APPS_MISSING, "{}", out.tail(5));
+        assert_eq!(out.stdout_text(), "worker\n");
+        assert!(!marker.exists());
+        let out = sh
+            .run(&apps_in_release(&config(), &layout, &id()), None)
+            .await
+            .unwrap();
+        assert!(out.success(), "{}", out.tail(5));
+        assert!(!marker.exists(), "looking marks nothing");
+    }
     sh.check("t", &seal_release(&config(), &layout, &id()))
         .await
         .unwrap();
     assert!(marker.exists());
+    // The release runs the apps it was prepared with, whatever its file has.
+    assert_eq!(
+        std::fs::read_to_string(layout.apps_record(&id())).unwrap(),
+        "web\n"
+    );
+    let out = sh
+        .run(
+            &apps_in_release(&config().with_app("w.2"), &layout, &id()),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.status, APPS_MISSING);
+    assert_eq!(out.stdout_text(), "w.2\n", "matched whole and literally");
     let out = sh.check("t", &prepare_begin(&layout, &id())).await.unwrap();
     assert_eq!(out.stdout_text(), "prepared\n");
 

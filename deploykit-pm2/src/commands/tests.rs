@@ -118,13 +118,29 @@ fn values_travel_as_positional_arguments_never_inside_scripts() {
         ]
     );
     assert!(prepare_begin(&layout(), &id()).args[1].contains(ALREADY_PREPARED));
+    let seal = values(&seal_release(
+        &config().with_app("worker"),
+        &layout(),
+        &id(),
+    ));
     assert_eq!(
-        values(&seal_release(&config(), &layout(), &id())),
+        &seal[..3],
         [
             "/srv/my app/releases/r1/ecosystem.config.js",
-            "/srv/my app/releases/r1/.deploykit-prepared"
+            "/srv/my app/releases/r1/.deploykit-prepared",
+            "check"
         ]
     );
+    assert_eq!(seal[4], "/srv/my app/releases/r1/.deploykit-apps");
+    assert_eq!(&seal[5..], ["web", "worker"], "every app is checked");
+    assert_eq!(
+        values(&apps_in_release(&config(), &layout(), &id()))[1],
+        "",
+        "only looks, marks nothing"
+    );
+    let mut yaml = config();
+    yaml.ecosystem = "ecosystem.yml".into();
+    assert_eq!(values(&seal_release(&yaml, &layout(), &id()))[2], "skip");
     assert_eq!(
         values(&unpack_artifact(
             &layout(),

@@ -25,11 +25,16 @@ pub fn pm2(scan: &ProjectScan) -> String {
     let _ = writeln!(t, "deploy_to = \"/srv/{}\"", scan.name);
     let _ = writeln!(t, "app = {}", quote(name));
     if pm2.apps.len() > 1 {
-        let others: Vec<&str> = pm2.apps[1..].iter().map(|a| a.name.as_str()).collect();
+        let all: Vec<String> = pm2.apps.iter().map(|a| quote(&a.name)).collect();
         let _ = writeln!(
             t,
-            "# the ecosystem file also has: {} (deploykit switches one app per environment)",
-            others.join(", ")
+            "# apps = [{}]   # instead of app: switch, verify and roll back every app of {ecosystem} together",
+            all.join(", ")
+        );
+    } else {
+        let _ = writeln!(
+            t,
+            "# apps = [\"web\", \"worker\"]   # instead of app: several apps of {ecosystem}, deployed together"
         );
     }
     if let Some(cwd) = app.and_then(|a| a.cwd.as_deref()) {

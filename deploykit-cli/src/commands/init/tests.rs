@@ -38,8 +38,8 @@ fn a_pm2_project_gets_its_apps_build_and_migrations() {
     let loaded = init(d.path(), None).unwrap();
     let text = std::fs::read_to_string(d.path().join("deploykit.toml")).unwrap();
     assert!(
-        text.contains("muva-worker"),
-        "the other app is named:\n{text}"
+        text.contains("# apps = [\"muva-web\", \"muva-worker\"]"),
+        "both apps are offered, commented:\n{text}"
     );
     for env in ["staging", "production"] {
         let e = &loaded.config.environments[env];
