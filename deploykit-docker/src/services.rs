@@ -1,6 +1,7 @@
 //! [`ComposeServices`]: several services of one Compose project (web and worker)
 //! deployed as one release.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -33,36 +34,41 @@ use crate::target::ComposeTarget;
 ///   verify every service.
 #[derive(Debug)]
 pub struct ComposeServices {
-    members: Vec<ComposeTarget>,
+    members: Vec<Arc<ComposeTarget>>,
 }
 
 impl ComposeServices {
     /// `primary` (the service whose image each release is made from) and `others`
-    /// of the same project, each a [`ComposeTarget::sibling`] of `primary`.
-    pub fn new(primary: ComposeTarget, others: &[impl AsRef<str>]) -> Result<Self> {
+    /// of the same project, each a [`ComposeTarget::sibling`] of `primary`. The
+    /// primary is shared (an `Arc`): the migrator and backup are built from it too.
+    pub fn new(primary: Arc<ComposeTarget>, others: &[impl AsRef<str>]) -> Result<Self> {
         let mut members = Vec::with_capacity(others.len() + 1);
         for s in others {
             let s = s.as_ref();
-            if s == primary.service() || members.iter().any(|m: &ComposeTarget| m.service() == s) {
+            if s == primary.service()
+                || members
+                    .iter()
+                    .any(|m: &Arc<ComposeTarget>| m.service() == s)
+            {
                 return Err(deploykit_core::Error::Invalid {
                     what: "compose services",
                     value: s.to_string(),
                     reason: "each service may be named once".into(),
                 });
             }
-            members.push(primary.sibling(s)?);
+            members.push(Arc::new(primary.sibling(s)?));
         }
         members.insert(0, primary);
         Ok(Self { members })
     }
 
     /// The service each release's image is made from (and the migrations' default).
-    pub fn primary(&self) -> &ComposeTarget {
+    pub fn primary(&self) -> &Arc<ComposeTarget> {
         &self.members[0]
     }
 
     /// Every service's target, the primary first.
-    pub fn members(&self) -> &[ComposeTarget] {
+    pub fn members(&self) -> &[Arc<ComposeTarget>] {
         &self.members
     }
 
@@ -86,12 +92,12 @@ impl ComposeServices {
             .collect()
     }
 
-    fn others(&self) -> &[ComposeTarget] {
+    fn others(&self) -> &[Arc<ComposeTarget>] {
         &self.members[1..]
     }
 
     /// Each service's newest container, when it runs.
-    async fn running(&self) -> Result<Vec<(&ComposeTarget, ContainerState)>> {
+    async fn running(&self) -> Result<Vec<(&Arc<ComposeTarget>, ContainerState)>> {
         let mut running = Vec::new();
         for m in &self.members {
             if let Some(c) = m.container().await? {
@@ -104,7 +110,7 @@ impl ComposeServices {
     }
 
     /// Tags what every running service runs as one release, once.
-    async fn adopt(&self, running: &[(&ComposeTarget, ContainerState)]) -> Result<ReleaseId> {
+    async fn adopt(&self, running: &[(&Arc<ComposeTarget>, ContainerState)]) -> Result<ReleaseId> {
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
         for (m, c) in running {
             for b in format!("{}={};", m.service(), c.image_id).bytes() {

@@ -95,7 +95,7 @@ async fn web_and_worker_switch_verify_and_roll_back_together() {
             .target(&rig)
             .await
             .events(Events::none().with(sink.clone()));
-        Arc::new(ComposeServices::new(web, &["worker"]).unwrap())
+        Arc::new(ComposeServices::new(Arc::new(web), &["worker"]).unwrap())
     };
     let (v1, v2, v3, v4) = (
         spec("20260101T000000Z-v1"),

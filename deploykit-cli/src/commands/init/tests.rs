@@ -84,7 +84,7 @@ fn a_compose_project_gets_its_service_database_and_strategy() {
     let Some(TargetConfig::Compose(c)) = &e.target else {
         panic!("{:?}", e.target)
     };
-    assert_eq!(c.service, "api");
+    assert_eq!(c.service.as_deref(), Some("api"));
     assert_eq!(c.files, vec![std::path::PathBuf::from("compose.yaml")]);
     assert_eq!(c.strategy, config::ComposeStrategy::Auto);
     let text = std::fs::read_to_string(d.path().join("deploykit.toml")).unwrap();
