@@ -92,6 +92,15 @@ impl ComposeServices {
             .collect()
     }
 
+    /// Each service with its newest container (running or not), for `status`.
+    pub async fn containers(&self) -> Result<Vec<(String, Option<ContainerState>)>> {
+        let mut out = Vec::new();
+        for m in &self.members {
+            out.push((m.service().to_string(), m.container().await?));
+        }
+        Ok(out)
+    }
+
     fn others(&self) -> &[Arc<ComposeTarget>] {
         &self.members[1..]
     }

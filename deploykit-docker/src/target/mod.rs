@@ -227,8 +227,9 @@ impl ComposeTarget {
 
     /// The same target for another `service` of the project, with its release
     /// images in `<repo>-<service>`: every setting is copied (source, strategy,
-    /// deadlines, adoption, events). [`crate::ComposeServices`] deploys such
-    /// siblings as one release; a sibling's own strategy is decided for it.
+    /// deadlines, adoption, events) but the readiness probes, which ask the
+    /// primary service's app. [`crate::ComposeServices`] deploys such siblings as
+    /// one release; a sibling's own strategy is decided for it.
     pub fn sibling(&self, service: &str) -> Result<Self> {
         validate_compose_name("compose service name", service)?;
         let repo = format!("{}-{service}", self.repo);
@@ -249,7 +250,7 @@ impl ComposeTarget {
             strategy: self.strategy,
             build_repo: self.build_repo.clone(),
             choice: std::sync::OnceLock::new(),
-            readiness: self.readiness.clone(),
+            readiness: Vec::new(),
             events: self.events.clone(),
         })
     }
