@@ -111,7 +111,10 @@ async fn web_and_worker_switch_verify_and_roll_back_together() {
     let report = deploy(web_only, vec![probe], &v1).await;
     assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
     let web_v1 = format!("{}:{}", stack.repo, v1.id);
-    assert_eq!(running_images(&rig, &stack, "web").await, [web_v1.clone()]);
+    assert_eq!(
+        running_images(&rig, &stack, "web").await,
+        vec![web_v1.clone()]
+    );
 
     // v2 adds the worker, which dies a second after it starts: verify fails, web
     // goes back to v1, and the worker, new in v2, is removed.
@@ -133,7 +136,10 @@ async fn web_and_worker_switch_verify_and_roll_back_together() {
         "the worker's output is in the report: {:?}",
         report.logs
     );
-    assert_eq!(running_images(&rig, &stack, "web").await, [web_v1.clone()]);
+    assert_eq!(
+        running_images(&rig, &stack, "web").await,
+        vec![web_v1.clone()]
+    );
     assert!(
         running_images(&rig, &stack, "worker").await.is_empty(),
         "the worker did not run before v2"
@@ -148,10 +154,13 @@ async fn web_and_worker_switch_verify_and_roll_back_together() {
     assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
     let web_v3 = format!("{}:{}", stack.repo, v3.id);
     let worker_v3 = format!("{worker_repo}:{}", v3.id);
-    assert_eq!(running_images(&rig, &stack, "web").await, [web_v3.clone()]);
+    assert_eq!(
+        running_images(&rig, &stack, "web").await,
+        vec![web_v3.clone()]
+    );
     assert_eq!(
         running_images(&rig, &stack, "worker").await,
-        [worker_v3.clone()]
+        vec![worker_v3.clone()]
     );
     assert_eq!(stack.page().await.as_deref(), Some("v3"));
 
