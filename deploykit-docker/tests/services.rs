@@ -9,12 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{rig, spec, Rig, WebStack};
+use deploykit_core::testing::conformance::target_contract;
 use deploykit_core::testing::MemoryJournal;
 use deploykit_core::{
-    CollectingSink, Event, Events, HealthPolicy, HealthProbe, Outcome, Phase, Pipeline, Policy,
-    ReleaseSpec, RunReport, Target,
+    CollectingSink, Event, Events, HealthPolicy, HealthProbe, LocalShell, Outcome, Phase, Pipeline,
+    Policy, ReleaseSpec, RunReport, ShellExt, Target,
 };
-use deploykit_docker::{ComposeServices, ContainerHealthProbe};
+use deploykit_docker::{ComposeServices, ContainerHealthProbe, PinFile};
 
 /// The worker: same build as web, its own command, no port and no HEALTHCHECK.
 const WORKER: &str =
@@ -193,4 +194,101 @@ async fn web_and_worker_switch_verify_and_roll_back_together() {
             && stop_first.iter().any(|m| m.contains("dk-svc/worker")),
         "{stop_first:?}"
     );
+}
+
+#[tokio::test]
+async fn several_services_keep_the_target_contract() {
+    let Some(rig) = rig("services_contract") else {
+        return;
+    };
+    let stack = WebStack::with_services(
+        &rig,
+        "dk-svc-contract",
+        common::reuseport::free_port(),
+        WORKER,
+    )
+    .await;
+    common::reset(&rig, "dk-svc-contract", &format!("{}-worker", stack.repo)).await;
+    write_release(&stack, "contract", true);
+    let web = stack.target(&rig).await;
+    let target = ComposeServices::new(Arc::new(web), &["worker"]).unwrap();
+    target_contract(&target, &spec("r1-a"), &spec("r2-b")).await;
+    assert_eq!(stack.page().await.as_deref(), Some("contract"));
+}
+
+#[tokio::test]
+async fn a_stack_started_by_hand_is_adopted_whole_and_put_back_by_the_undo() {
+    let Some(rig) = rig("services_adopt") else {
+        return;
+    };
+    let stack =
+        WebStack::with_services(&rig, "dk-svc-adopt", common::reuseport::free_port(), WORKER).await;
+    let worker_repo = format!("{}-worker", stack.repo);
+    common::reset(&rig, "dk-svc-adopt", &worker_repo).await;
+    // Both services started by hand from a build deploykit never tagged.
+    write_release(&stack, "by-hand", true);
+    let shell = LocalShell::new();
+    shell
+        .check("setup", &stack.project.build("web"))
+        .await
+        .unwrap();
+    let hand = stack.project.cli.built_image_name("dk-svc-adopt", "web");
+    for service in ["web", "worker"] {
+        let pin = PinFile::new(&stack.path().join("hand"), "dk-svc-adopt", service, "hand");
+        pin.write(&shell, service, &hand).await.unwrap();
+        shell
+            .check("setup", &stack.project.up(service, &pin.path))
+            .await
+            .unwrap();
+    }
+    let engine = rig.engine().await;
+    let image_id = |service: &'static str| {
+        let engine = engine.clone();
+        async move {
+            engine
+                .service_container("dk-svc-adopt", service)
+                .await
+                .unwrap()
+                .filter(|c| c.status == "running")
+                .map(|c| c.image_id)
+        }
+    };
+    let before = (image_id("web").await, image_id("worker").await);
+    assert!(before.0.is_some() && before.1.is_some(), "{before:?}");
+
+    let sink = Arc::new(CollectingSink::default());
+    let web = stack
+        .target(&rig)
+        .await
+        .events(Events::none().with(sink.clone()));
+    let target = Arc::new(ComposeServices::new(Arc::new(web), &["worker"]).unwrap());
+    let adopted = target
+        .current()
+        .await
+        .unwrap()
+        .expect("the stack is adopted");
+    assert!(adopted.as_str().starts_with("adopted-"), "{adopted}");
+    assert!(
+        sink.events().iter().any(|e| matches!(
+            e,
+            Event::Warning { message } if message.contains("did not run one deploykit release")
+        )),
+        "{:?}",
+        sink.events()
+    );
+
+    let v1 = spec("20260101T000000Z-v1");
+    write_release(&stack, "v1", false);
+    let report = deploy(target.clone(), target.container_probes(), &v1).await;
+    assert_eq!(report.outcome, Outcome::RolledBack, "{report:?}");
+    assert_eq!(
+        (image_id("web").await, image_id("worker").await),
+        before,
+        "both services run exactly the images they ran before"
+    );
+    assert_eq!(
+        running_images(&rig, &stack, "worker").await,
+        vec![format!("{worker_repo}:{adopted}")]
+    );
+    assert_eq!(stack.page().await.as_deref(), Some("by-hand"));
 }
