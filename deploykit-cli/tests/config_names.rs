@@ -103,3 +103,29 @@ fn an_environment_named_dot_dot_is_a_config_error_before_anything_runs() {
         "nothing was staged, journaled or locked"
     );
 }
+
+#[test]
+fn compose_service_and_services_together_are_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("deploykit.toml"),
+        "[environments.prod.target]\nkind = \"compose\"\nproject = \"crm\"\n\
+         files = [\"docker-compose.yml\"]\nservice = \"web\"\nservices = [\"web\", \"worker\"]\n\
+         image = \"crm-backend\"\n",
+    )
+    .unwrap();
+    let before = files(dir.path());
+    Command::cargo_bin("deploykit")
+        .unwrap()
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .args(["deploy", "-e", "prod", "--release", "r1"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("environments.prod.target")
+                .and(predicate::str::contains("not both")),
+        );
+    assert_eq!(files(dir.path()), before, "nothing was written");
+}

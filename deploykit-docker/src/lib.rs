@@ -17,6 +17,8 @@
 //! * [`ExecPgDumpBackup`]: `pg_dump` inside the database service's container through
 //!   an engine exec, streamed into a checksummed artifact; any failure is an error.
 //! * [`ContainerHealthProbe`]: the container's health as a verify-phase probe.
+//! * [`ComposeServices`]: several services (web and worker) as one release that
+//!   switches, is verified and rolls back together.
 //!
 //! ```no_run
 //! # async fn wire() -> deploykit_core::Result<()> {
@@ -80,6 +82,7 @@ pub mod probe;
 #[cfg(feature = "ssh")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ssh")))]
 pub mod remote;
+pub mod services;
 pub mod strategy;
 pub mod target;
 
@@ -89,5 +92,6 @@ pub use engine::{ContainerState, Engine, Health};
 pub use migrate::ComposeRunMigrator;
 pub use pin::PinFile;
 pub use probe::ContainerHealthProbe;
+pub use services::ComposeServices;
 pub use strategy::{StartFirstSettings, Strategy, StrategyChoice};
 pub use target::{ComposeTarget, ImageSource};

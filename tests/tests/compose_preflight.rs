@@ -26,7 +26,8 @@ fn docker_host() -> Option<String> {
 }
 
 /// A committed project whose compose file has one service, `web`, and a
-/// deploykit.toml with `target_extra` in its environment `p`.
+/// deploykit.toml with `target_extra` in its environment `p`. A `service`
+/// written as a TOML list (`["web", "worker"]`) is the target's `services`.
 fn project(dir: &Path, compose: &str, service: &str, extra: &str) -> PathBuf {
     let root = dir.join("app");
     std::fs::create_dir_all(&root).unwrap();
@@ -39,8 +40,13 @@ fn project(dir: &Path, compose: &str, service: &str, extra: &str) -> PathBuf {
         format!(
             "[project]\nstate_dir = \"state\"\n\
              [environments.p.target]\nkind = \"compose\"\nproject = \"dkpre{}\"\n\
-             files = [\"docker-compose.yml\"]\nservice = \"{service}\"\nimage = \"deploykit-test/dkpre\"\n{extra}",
-            std::process::id()
+             files = [\"docker-compose.yml\"]\n{services}\nimage = \"deploykit-test/dkpre\"\n{extra}",
+            std::process::id(),
+            services = if service.starts_with('[') {
+                format!("services = {service}")
+            } else {
+                format!("service = \"{service}\"")
+            },
         ),
     )
     .unwrap();
@@ -83,6 +89,8 @@ fn an_unknown_service_is_a_config_error_before_the_run() {
     let Some(host) = docker_host() else { return };
     for (service, extra, named) in [
         ("webb", "", "webb"),
+        // Each of several services is checked.
+        ("[\"web\", \"worker\"]", "", "worker"),
         (
             "web",
             "[environments.p.backup]\nkind = \"compose_exec\"\nservice = \"db\"\ndatabase = \"app\"\nuser = \"app\"\ndir = \"backups\"\n",

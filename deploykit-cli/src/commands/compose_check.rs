@@ -12,7 +12,7 @@ use deploykit_core::shell::{LocalShell, Shell, ShellExt};
 use serde_json::Value;
 
 use super::EnvContext;
-use crate::config::{BackupConfig, ConfigError, MigrationsConfig};
+use crate::config::{BackupConfig, ConfigError, MigrationsConfig, TargetConfig};
 
 /// Refuses the environment's compose files when they do not parse or lack a
 /// service the config names. A no-op for other targets.
@@ -53,7 +53,7 @@ pub async fn validate(ctx: &EnvContext) -> Result<()> {
         .as_object()
         .map(|m| m.keys().map(String::as_str).collect())
         .unwrap_or_default();
-    for (key, service) in needed(ctx, &stack.service) {
+    for (key, service) in needed(ctx) {
         if !present.contains(&service.as_str()) {
             return Err(ConfigError(format!(
                 "environment {}: {key} = \"{service}\" is not a service of {} (its services: {}); \
@@ -69,9 +69,19 @@ pub async fn validate(ctx: &EnvContext) -> Result<()> {
 }
 
 /// The services the config names, with the key that names each.
-fn needed(ctx: &EnvContext, target_service: &str) -> Vec<(&'static str, String)> {
+fn needed(ctx: &EnvContext) -> Vec<(&'static str, String)> {
     let env = ctx.env();
-    let mut needed = vec![("target.service", target_service.to_string())];
+    let mut needed = Vec::new();
+    if let Some(TargetConfig::Compose(c)) = &env.target {
+        let key = if c.services.is_some() {
+            "target.services"
+        } else {
+            "target.service"
+        };
+        for service in c.service_names() {
+            needed.push((key, service.to_string()));
+        }
+    }
     if let Some(BackupConfig::ComposeExec { service, .. }) = &env.backup {
         needed.push(("backup.service", service.clone()));
     }

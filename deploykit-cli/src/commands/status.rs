@@ -19,6 +19,16 @@ pub async fn run(config: &Path, args: &EnvArg, mode: Mode) -> Result<u8> {
         None => None,
     };
     let artifact = live_artifact(&ctx, live.as_ref()).await;
+    // With several services, what each one runs (one release when they agree).
+    let mut services: Vec<(String, String)> = Vec::new();
+    if let Some(all) = ctx.parts.compose.as_ref().and_then(|c| c.services.as_ref()) {
+        for (service, container) in all.containers().await? {
+            let state = container
+                .map(|c| c.describe())
+                .unwrap_or_else(|| "no container".into());
+            services.push((service, state));
+        }
+    }
     let holder = ctx.lock().holder().await?;
     let runs = ctx.store.runs().await?;
     let history = History::from_runs(&runs);
@@ -35,7 +45,8 @@ pub async fn run(config: &Path, args: &EnvArg, mode: Mode) -> Result<u8> {
     if mode == Mode::Json {
         crate::render::json::print_event(
             serde_json::json!({"event": "status", "env": ctx.name, "live": live, "artifact": artifact, "lock": holder, "last_run": last,
-                "unfinished_runs": unfinished, "migrations": migrations}),
+                "unfinished_runs": unfinished, "migrations": migrations,
+                "services": services.iter().map(|(s, c)| serde_json::json!({"service": s, "container": c})).collect::<Vec<_>>()}),
         );
         return Ok(exit::OK);
     }
@@ -47,6 +58,9 @@ pub async fn run(config: &Path, args: &EnvArg, mode: Mode) -> Result<u8> {
     );
     if let Some(a) = &artifact {
         println!("  artifact:  {a}");
+    }
+    for (service, state) in &services {
+        println!("    {service}: {state}");
     }
     match &holder {
         Some(h) => println!("  lock:      held by {h}{}", super::lock::liveness_note(h)),

@@ -289,6 +289,44 @@ mod tests {
         assert!(err.contains("start_first"), "{err}");
     }
 
+    #[test]
+    fn compose_deploys_one_service_or_several_never_both() {
+        let target = "[environments.prod.target]\nkind = \"compose\"\nproject = \"crm\"\n\
+                      files = [\"docker-compose.yml\"]\nimage = \"crm/backend\"\n";
+        let services = |extra: &str| {
+            let (_d, p) = write(&format!("{target}{extra}"));
+            load(&p).map(|c| match &c.env("prod").unwrap().target {
+                Some(crate::config::TargetConfig::Compose(c)) => c
+                    .service_names()
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>(),
+                other => panic!("{other:?}"),
+            })
+        };
+        assert_eq!(services("service = \"web\"\n").unwrap(), ["web"]);
+        assert_eq!(
+            services("services = [\"web\", \"worker\"]\n").unwrap(),
+            ["web", "worker"]
+        );
+        for (extra, says) in [
+            (
+                "service = \"web\"\nservices = [\"web\", \"worker\"]\n",
+                "not both",
+            ),
+            ("", "service = \"web\""),
+            ("services = []\n", "service = \"web\""),
+            ("services = [\"web\", \"web\"]\n", "more than once"),
+            (
+                "services = [\"web\", \"../w\"]\n",
+                "environments.prod.target.services",
+            ),
+        ] {
+            let err = services(extra).unwrap_err().to_string();
+            assert!(err.contains(says), "{extra}: {err}");
+        }
+    }
+
     fn db_url(c: &LoadedConfig) -> String {
         let db = c.env("prod").unwrap().database.clone().unwrap();
         db.url.expose().to_string()

@@ -68,12 +68,20 @@ pub fn check(config: &Config) -> Result<(), String> {
                     &c.project,
                     MAX_NAME,
                 )?;
-                segment(
-                    &format!("{at}.target.service"),
-                    "compose service name",
-                    &c.service,
-                    MAX_NAME,
-                )?;
+                c.check_services(&format!("{at}.target"))?;
+                let key = if c.services.is_some() {
+                    "services"
+                } else {
+                    "service"
+                };
+                for service in c.service_names() {
+                    segment(
+                        &format!("{at}.target.{key}"),
+                        "compose service name",
+                        service,
+                        MAX_NAME,
+                    )?;
+                }
             }
             Some(TargetConfig::Local { .. }) | None => {}
         }

@@ -151,9 +151,17 @@ pub struct ComposeConfig {
     pub files: Vec<PathBuf>,
     /// The env file passed to compose.
     pub env_file: Option<PathBuf>,
-    /// The service deployed.
-    pub service: String,
-    /// The image repository release tags are made in (e.g. `crm-backend`).
+    /// The service deployed (the one-service form of `services`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Several services deployed as one release (e.g. `["web", "worker"]`): they
+    /// switch, are verified and roll back together. Each release is one image,
+    /// made from the first service; see docs/CONFIG.md. Exactly one of `service`
+    /// and `services` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub services: Option<Vec<String>>,
+    /// The image repository release tags are made in (e.g. `crm-backend`); with
+    /// `services`, every service after the first gets `<image>-<service>`.
     pub image: String,
     /// Where each release's image comes from (default `build`, on the host).
     #[serde(default)]
@@ -178,6 +186,53 @@ pub struct ComposeConfig {
     /// How a release's container replaces the running one (default `auto`).
     #[serde(default)]
     pub strategy: ComposeStrategy,
+}
+
+impl ComposeConfig {
+    /// The deployed services, the first being the one each release's image is
+    /// made from (empty only in a config [`check_services`](Self::check_services)
+    /// refuses).
+    pub fn service_names(&self) -> Vec<&str> {
+        match (&self.service, &self.services) {
+            (Some(one), None) => vec![one.as_str()],
+            (None, Some(many)) => many.iter().map(String::as_str).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The service each release's image is made from, and the migrations' and
+    /// backup's default.
+    pub fn primary_service(&self) -> &str {
+        self.service_names().first().copied().unwrap_or_default()
+    }
+
+    /// Exactly one of `service` and `services`, with no service twice; `at` is
+    /// the target table's key, for the message.
+    pub fn check_services(&self, at: &str) -> Result<(), String> {
+        match (&self.service, &self.services) {
+            (Some(_), Some(_)) => Err(format!(
+                "{at}: set service (one service) or services (several), not both"
+            )),
+            (None, None) => Err(format!(
+                "{at}: name the deployed service: service = \"web\", or services = \
+                 [\"web\", \"worker\"] for several deployed as one release"
+            )),
+            (None, Some(many)) if many.is_empty() => Err(format!(
+                "{at}.services is empty: name at least one service, or write service = \"web\""
+            )),
+            (None, Some(many)) => {
+                for (i, s) in many.iter().enumerate() {
+                    if many[..i].contains(s) {
+                        return Err(format!(
+                            "{at}.services names {s} more than once; name each service once"
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            (Some(_), None) => Ok(()),
+        }
+    }
 }
 
 /// Where a Compose release's image comes from.

@@ -11,7 +11,9 @@ use crate::hosts::{self};
 use deploykit_core::shell::SshShell;
 use deploykit_core::{Events, Shell};
 use deploykit_docker::remote::{connect_over_ssh, DEFAULT_REMOTE_SOCKET};
-use deploykit_docker::{ComposeCli, ComposeProject, ComposeTarget, Engine, Strategy};
+use deploykit_docker::{
+    ComposeCli, ComposeProject, ComposeServices, ComposeTarget, Engine, Strategy,
+};
 
 use super::{ComposeStack, WiringError};
 
@@ -116,16 +118,23 @@ pub(super) async fn compose_stack(
     if let Some(h) = docker_host {
         project = project.docker_host(h);
     }
-    let target = ComposeTarget::new(shell, engine.clone(), project.clone(), &c.service, &c.image)
-        .map_err(wrap)?
-        .health_deadline(Duration::from_secs(c.health_wait_secs))
-        .readiness_probes(readiness)
-        .strategy(match c.strategy {
-            config::ComposeStrategy::Auto => Strategy::Auto,
-            config::ComposeStrategy::StopFirst => Strategy::StopFirst,
-            config::ComposeStrategy::StartFirst => Strategy::StartFirst,
-        })
-        .events(events);
+    let names = c.service_names();
+    let target = ComposeTarget::new(
+        shell,
+        engine.clone(),
+        project.clone(),
+        c.primary_service(),
+        &c.image,
+    )
+    .map_err(wrap)?
+    .health_deadline(Duration::from_secs(c.health_wait_secs))
+    .readiness_probes(readiness)
+    .strategy(match c.strategy {
+        config::ComposeStrategy::Auto => Strategy::Auto,
+        config::ComposeStrategy::StopFirst => Strategy::StopFirst,
+        config::ComposeStrategy::StartFirst => Strategy::StartFirst,
+    })
+    .events(events);
     let target = match crate::source_image::image_source(env, c, loaded.image_tag.as_deref())
         .map_err(WiringError)?
     {
@@ -137,11 +146,21 @@ pub(super) async fn compose_stack(
             _ => target,
         },
     };
+    // Several services: one release image made from the first, every service
+    // switched, verified and rolled back together.
+    let target = Arc::new(target);
+    let services = match names.get(1..) {
+        Some(others) if !others.is_empty() => Some(Arc::new(
+            ComposeServices::new(target.clone(), others).map_err(wrap)?,
+        )),
+        _ => None,
+    };
     Ok(ComposeStack {
-        target: Arc::new(target),
+        target,
+        services,
         engine,
         project,
-        service: c.service.clone(),
+        service: c.primary_service().to_string(),
         ssh,
         _socket_dir: socket_dir,
     })

@@ -12,7 +12,9 @@ use deploykit_core::shell::SshShell;
 use deploykit_core::Events;
 use deploykit_core::LocalTarget;
 use deploykit_core::{Fleet, Rollout};
-use deploykit_docker::{ComposeProject, ComposeTarget, ContainerHealthProbe, Engine};
+use deploykit_docker::{
+    ComposeProject, ComposeServices, ComposeTarget, ContainerHealthProbe, Engine,
+};
 use deploykit_pm2::{Pm2Config as Pm2AppConfig, Pm2Probe, Pm2Target, Source};
 
 /// The parts of one environment, ready to go into a pipeline.
@@ -36,13 +38,16 @@ pub struct Parts {
 
 /// A Compose target and what its backup, migrator and probe share with it.
 pub struct ComposeStack {
-    /// The target.
+    /// The target of the (first) service: each release's image is made from it,
+    /// and migrations and backups use it.
     pub target: Arc<ComposeTarget>,
+    /// With `services`: every service, deployed as one release.
+    pub services: Option<Arc<ComposeServices>>,
     /// The engine (local, or forwarded over SSH).
     pub engine: Engine,
     /// The project.
     pub project: ComposeProject,
-    /// The deployed service.
+    /// The deployed (first) service.
     pub service: String,
     /// The SSH connection of a remote engine.
     pub ssh: Option<Arc<SshShell>>,
@@ -144,7 +149,10 @@ pub async fn parts(
                 .map(|p| probe_part(name, p, None))
                 .collect::<Result<Vec<_>, _>>()?;
             let stack = compose_stack(loaded, name, compose, readiness, events.clone()).await?;
-            parts.target = Some(stack.target.clone());
+            parts.target = Some(match &stack.services {
+                Some(services) => services.clone() as Arc<dyn Target>,
+                None => stack.target.clone(),
+            });
             if let Some(ssh) = &stack.ssh {
                 parts.hosts.push((
                     compose.host.clone().unwrap_or_default(),
@@ -203,12 +211,19 @@ pub async fn parts(
                         "environment {name}: probe kind container needs a compose target"
                     ))
                 })?;
-                let probe = ContainerHealthProbe::new(
-                    stack.engine.clone(),
-                    &stack.project.name,
-                    &stack.service,
-                );
-                parts.probes.push(Arc::new(probe));
+                match &stack.services {
+                    // Every service, each judged by what the live release runs.
+                    Some(services) => {
+                        for probe in services.container_probes() {
+                            parts.probes.push(Arc::new(probe));
+                        }
+                    }
+                    None => parts.probes.push(Arc::new(ContainerHealthProbe::new(
+                        stack.engine.clone(),
+                        &stack.project.name,
+                        &stack.service,
+                    ))),
+                }
             }
             other if hosts::names_host(other) => {
                 if parts.hosts.is_empty() {

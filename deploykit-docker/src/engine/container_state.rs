@@ -20,6 +20,9 @@ pub struct ContainerState {
     pub health: Option<Health>,
     /// Exit code, meaningful when not running.
     pub exit_code: i64,
+    /// How often the engine restarted it (a `restart:` policy): a crash-looping
+    /// container may look `running` between two crashes.
+    pub restart_count: i64,
 }
 
 /// A container HEALTHCHECK's verdict.
@@ -81,5 +84,6 @@ pub(super) fn state_of(id: &str, c: ContainerInspectResponse) -> ContainerState 
             .unwrap_or_else(|| "unknown".into()),
         health,
         exit_code: state.exit_code.unwrap_or(0),
+        restart_count: c.restart_count.unwrap_or(0),
     }
 }

@@ -225,6 +225,47 @@ impl ComposeTarget {
         self
     }
 
+    /// The same target for another `service` of the project, with its release
+    /// images in `<repo>-<service>`: every setting is copied (source, strategy,
+    /// deadlines, adoption, events) but the readiness probes, which ask the
+    /// primary service's app. [`crate::ComposeServices`] deploys such siblings as
+    /// one release; a sibling's own strategy is decided for it.
+    pub fn sibling(&self, service: &str) -> Result<Self> {
+        validate_compose_name("compose service name", service)?;
+        let repo = format!("{}-{service}", self.repo);
+        validate_repo(&repo)?;
+        Ok(Self {
+            shell: self.shell.clone(),
+            engine: self.engine.clone(),
+            project: self.project.clone(),
+            service: service.to_string(),
+            repo,
+            source: self.source.clone(),
+            state_dir: self.state_dir.clone(),
+            health_deadline: self.health_deadline,
+            poll: self.poll,
+            log_lines: self.log_lines,
+            rollback_alias: self.rollback_alias,
+            adopt: self.adopt,
+            strategy: self.strategy,
+            build_repo: self.build_repo.clone(),
+            choice: std::sync::OnceLock::new(),
+            readiness: Vec::new(),
+            events: self.events.clone(),
+        })
+    }
+
+    /// Whether a running container that is no deploykit release is adopted
+    /// (see [`adopt_unmanaged`](Self::adopt_unmanaged)).
+    pub(crate) fn adopts(&self) -> bool {
+        self.adopt
+    }
+
+    /// Where warnings go.
+    pub(crate) fn event_sink(&self) -> &Events {
+        &self.events
+    }
+
     /// The image reference of a release.
     pub fn image_of(&self, release: &ReleaseId) -> String {
         image_of(&self.repo, release)
@@ -265,7 +306,7 @@ impl ComposeTarget {
         &self.state_dir
     }
 
-    fn where_(&self) -> String {
+    pub(crate) fn where_(&self) -> String {
         format!(
             "{}/{} on {}",
             self.project.name,
@@ -274,13 +315,13 @@ impl ComposeTarget {
         )
     }
 
-    async fn container(&self) -> Result<Option<ContainerState>> {
+    pub(crate) async fn container(&self) -> Result<Option<ContainerState>> {
         self.engine
             .service_container(&self.project.name, &self.service)
             .await
     }
 
-    fn release_of(&self, container: &ContainerState) -> Option<ReleaseId> {
+    pub(crate) fn release_of(&self, container: &ContainerState) -> Option<ReleaseId> {
         let tag = container.image.strip_prefix(&format!("{}:", self.repo))?;
         if ALIAS_TAGS.contains(&tag) {
             return None;

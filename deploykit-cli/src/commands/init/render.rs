@@ -114,6 +114,24 @@ pub fn compose(scan: &ProjectScan) -> String {
     let _ = writeln!(t, "project = {}", quote(&scan.name));
     let _ = writeln!(t, "files = [{}]", quote(file));
     let _ = writeln!(t, "service = {}", quote(service));
+    // Other services of the app (a worker) can ship with it as one release.
+    let mut together = vec![quote(service)];
+    together.extend(
+        compose
+            .services
+            .iter()
+            .filter(|s| !s.postgres && s.name != service && (s.built || s.image.is_none()))
+            .map(|s| quote(&s.name)),
+    );
+    if together.len() == 1 {
+        together.push(quote("worker"));
+    }
+    let _ = writeln!(
+        t,
+        "# services = [{}]   # instead of service: deployed as one release, one image made \
+         from the first (docs/CONFIG.md \"Several Compose services\")",
+        together.join(", ")
+    );
     let image = app
         .and_then(|s| s.image.as_deref())
         .map(|i| i.split(':').next().unwrap_or(i).to_string())

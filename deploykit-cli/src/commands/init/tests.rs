@@ -105,7 +105,7 @@ fn a_compose_project_gets_its_service_database_and_strategy() {
     let Some(TargetConfig::Compose(c)) = &e.target else {
         panic!("{:?}", e.target)
     };
-    assert_eq!(c.service, "api");
+    assert_eq!(c.service.as_deref(), Some("api"));
     assert_eq!(c.files, vec![std::path::PathBuf::from("compose.yaml")]);
     assert_eq!(c.strategy, config::ComposeStrategy::Auto);
     let text = std::fs::read_to_string(d.path().join("deploykit.toml")).unwrap();
@@ -246,4 +246,34 @@ fn the_templates_carry_a_commented_hook_that_loads_when_uncommented() {
         assert_eq!(hooks[0].at, "post_activate");
         assert_eq!(hooks[0].on, on);
     }
+}
+
+#[test]
+fn a_compose_worker_is_offered_as_a_commented_services_line_that_loads() {
+    let d = tempfile::tempdir().unwrap();
+    write(
+        d.path(),
+        &[(
+            "docker-compose.yml",
+            "services:\n  web:\n    build: .\n  worker:\n    build: .\n    command: [\"node\", \"worker.js\"]\n  db:\n    image: postgres:16\n",
+        )],
+    );
+    init(d.path(), None).unwrap();
+    let path = d.path().join("deploykit.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("# services = "))
+        .unwrap_or_else(|| panic!("a commented services line: {text}"));
+    assert!(line.contains(r#"["web", "worker"]"#), "{line}");
+    // Uncommented in place of `service`, it loads as several services.
+    let edited = text
+        .replace("service = \"web\"\n", "")
+        .replace(line, &line[2..]);
+    std::fs::write(&path, edited).unwrap();
+    let loaded = config::load(&path).unwrap();
+    let Some(TargetConfig::Compose(c)) = &loaded.config.environments["staging"].target else {
+        panic!("a compose target")
+    };
+    assert_eq!(c.service_names(), ["web", "worker"]);
 }
