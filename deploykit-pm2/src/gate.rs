@@ -10,7 +10,8 @@
 //! live workers keep serving; only when it has been up for
 //! [`Pm2Config::reload_gate`] (judged as the PM2 probe judges, from the host's
 //! clock and restart counts) are the live workers reloaded; then it is deleted.
-//! A canary that dies is deleted and the live workers were never touched.
+//! A canary that dies is deleted, its last log lines going into the error, and
+//! the live workers were never touched.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,20 +124,49 @@ pub(crate) async fn canary(
     if status == HealthStatus::Healthy {
         return Ok(true);
     }
+    let said = last_words(shell.as_ref(), config, release).await;
     let _ = shell.run(&commands::delete_canary(config), None).await;
     Err(Error::part(
         "activate.gate",
         shell.location(),
         format!(
-            "the canary worker of {release} ({}) did not stay up for {} s: {detail}",
+            "the canary worker of {release} ({}) did not stay up for {} s: {detail}{said}",
             commands::canary_name(config),
             window.as_secs_f64()
         ),
     )
     .with_hint(format!(
-        "the live workers were not reloaded and keep serving; the run's undo swaps `current` back. See why with `pm2 logs {} --lines 50` on the host (the canary was deleted)",
+        "the live workers were not reloaded and keep serving; the run's undo swaps `current` back. More of its output: `pm2 logs {} --lines 50` on the host",
         config.app
     )))
+}
+
+/// How many lines of each of the canary's log files its error carries.
+const CANARY_LOG_LINES: usize = 10;
+
+/// The failed canary's last log lines, redacted, as text to append to its error:
+/// a release that dies at start fails here, before verify, so this is where the
+/// operator learns why without SSH. Read before the canary is deleted, because
+/// `pm2 jlist` is what says where its log files are. Empty when nothing could be
+/// read (the error stands without it).
+async fn last_words(shell: &dyn Shell, config: &Pm2Config, release: &ReleaseId) -> String {
+    let mut as_canary = config.clone();
+    as_canary.app = commands::canary_name(config);
+    as_canary.extra_apps.clear();
+    let Ok(logs) = crate::logs::recent(shell, &as_canary, release, CANARY_LOG_LINES).await else {
+        return String::new();
+    };
+    let mut text = String::new();
+    for log in logs.into_iter().map(deploykit_core::LogLines::redacted) {
+        if log.lines.iter().all(|l| l.trim().is_empty()) {
+            continue;
+        }
+        text.push_str(&format!("\n  {}:", log.source));
+        for line in &log.lines {
+            text.push_str(&format!("\n    {line}"));
+        }
+    }
+    text
 }
 
 /// The PM2 probe's judgement of the canary: one worker, up for `window`.

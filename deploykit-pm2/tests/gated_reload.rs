@@ -145,6 +145,11 @@ async fn workers_dying_a_second_after_start_cost_no_request() {
         error.contains("canary worker of r003-3.0.0") && error.contains("gated-deploykit-canary"),
         "{error}"
     );
+    // Why it died, without SSH: the canary's last log lines are in the error.
+    assert!(
+        error.contains("dying a second after start, as requested"),
+        "{error}"
+    );
     assert!(sent > 100, "the load ran through the deploy: {sent}");
     assert_eq!(failed, Vec::<String>::new(), "failed of {sent} requests");
     assert_eq!(app.target().current().await.unwrap(), Some(v2.id.clone()));
