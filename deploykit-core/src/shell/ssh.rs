@@ -342,6 +342,21 @@ async fn request_forward(
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_ssh_trace_shows_no_secret_and_shortens_long_commands() {
+        let cmd = Cmd::new("pm2")
+            .arg("startOrReload")
+            .env("DATABASE_URL", "postgres://app:hunter2@db/app");
+        let line = trace_line(&cmd, std::time::Duration::from_millis(42));
+        assert!(line.starts_with("[ssh-trace]     42 ms "), "{line}");
+        assert!(line.contains("pm2 startOrReload"), "{line}");
+        assert!(!line.contains("hunter2"), "{line}");
+        let long = Cmd::new("sh").arg("-c").arg("x".repeat(500)).arg("the-end");
+        let line = trace_line(&long, std::time::Duration::ZERO);
+        assert!(line.contains(" … ") && line.ends_with("the-end"), "{line}");
+        assert!(line.chars().count() < 230, "{line}");
+    }
+
     #[tokio::test]
     async fn password_auth_is_refused_with_an_explanation() {
         let mut config = SshConfig::new("127.0.0.1").user("deploy");
