@@ -39,6 +39,8 @@ pub struct Pm2Target {
     /// The release `current` pointed at before this target's last gated reload:
     /// going back to it (the undo) needs no canary, it served a moment ago.
     gated_from: std::sync::Mutex<Option<ReleaseId>>,
+    /// Releases activated without a canary: they served on this host ([`Self::trust`]).
+    trusted: std::sync::Mutex<Vec<ReleaseId>>,
 }
 
 impl std::fmt::Debug for Pm2Target {
@@ -61,7 +63,24 @@ impl Pm2Target {
             layout,
             gate_refused: std::sync::Mutex::new(Default::default()),
             gated_from: std::sync::Mutex::new(None),
+            trusted: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// Activating `release` skips the reload gate's canary: the workers are
+    /// reloaded at once. For a rollback to a release a run verified on this host,
+    /// whose code already served here: the canary would only repeat that, at the
+    /// cost of a worker start and the gate's window while the live release may be
+    /// failing. What still catches a release that no longer comes up: the verify
+    /// probes (the `pm2` probe's settle window sees workers that die after start),
+    /// then the run's undo, which reloads the release live before (no canary for
+    /// it either: it was serving a moment ago). The canary also deletes one left
+    /// by an interrupted run; a trusted activation leaves that to the next gated one.
+    pub fn trust(&self, release: &ReleaseId) {
+        self.trusted
+            .lock()
+            .expect("not poisoned")
+            .push(release.clone());
     }
 
     /// The directory layout on the host.

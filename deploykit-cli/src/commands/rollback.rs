@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use deploykit_core::{
-    Commit, Error, Events, History, Pipeline, PreApproved, ReleaseId, ReleaseSpec,
+    Commit, Error, Events, History, Outcome, Pipeline, PreApproved, ReleaseId, ReleaseSpec,
 };
 
 use super::EnvContext;
 use crate::cli::RollbackArgs;
-use crate::config::ConfigError;
+use crate::config::{ConfigError, TargetConfig};
 use crate::exit;
 use crate::render::Mode;
 
@@ -69,6 +69,7 @@ pub async fn run(config: &Path, args: &RollbackArgs, mode: Mode) -> Result<u8> {
         .map(|r| r.commit.clone())
         .unwrap_or(Commit::parse("unknown")?);
     let env = ctx.env();
+    trust_if_verified(&ctx, &history, &to);
     // Code only: migrations of newer releases stay (revert them with `migrate revert --run`).
     let mut pipeline = Pipeline::new(&ctx.name)
         .who(super::actor())
@@ -98,4 +99,25 @@ pub async fn run(config: &Path, args: &RollbackArgs, mode: Mode) -> Result<u8> {
     mode.finish(&report);
     crate::notify::announce(env, &report).await;
     Ok(exit::for_report(&report))
+}
+
+/// A release a run verified on these hosts (the journals say it succeeded) goes
+/// live without the reload gate's canary, unless the target sets
+/// `rollback_canary = true`: its code already served here, and a rollback is
+/// usually run while the live release is failing. Verify and the undo still
+/// guard it (docs/CONFIG.md, "The reload is health-gated").
+fn trust_if_verified(ctx: &EnvContext, history: &History, to: &ReleaseId) {
+    let canary = match &ctx.env().target {
+        Some(TargetConfig::Pm2(pm2)) => pm2.rollback_canary,
+        _ => return,
+    };
+    let verified = history
+        .runs
+        .iter()
+        .any(|r| &r.release == to && r.outcome == Some(Outcome::Succeeded));
+    if verified && !canary {
+        for t in &ctx.parts.pm2 {
+            t.trust(to);
+        }
+    }
 }

@@ -84,6 +84,11 @@ pub struct Pm2Config {
     /// an app is refused before anything changes.
     #[serde(default)]
     pub adopt_running: bool,
+    /// Run the reload gate's canary on `rollback` too. Off (the default): a
+    /// rollback to a release a run verified on these hosts reloads the workers at
+    /// once, since that code already served here; its verify and undo still run.
+    #[serde(default)]
+    pub rollback_canary: bool,
     /// The app's environment, for the build commands and PM2 (`--update-env`).
     /// Values are secrets: never printed.
     #[serde(default)]

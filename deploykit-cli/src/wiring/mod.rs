@@ -34,6 +34,9 @@ pub struct Parts {
     pub hosts: Vec<(String, HostShell)>,
     /// The Compose stack, when that is the target.
     pub compose: Option<ComposeStack>,
+    /// The PM2 targets, one per host (also inside `target`): `rollback` tells them
+    /// which release already served on their host.
+    pub pm2: Vec<Arc<Pm2Target>>,
 }
 
 /// A Compose target and what its backup, migrator and probe share with it.
@@ -126,10 +129,9 @@ pub async fn parts(
             let wrap = |e: deploykit_core::Error| WiringError(format!("environment {name}: {e}"));
             let mut targets: Vec<(String, Arc<dyn Target>)> = Vec::new();
             for (host, shell) in &parts.hosts {
-                targets.push((
-                    host.clone(),
-                    Arc::new(Pm2Target::new(shell.shell(), app.clone()).map_err(wrap)?),
-                ));
+                let t = Arc::new(Pm2Target::new(shell.shell(), app.clone()).map_err(wrap)?);
+                parts.pm2.push(t.clone());
+                targets.push((host.clone(), t));
             }
             if targets.len() == 1 {
                 parts.target = Some(targets.remove(0).1);

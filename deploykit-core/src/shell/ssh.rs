@@ -201,6 +201,41 @@ impl Shell for SshShell {
     }
 
     async fn run(&self, cmd: &Cmd, stdin: Option<&[u8]>) -> Result<Output> {
+        let started = std::time::Instant::now();
+        let result = self.run_once(cmd, stdin).await;
+        if std::env::var_os(TRACE_VAR).is_some() {
+            eprintln!("{}", trace_line(cmd, started.elapsed()));
+        }
+        result
+    }
+}
+
+/// When set, every command run over SSH prints one line to stderr: its round trip
+/// in milliseconds and the command (redacted, as in logs; long ones shortened).
+/// For finding where a run's time goes (`script/bench-pm2-rollback` uses it).
+const TRACE_VAR: &str = "DEPLOYKIT_TRACE_SSH";
+
+fn trace_line(cmd: &Cmd, took: std::time::Duration) -> String {
+    let text = cmd
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let chars: Vec<char> = text.chars().collect();
+    let shown = if chars.len() > 200 {
+        let head: String = chars[..80].iter().collect();
+        let tail: String = chars[chars.len() - 110..].iter().collect();
+        format!("{head} … {tail}")
+    } else {
+        text
+    };
+    format!("[ssh-trace] {:>6} ms {shown}", took.as_millis())
+}
+
+impl SshShell {
+    /// One command, sent again on a new connection when the master died before it
+    /// reached the host.
+    async fn run_once(&self, cmd: &Cmd, stdin: Option<&[u8]>) -> Result<Output> {
         let session = self.session()?;
         match self.run_on(&session, cmd, stdin).await {
             Attempt::Done(result) => result,
@@ -306,6 +341,21 @@ async fn request_forward(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ssh_trace_shows_no_secret_and_shortens_long_commands() {
+        let cmd = Cmd::new("pm2")
+            .arg("startOrReload")
+            .env("DATABASE_URL", "postgres://app:hunter2@db/app");
+        let line = trace_line(&cmd, std::time::Duration::from_millis(42));
+        assert!(line.starts_with("[ssh-trace]     42 ms "), "{line}");
+        assert!(line.contains("pm2 startOrReload"), "{line}");
+        assert!(!line.contains("hunter2"), "{line}");
+        let long = Cmd::new("sh").arg("-c").arg("x".repeat(500)).arg("the-end");
+        let line = trace_line(&long, std::time::Duration::ZERO);
+        assert!(line.contains(" … ") && line.ends_with("the-end"), "{line}");
+        assert!(line.chars().count() < 230, "{line}");
+    }
 
     #[tokio::test]
     async fn password_auth_is_refused_with_an_explanation() {

@@ -46,9 +46,11 @@ impl Pm2Target {
             return Ok(());
         }
         // Every app's canary before any live worker is touched (a going back to
-        // the release that served a moment ago needs none).
+        // the release that served a moment ago needs none, nor a release trusted
+        // for a rollback: see `Pm2Target::trust`).
+        let trusted = self.trusted.lock().expect("not poisoned").contains(id);
         let mut canaries: Vec<&Pm2Config> = Vec::new();
-        if back.as_ref() != Some(id) {
+        if back.as_ref() != Some(id) && !trusted {
             for one in &reload {
                 match gate::canary(sh, one, &self.layout, id).await {
                     Ok(true) => canaries.push(one),
@@ -65,7 +67,8 @@ impl Pm2Target {
                 }
             }
         }
-        if !canaries.is_empty() {
+        if !canaries.is_empty() || trusted {
+            // The undo goes back to `before` without a canary: it served a moment ago.
             *self.gated_from.lock().expect("not poisoned") = before;
         }
         let mut reloaded = Ok(());
