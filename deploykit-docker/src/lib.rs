@@ -81,6 +81,7 @@ pub mod probe;
 #[cfg_attr(docsrs, doc(cfg(feature = "ssh")))]
 pub mod remote;
 pub mod strategy;
+pub mod swarm;
 pub mod target;
 
 pub use backup::ExecPgDumpBackup;
@@ -90,4 +91,5 @@ pub use migrate::ComposeRunMigrator;
 pub use pin::PinFile;
 pub use probe::ContainerHealthProbe;
 pub use strategy::{StartFirstSettings, Strategy, StrategyChoice};
+pub use swarm::SwarmTarget;
 pub use target::{ComposeTarget, ImageSource};
