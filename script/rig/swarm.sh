@@ -36,7 +36,24 @@ rig_swarm_running() {
 }
 
 rig_swarm_free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  # A port free for TCP and UDP (the data path is VXLAN over UDP) below 49152:
+  # swarm refuses a data-path port in the kernel's ephemeral range.
+  python3 - <<'PY'
+import random, socket
+for _ in range(200):
+    port = random.randint(20000, 49151)
+    try:
+        for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+            s = socket.socket(socket.AF_INET, kind)
+            s.bind(("127.0.0.1", port))
+            s.close()
+    except OSError:
+        continue
+    print(port)
+    break
+else:
+    raise SystemExit("no free port below 49152")
+PY
 }
 
 rig_swarm_dockerd() {

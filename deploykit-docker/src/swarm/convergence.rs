@@ -46,7 +46,16 @@ pub(super) fn progress(
         Some(n) => wanted.len() as i64 == n,
         None => !wanted.is_empty(),
     };
-    if all_new_and_running && enough {
+    // While the engine still updates (or monitors the new tasks, `monitor` after
+    // the last one started) a new task may yet fail: not done until it completed.
+    let engine_busy = matches!(
+        update,
+        Some((
+            ServiceUpdateStatusStateEnum::UPDATING | ServiceUpdateStatusStateEnum::ROLLBACK_STARTED,
+            _
+        ))
+    );
+    if all_new_and_running && enough && !engine_busy {
         return Progress::Converged;
     }
     match update {
@@ -119,12 +128,16 @@ impl SwarmTarget {
                 Some((id, host))
             })
             .collect();
-        let lines: Vec<String> = tasks
+        let state = |t: &Task| t.status.as_ref().and_then(|s| s.state);
+        let mut stuck: Vec<&Task> = tasks
             .iter()
             .filter(|t| task_image(t) == Some(image))
-            .filter(|t| {
-                t.status.as_ref().and_then(|s| s.state.as_ref()) != Some(&TaskState::RUNNING)
-            })
+            .filter(|t| state(t) != Some(TaskState::RUNNING))
+            .collect();
+        // The tasks that failed say why; the ones still starting come after them.
+        stuck.sort_by_key(|t| !matches!(state(t), Some(TaskState::FAILED | TaskState::REJECTED)));
+        let lines: Vec<String> = stuck
+            .into_iter()
             .take(FAILED_TASKS_SHOWN)
             .map(|t| {
                 let status = t.status.clone().unwrap_or_default();
@@ -204,9 +217,28 @@ mod tests {
             Progress::Converged
         );
         assert_eq!(
-            progress(&[new], "web:v2", Some(2), None),
+            progress(std::slice::from_ref(&new), "web:v2", Some(2), None),
             Progress::Waiting,
             "one of two"
+        );
+        let monitoring = (
+            &ServiceUpdateStatusStateEnum::UPDATING,
+            "update in progress",
+        );
+        assert_eq!(
+            progress(
+                std::slice::from_ref(&new),
+                "web:v2",
+                Some(1),
+                Some(monitoring)
+            ),
+            Progress::Waiting,
+            "the engine still watches the new task"
+        );
+        let completed = (&ServiceUpdateStatusStateEnum::COMPLETED, "update completed");
+        assert_eq!(
+            progress(&[new], "web:v2", Some(1), Some(completed)),
+            Progress::Converged
         );
     }
 
