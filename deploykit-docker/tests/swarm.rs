@@ -193,3 +193,39 @@ async fn the_pipeline_undoes_a_failed_swarm_release_through_its_journal() {
     assert_eq!(settled_page(&service).await.as_deref(), Some("v2"));
     service.remove(&rig);
 }
+
+#[tokio::test]
+async fn the_undo_of_a_first_deploy_puts_back_the_spec_deployed_by_hand() {
+    let Some(rig) = swarm_rig("swarm_first_deploy_undo") else {
+        return;
+    };
+    let service = SwarmService::new(&rig, "first");
+    let target = service.target(&rig).await;
+    // Deployed by hand as `:latest`, which names no release.
+    let latest = deploykit_core::ReleaseId::parse("latest").unwrap();
+    service.build(&rig, &latest, "by-hand", true);
+    service.create(&rig, &service.image(&latest), 1, &["APP_NOTE=hand"]);
+    assert_eq!(
+        target.current().await.unwrap(),
+        None,
+        "latest is no release"
+    );
+    let by_hand = spec_now(&target).await;
+
+    let v1 = spec("20260101T000000Z-v1");
+    service.build(&rig, &v1.id, "v1", true);
+    target.prepare(&v1).await.expect("prepare v1");
+    target.activate(Some(&v1.id)).await.expect("first deploy");
+    assert_eq!(target.current().await.unwrap(), Some(v1.id.clone()));
+    assert_eq!(settled_page(&service).await.as_deref(), Some("v1"));
+
+    // The undo of a first deploy (`Reactivate { previous: None }`).
+    target.activate(None).await.expect("undo the first deploy");
+    assert_eq!(
+        spec_now(&target).await,
+        by_hand,
+        "exactly the hand-made spec"
+    );
+    assert_eq!(settled_page(&service).await.as_deref(), Some("by-hand"));
+    service.remove(&rig);
+}
