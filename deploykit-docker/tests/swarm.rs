@@ -86,6 +86,16 @@ async fn serving_v2(rig: &SwarmRig, service: &SwarmService, target: &SwarmTarget
         .activate(Some(&v2.id))
         .await
         .expect("v2 with 3 replicas runs");
+    let nodes: std::collections::BTreeSet<String> = target
+        .engine()
+        .service_tasks(target.service())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.desired_state == Some(bollard::models::TaskState::RUNNING))
+        .filter_map(|t| t.node_id)
+        .collect();
+    assert_eq!(nodes.len(), 2, "v2's tasks run on both nodes: {nodes:?}");
     spec_now(target).await
 }
 
