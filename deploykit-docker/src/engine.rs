@@ -19,6 +19,7 @@ use futures::StreamExt;
 mod container_state;
 mod exec;
 mod images;
+mod services;
 
 use container_state::state_of;
 pub use container_state::{ContainerState, Health};

@@ -84,6 +84,7 @@ pub mod probe;
 pub mod remote;
 pub mod services;
 pub mod strategy;
+pub mod swarm;
 pub mod target;
 
 pub use backup::ExecPgDumpBackup;
@@ -94,4 +95,5 @@ pub use pin::PinFile;
 pub use probe::ContainerHealthProbe;
 pub use services::ComposeServices;
 pub use strategy::{StartFirstSettings, Strategy, StrategyChoice};
+pub use swarm::SwarmTarget;
 pub use target::{ComposeTarget, ImageSource};

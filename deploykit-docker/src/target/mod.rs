@@ -353,7 +353,7 @@ impl ComposeTarget {
     }
 }
 
-fn validate_repo(repo: &str) -> Result<()> {
+pub(crate) fn validate_repo(repo: &str) -> Result<()> {
     let ok = !repo.is_empty()
         && repo.len() <= 200
         && repo

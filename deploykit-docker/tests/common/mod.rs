@@ -4,6 +4,7 @@
 
 pub mod reuseport;
 pub mod reuseport_stack;
+pub mod swarm;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
