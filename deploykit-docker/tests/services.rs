@@ -117,25 +117,34 @@ async fn web_and_worker_switch_verify_and_roll_back_together() {
         vec![web_v1.clone()]
     );
 
-    // v2 adds the worker, which dies a second after it starts: verify fails, web
-    // goes back to v1, and the worker, new in v2, is removed.
+    // v2 adds the worker, which dies a second after it starts: the run fails, web
+    // goes back to v1, and the worker, new in v2, is removed. It fails in verify,
+    // or in activate when the engine is slow enough that the worker is already
+    // gone by the time activate looks (CI under load); either way its output
+    // reaches the operator: the report's logs, or the activate error's tail.
     write_release(&stack, "v2", false);
     let target = services().await;
     let report = deploy(target.clone(), target.container_probes(), &v2).await;
     assert_eq!(report.outcome, Outcome::RolledBack, "{report:?}");
-    assert_eq!(
+    assert!(
+        matches!(report.failed_phase, Some(Phase::Verify | Phase::Activate)),
+        "{:?}: {:?}",
         report.failed_phase,
-        Some(Phase::Verify),
-        "{:?}",
         report.error
     );
+    let in_logs = report
+        .logs
+        .iter()
+        .any(|l| l.lines.iter().any(|x| x.contains(WORKER_FAILED)));
+    let in_error = report
+        .error
+        .as_deref()
+        .is_some_and(|e| e.contains(WORKER_FAILED));
     assert!(
-        report
-            .logs
-            .iter()
-            .any(|l| l.lines.iter().any(|x| x.contains(WORKER_FAILED))),
-        "the worker's output is in the report: {:?}",
-        report.logs
+        in_logs || in_error,
+        "the worker's output is in the report: {:?} / {:?}",
+        report.logs,
+        report.error
     );
     assert_eq!(
         running_images(&rig, &stack, "web").await,
