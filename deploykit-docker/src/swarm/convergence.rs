@@ -108,7 +108,7 @@ impl SwarmTarget {
             return Err(
                 Error::part("activate", self.where_(), format!("{why}; {failed}")).with_hint(
                     "the tasks' errors above say why; the previous spec is put back by the \
-                 run's undo (or `deploykit recover`)",
+                 run's undo (or by recovering the run, if it was interrupted)",
                 ),
             );
         }

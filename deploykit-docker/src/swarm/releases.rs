@@ -43,7 +43,7 @@ impl Target for SwarmTarget {
                 )
                 .with_hint(
                     "see `docker service ps` for why; finish or roll back that update \
-                     (or run `deploykit recover`), then deploy again; nothing was changed",
+                     (or recover the run that started it), then deploy again; nothing was changed",
                 ));
             }
         }
