@@ -70,6 +70,8 @@ async fn an_in_place_checkout_at_current_is_not_overwritten() {
             repo: repo.dir.to_string_lossy().into_owned(),
         },
     )
+    // The ecosystem file names its app from APP_NAME; prepare checks the name.
+    .env("APP_NAME", "local-in-place")
     .pm2_home(base.join("pm2home").to_string_lossy());
     // What the seeds leave behind: the app checked out in place at `current`.
     std::fs::create_dir_all(base.join("app/current")).unwrap();
