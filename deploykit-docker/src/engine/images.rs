@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use bollard::query_parameters::{
     ListImagesOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
 };
-use deploykit_core::Result;
+use deploykit_core::{ReleaseId, Result};
 
 use super::Engine;
 
@@ -63,5 +63,20 @@ impl Engine {
             .flat_map(|i| i.repo_tags)
             .filter_map(|t| t.strip_prefix(&prefix).map(str::to_string))
             .collect())
+    }
+
+    /// The releases tagged in repository `repo`, oldest first: its tags that are
+    /// release ids, never the mutable aliases ([`ALIAS_TAGS`](crate::target::ALIAS_TAGS)).
+    /// What a Compose or Swarm target lists, from the same tags.
+    pub async fn release_tags(&self, repo: &str) -> Result<Vec<ReleaseId>> {
+        let mut releases: Vec<ReleaseId> = self
+            .tags_of(repo)
+            .await?
+            .into_iter()
+            .filter(|t| !crate::target::ALIAS_TAGS.contains(&t.as_str()))
+            .filter_map(|t| ReleaseId::parse(t).ok())
+            .collect();
+        releases.sort();
+        Ok(releases)
     }
 }

@@ -7,7 +7,6 @@ use deploykit_core::{Error, Event, ReleaseId, ReleaseSpec, Result, Target};
 
 use super::spec::{self, record_of, release_of, replicas, without_record};
 use super::SwarmTarget;
-use crate::target::ALIAS_TAGS;
 
 #[async_trait]
 impl Target for SwarmTarget {
@@ -113,16 +112,7 @@ impl Target for SwarmTarget {
     }
 
     async fn list(&self) -> Result<Vec<ReleaseId>> {
-        let mut releases: Vec<ReleaseId> = self
-            .engine
-            .tags_of(&self.repo)
-            .await?
-            .into_iter()
-            .filter(|t| !ALIAS_TAGS.contains(&t.as_str()))
-            .filter_map(|t| ReleaseId::parse(t).ok())
-            .collect();
-        releases.sort();
-        Ok(releases)
+        self.engine.release_tags(&self.repo).await
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deploykit_core::{Error, Event, ReleaseId, ReleaseSpec, Result, ShellExt, Target};
 
-use super::{ComposeTarget, ImageSource, ALIAS_TAGS};
+use super::{ComposeTarget, ImageSource};
 
 #[async_trait]
 impl Target for ComposeTarget {
@@ -160,16 +160,7 @@ impl Target for ComposeTarget {
     }
 
     async fn list(&self) -> Result<Vec<ReleaseId>> {
-        let mut releases: Vec<ReleaseId> = self
-            .engine
-            .tags_of(&self.repo)
-            .await?
-            .into_iter()
-            .filter(|t| !ALIAS_TAGS.contains(&t.as_str()))
-            .filter_map(|t| ReleaseId::parse(t).ok())
-            .collect();
-        releases.sort();
-        Ok(releases)
+        self.engine.release_tags(&self.repo).await
     }
 
     async fn recent_logs(
